@@ -1,0 +1,116 @@
+# cacreg: register a DoD CAC with a portal account from a terminal.
+# Plain GNU make; every library through pkg-config. See README.md.
+
+PREFIX  ?= /usr/local
+DESTDIR ?=
+BUILD   ?= build
+CC      ?= cc
+PKG_CONFIG ?= pkg-config
+
+# The core's libraries grow with the core; the bench's are for tests only.
+CORE_PKGS  := openssl
+TEST_PKGS  := cmocka
+BENCH_PKGS := libcacard libpcsclite
+
+WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wformat=2 -Wvla
+CFLAGS  ?= -O2 -g
+ALL_CFLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L $(WARN) $(CFLAGS) -Icore
+SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+
+pkg_cflags = $(shell $(PKG_CONFIG) --cflags $(1))
+pkg_libs   = $(shell $(PKG_CONFIG) --libs $(1))
+
+CORE_SRC  := $(wildcard core/*.c)
+UNIT_SRC  := $(wildcard tests/unit/test_*.c)
+
+# Two builds of everything we test: plain, and under ASan+UBSan.
+VARIANTS  := plain asan
+plain_FLAGS :=
+asan_FLAGS  := $(SAN)
+
+core_objs  = $(patsubst core/%.c,$(BUILD)/$(1)/core/%.o,$(CORE_SRC))
+unit_tests = $(patsubst tests/unit/%.c,$(BUILD)/$(1)/tests/%,$(UNIT_SRC))
+
+BENCH_TOOLS := $(BUILD)/tests/vcacd $(BUILD)/tests/pcscwait
+PKI_STAMP   := $(BUILD)/pki/.stamp
+
+.PHONY: all check check-unit check-bench bench bench-tools deps install uninstall clean \
+        lint fuzz demo
+.DELETE_ON_ERROR:
+
+all: $(foreach v,$(VARIANTS),$(BUILD)/$(v)/libcacreg.a) bench-tools
+
+# Installs the Debian packages when one is missing (quick when none is).
+deps:
+	@.ci/install-deps
+
+define variant_rules
+$(BUILD)/$(1)/core/%.o: core/%.c core/cacreg.h | $(BUILD)/$(1)/core
+	$$(CC) $$(ALL_CFLAGS) $$($(1)_FLAGS) $$(call pkg_cflags,$$(CORE_PKGS)) -c $$< -o $$@
+
+$(BUILD)/$(1)/libcacreg.a: $(call core_objs,$(1))
+	$$(AR) rcs $$@ $$^
+
+$(BUILD)/$(1)/tests/test_%: tests/unit/test_%.c $(BUILD)/$(1)/libcacreg.a | $(BUILD)/$(1)/tests
+	$$(CC) $$(ALL_CFLAGS) $$($(1)_FLAGS) $$(call pkg_cflags,$$(TEST_PKGS) $$(CORE_PKGS)) $$< \
+	    $(BUILD)/$(1)/libcacreg.a $$(call pkg_libs,$$(TEST_PKGS) $$(CORE_PKGS)) -o $$@
+
+$(BUILD)/$(1)/tests/test_pcsc: tests/bench/test_pcsc.c tests/bench/benchctl.c tests/bench/benchctl.h | $(BUILD)/$(1)/tests
+	$$(CC) $$(ALL_CFLAGS) $$($(1)_FLAGS) -Itests/bench $$(call pkg_cflags,$$(TEST_PKGS) libpcsclite) \
+	    tests/bench/test_pcsc.c tests/bench/benchctl.c \
+	    $$(call pkg_libs,$$(TEST_PKGS) libpcsclite) -o $$@
+
+$(BUILD)/$(1)/core $(BUILD)/$(1)/tests:
+	mkdir -p $$@
+endef
+$(foreach v,$(VARIANTS),$(eval $(call variant_rules,$(v))))
+
+# The bench's own programs are test equipment: built once, not sanitized
+# (NSS and libcacard are not ours to instrument).
+bench-tools: $(BENCH_TOOLS) $(PKI_STAMP)
+
+$(BUILD)/tests/vcacd: tests/bench/vcacd.c | $(BUILD)/tests
+	$(CC) $(ALL_CFLAGS) $(call pkg_cflags,libcacard) $< $(call pkg_libs,libcacard) -o $@
+
+$(BUILD)/tests/pcscwait: tests/bench/pcscwait.c | $(BUILD)/tests
+	$(CC) $(ALL_CFLAGS) $(call pkg_cflags,libpcsclite) $< $(call pkg_libs,libpcsclite) -o $@
+
+$(PKI_STAMP): tests/pki/mkpki.sh tests/pki/personas.txt
+	tests/pki/mkpki.sh $(BUILD)/pki
+	touch $@
+
+$(BUILD)/tests:
+	mkdir -p $@
+
+TEST_PROGS := $(foreach v,$(VARIANTS),$(call unit_tests,$(v)) $(BUILD)/$(v)/tests/test_pcsc)
+
+# The whole suite, plain and under ASan+UBSan. Installs packages if needed.
+check: deps
+	$(MAKE) --no-print-directory all $(TEST_PROGS)
+	BUILD=$(BUILD) tests/run
+
+check-unit: $(foreach v,$(VARIANTS),$(call unit_tests,$(v)))
+	BUILD=$(BUILD) tests/run unit
+
+check-bench: bench-tools $(TEST_PROGS)
+	BUILD=$(BUILD) tests/run bench
+
+# Benchmarks print figures; they assert nothing about speed.
+bench: deps
+	$(MAKE) --no-print-directory bench-tools
+	BUILD=$(BUILD) tests/bench/benchmark
+
+lint:
+	cppcheck --quiet --error-exitcode=1 --enable=warning,portability --std=c11 \
+	    --suppress=missingIncludeSystem -Icore core tests/bench tests/unit
+	clang-tidy --quiet $(CORE_SRC) -- -std=c11 -D_POSIX_C_SOURCE=200809L -Icore
+
+install:
+	install -d $(DESTDIR)$(PREFIX)/share/doc/cacreg
+	install -m 644 README.md $(DESTDIR)$(PREFIX)/share/doc/cacreg/
+
+uninstall:
+	rm -rf $(DESTDIR)$(PREFIX)/share/doc/cacreg
+
+clean:
+	rm -rf $(BUILD)

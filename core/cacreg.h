@@ -1,0 +1,71 @@
+/*
+ * cacreg core: the public interface the front ends (tui/, kiosk/) build on.
+ * The core never draws, never prints to the terminal and never exits the
+ * process: it returns a cacreg_err and, where it helps, a sentence in a
+ * caller-owned buffer.
+ */
+#ifndef CACREG_H
+#define CACREG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Every error the core reports; foreign codes are translated at the edge. */
+typedef enum {
+    CACREG_OK = 0,
+    CACREG_ERR_NOMEM,     /* out of memory, or locked memory refused */
+    CACREG_ERR_TOO_LONG,  /* input longer than its fixed maximum */
+    CACREG_ERR_INVALID,   /* input of the wrong form */
+    CACREG_ERR_SYSTEM,    /* an operating-system call failed */
+} cacreg_err;
+
+/* A short, human sentence for an error code; never NULL, static storage. */
+const char *cacreg_strerror(cacreg_err err);
+
+/*
+ * Makes the process unfit to leak secrets: no core dumps, not ptrace-able by
+ * the same user (PR_SET_DUMPABLE). Call first thing in main().
+ */
+cacreg_err cacreg_harden_process(void);
+
+/* ---- secrets (core/secret.c) ---- */
+
+/* Room for the longest PIN or password a person may type, in bytes. */
+#define CACREG_SECRET_MAX 255
+
+/*
+ * One PIN or password, held in its own locked (mlock), never-dumped page and
+ * wiped with OPENSSL_cleanse when cleared or freed. Free with
+ * cacreg_secret_free().
+ */
+typedef struct cacreg_secret cacreg_secret;
+
+/* Makes an empty secret in locked memory; NULL when memory cannot be locked. */
+cacreg_secret *cacreg_secret_new(void);
+
+/* Wipes and frees the secret; NULL is allowed. */
+void cacreg_secret_free(cacreg_secret *secret);
+
+/*
+ * Appends bytes typed or pasted by a person. Nothing is appended when the
+ * result would pass CACREG_SECRET_MAX (CACREG_ERR_TOO_LONG): a paste is taken
+ * whole or not at all.
+ */
+cacreg_err cacreg_secret_append(cacreg_secret *secret, const char *bytes, size_t len);
+
+/* Removes the last character typed (one UTF-8 sequence); false if empty. */
+bool cacreg_secret_backspace(cacreg_secret *secret);
+
+/* Wipes the contents; the secret stays usable. */
+void cacreg_secret_clear(cacreg_secret *secret);
+
+/* Length in bytes. */
+size_t cacreg_secret_len(const cacreg_secret *secret);
+
+/* The bytes, NUL-terminated; borrowed until the next call on this secret. */
+const char *cacreg_secret_data(const cacreg_secret *secret);
+
+/* True when the secret is a CAC PIN in form: 6 to 8 ASCII digits. */
+bool cacreg_secret_is_pin(const cacreg_secret *secret);
+
+#endif

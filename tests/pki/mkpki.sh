@@ -1,0 +1,200 @@
+#!/usr/bin/env bash
+# Builds the bench's test PKI in OUTDIR: a DoD-like root and intermediate, an
+# untrusted CA, a CRL, an OCSP signer, and one NSS database per card persona.
+# Everything is made fresh at test time, dated from "now"; nothing is committed.
+#
+# usage: mkpki.sh OUTDIR
+set -euo pipefail
+
+out=${1:?usage: mkpki.sh OUTDIR}
+case "$out" in /*) ;; *) out=$PWD/$out ;; esac
+here=$(cd "$(dirname "$0")" && pwd)
+personas="$here/personas.txt"
+
+rm -rf "$out.tmp"
+mkdir -p "$out.tmp"
+cd "$out.tmp"
+
+# openssl ca wants a config file; this one serves the root, the intermediate and
+# the untrusted CA, each with its own directory and database.
+cat > ca.cnf <<'CNF'
+[ ca ]
+default_ca = ca_default
+
+[ ca_default ]
+dir = $ENV::CA_DIR
+database = $dir/index.txt
+new_certs_dir = $dir/new
+serial = $dir/serial
+crlnumber = $dir/crlnumber
+default_md = sha256
+default_crl_days = 30
+policy = policy_any
+unique_subject = no
+copy_extensions = none
+email_in_dn = no
+
+[ policy_any ]
+countryName = optional
+organizationName = optional
+organizationalUnitName = optional
+commonName = supplied
+
+[ req ]
+distinguished_name = dn
+prompt = no
+[ dn ]
+CN = unused
+
+[ ext_root ]
+basicConstraints = critical, CA:true
+keyUsage = critical, keyCertSign, cRLSign
+subjectKeyIdentifier = hash
+
+[ ext_inter ]
+basicConstraints = critical, CA:true, pathlen:0
+keyUsage = critical, keyCertSign, cRLSign
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+
+[ ext_ocsp ]
+basicConstraints = critical, CA:false
+keyUsage = critical, digitalSignature
+extendedKeyUsage = OCSPSigning
+noCheck = ignored
+
+[ ext_server ]
+basicConstraints = critical, CA:false
+keyUsage = critical, digitalSignature, keyEncipherment
+extendedKeyUsage = serverAuth
+subjectAltName = $ENV::SAN
+
+# The identity (PIV Authentication) certificate: client TLS and smart-card logon,
+# with the UPN "EDIPI@mil" a real CAC carries.
+[ ext_id ]
+basicConstraints = critical, CA:false
+keyUsage = critical, digitalSignature
+extendedKeyUsage = clientAuth, msSmartcardLogin
+subjectAltName = otherName:msUPN;UTF8:$ENV::UPN
+authorityKeyIdentifier = keyid
+crlDistributionPoints = URI:http://127.0.0.1/crl/dod-id-ca.crl
+certificatePolicies = 2.16.840.1.101.2.1.11.42
+
+[ ext_sig ]
+basicConstraints = critical, CA:false
+keyUsage = critical, digitalSignature, nonRepudiation
+extendedKeyUsage = emailProtection, clientAuth, msSmartcardLogin
+subjectAltName = email:$ENV::EMAIL
+authorityKeyIdentifier = keyid
+
+[ ext_enc ]
+basicConstraints = critical, CA:false
+keyUsage = critical, keyEncipherment
+extendedKeyUsage = emailProtection
+subjectAltName = email:$ENV::EMAIL
+authorityKeyIdentifier = keyid
+CNF
+export OPENSSL_CONF=$PWD/ca.cnf
+
+newca() { # dir
+    mkdir -p "$1/new"
+    : > "$1/index.txt"
+    echo 1000 > "$1/serial"
+    echo 01 > "$1/crlnumber"
+}
+
+key() { openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$1" 2>/dev/null; }
+
+# ca_sign CADIR CACERT CAKEY EXT SUBJ KEY OUT [openssl ca date options...]
+ca_sign() {
+    local dir=$1 cacert=$2 cakey=$3 ext=$4 subj=$5 k=$6 crt=$7
+    shift 7
+    openssl req -new -key "$k" -subj "$subj" -out "$crt.csr" 2>/dev/null
+    CA_DIR=$dir openssl ca -batch -notext -cert "$cacert" -keyfile "$cakey" \
+        -extensions "$ext" -in "$crt.csr" -out "$crt" -multivalue-rdn "$@" 2>ca.err ||
+        { cat ca.err >&2; exit 1; }
+    rm -f "$crt.csr"
+}
+
+export UPN=none EMAIL=none SAN=DNS:localhost CA_DIR=root
+
+# A root and intermediate shaped like DoD's, and a CA nobody trusts.
+newca root; newca inter; newca rogue
+key root/key.pem
+openssl req -x509 -new -key root/key.pem -days 3650 -extensions ext_root \
+    -subj "/C=US/O=U.S. Government/OU=DoD/OU=PKI/CN=Test DoD Root CA 3" -out root/cert.pem
+key inter/key.pem
+ca_sign root root/cert.pem root/key.pem ext_inter \
+    "/C=US/O=U.S. Government/OU=DoD/OU=PKI/CN=Test DOD ID CA-59" inter/key.pem inter/cert.pem -days 2000
+key rogue/key.pem
+openssl req -x509 -new -key rogue/key.pem -days 3650 -extensions ext_root \
+    -subj "/C=US/O=Untrusted Example/CN=Untrusted Test CA" -out rogue/cert.pem
+
+# The OCSP responder's signing certificate, issued by the intermediate.
+key ocsp.key
+ca_sign inter inter/cert.pem inter/key.pem ext_ocsp \
+    "/C=US/O=U.S. Government/OU=DoD/OU=PKI/CN=Test DOD ID CA-59 OCSP" ocsp.key ocsp.pem -days 365
+
+# A server certificate for the reference portal on 127.0.0.1 / localhost.
+key server.key
+SAN="DNS:localhost,IP:127.0.0.1" ca_sign inter inter/cert.pem inter/key.pem ext_server \
+    "/C=US/O=U.S. Government/OU=DoD/CN=localhost" server.key server.pem -days 365
+
+cat inter/cert.pem root/cert.pem > ca-bundle.pem
+cat root/cert.pem > trust-root.pem
+
+# One card per persona line: name edipi last first mi ca dates...
+mkdir -p cards
+while read -r name edipi last first mi ca dates pin; do
+    case "$name" in ''|'#'*) continue ;; esac
+    d=cards/$name
+    mkdir -p "$d"
+    case "$ca" in
+        inter) cadir=inter ;;
+        rogue) cadir=rogue ;;
+        *) echo "mkpki: unknown CA $ca for $name" >&2; exit 1 ;;
+    esac
+    case "$dates" in
+        expired) dateopt=(-startdate 20230101000000Z -enddate 20240101000000Z) ;;
+        newer)   dateopt=(-startdate "$(date -u -d '-1 day' +%Y%m%d%H%M%SZ)" -days 1095) ;;
+        *)       dateopt=(-startdate "$(date -u -d '-400 days' +%Y%m%d%H%M%SZ)" -days 1095) ;;
+    esac
+    cn="$last.$first.$mi.$edipi"
+    base="/C=US/O=U.S. Government/OU=DoD/OU=PKI/OU=USA/CN=$cn"
+    export UPN="$edipi@mil"
+    export EMAIL="$(echo "$first.$mi.$last" | tr 'A-Z' 'a-z').mil@mail.mil"
+    # NSS keeps one nickname per subject, so the three subjects differ.
+    for kind in id sig enc; do
+        key "$d/$kind.key"
+        case $kind in
+            id)  subj="$base" ;;
+            sig) subj="/C=US/O=U.S. Government/OU=DoD/OU=PKI/OU=USA/OU=Email Signature/CN=$cn" ;;
+            enc) subj="/C=US/O=U.S. Government/OU=DoD/OU=PKI/OU=USA/OU=Email Encryption/CN=$cn" ;;
+        esac
+        ca_sign "$cadir" "$cadir/cert.pem" "$cadir/key.pem" "ext_$kind" "$subj" \
+            "$d/$kind.key" "$d/$kind.pem" "${dateopt[@]}"
+        openssl pkcs12 -export -in "$d/$kind.pem" -inkey "$d/$kind.key" -name "$kind" \
+            -passout pass: -out "$d/$kind.p12"
+    done
+    mkdir -p "$d/nssdb"
+    certutil -N -d "sql:$d/nssdb" --empty-password
+    for kind in id sig enc; do
+        pk12util -i "$d/$kind.p12" -d "sql:$d/nssdb" -W "" >/dev/null
+        rm -f "$d/$kind.p12"
+    done
+    printf '%s\n' "$edipi" > "$d/edipi"
+    printf '%s\n' "$pin" > "$d/pin"
+done < "$personas"
+
+# Revoke the "revoked" persona's certificates, then publish the CRL.
+if [ -d cards/revoked ]; then
+    for kind in id sig enc; do
+        CA_DIR=inter openssl ca -revoke cards/revoked/$kind.pem -crl_reason keyCompromise \
+            -keyfile inter/key.pem -cert inter/cert.pem 2>/dev/null
+    done
+fi
+CA_DIR=inter openssl ca -gencrl -keyfile inter/key.pem -cert inter/cert.pem -out inter.crl 2>/dev/null
+
+cd ..
+rm -rf "$out"
+mv "$out.tmp" "$out"
