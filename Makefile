@@ -87,6 +87,7 @@ TEST_PROGS := $(foreach v,$(VARIANTS),$(call unit_tests,$(v)) $(BUILD)/$(v)/test
 # The whole suite, plain and under ASan+UBSan. Installs packages if needed.
 check: deps
 	$(MAKE) --no-print-directory all $(TEST_PROGS)
+	$(MAKE) --no-print-directory lint
 	BUILD=$(BUILD) tests/run
 
 check-unit: $(foreach v,$(VARIANTS),$(call unit_tests,$(v)))
@@ -94,6 +95,11 @@ check-unit: $(foreach v,$(VARIANTS),$(call unit_tests,$(v)))
 
 check-bench: bench-tools $(TEST_PROGS)
 	BUILD=$(BUILD) tests/run bench
+
+# Until the front end exists, the demo is the bench in a shell.
+demo: deps
+	$(MAKE) --no-print-directory bench-tools
+	CACREG_BUILD=$(abspath $(BUILD)) tests/bench/demo-shell
 
 # Benchmarks print figures; they assert nothing about speed.
 bench: deps

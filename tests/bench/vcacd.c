@@ -268,7 +268,7 @@ static bool pin_policy(struct card *c, const unsigned char *apdu, size_t len, un
         *sw = 0x6A80;
         return true;
     }
-    if (plen >= 6 && plen <= 8 && strcmp(given, c->pin) == 0) {
+    if (strcmp(given, c->pin) == 0) {
         *c->tries_left = PIN_TRIES;
         memset(given, 0, sizeof given);
         return false;
