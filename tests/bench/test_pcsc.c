@@ -273,6 +273,23 @@ static void test_delay(void **state)
     remove_card();
 }
 
+/* A power cut resets the card: the PIN login is gone, the tries are not. */
+static void test_power_cut_logs_out(void **state)
+{
+    SCARDHANDLE card;
+
+    (void)state;
+    bench_ok("unblock valid");
+    insert("valid");
+    card = connect_card();
+    assert_int_equal(verify(card, "999999"), 0x63C2);
+    assert_int_equal(verify(card, "123456"), 0x9000);
+    assert_int_equal(verify(card, NULL), 0x9000);
+    bench_ok("poweroff");
+    assert_int_equal(verify(card, NULL), 0x63C3);
+    SCardDisconnect(card, SCARD_LEAVE_CARD);
+}
+
 /* Commands the bench must refuse, with a reason. */
 static void test_control_refusals(void **state)
 {
@@ -296,6 +313,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_pin_policy, fresh_bench, fresh_bench),
         cmocka_unit_test_setup_teardown(test_counters_match, fresh_bench, fresh_bench),
         cmocka_unit_test_setup_teardown(test_delay, fresh_bench, fresh_bench),
+        cmocka_unit_test_setup_teardown(test_power_cut_logs_out, fresh_bench, fresh_bench),
         cmocka_unit_test_setup_teardown(test_control_refusals, fresh_bench, fresh_bench),
     };
 

@@ -60,6 +60,7 @@ struct shared {
     struct card_counters total;
     volatile int delay_ms;     /* per-APDU delay, 0 for none */
     volatile int mute;         /* card stops answering APDUs */
+    volatile int power_cuts;   /* bumped by "poweroff": the card loses power */
     char card[NAME_MAX_LEN];   /* persona inserted, "" when none */
     struct {
         char name[NAME_MAX_LEN];
@@ -341,7 +342,7 @@ static int card_main(const char *name)
     struct card c = {.name = name};
     VCardEmulOptions *options;
     unsigned char msg[65536], rsp[65536];
-    int fd, one = 1;
+    int fd, one = 1, power_cuts = sh->power_cuts;
 
     if (load_pin(name, c.pin, sizeof c.pin) < 0) {
         logf_("card %s: no usable PIN file", name);
@@ -405,6 +406,12 @@ static int card_main(const char *name)
                 break;
             }
             continue;
+        }
+        if (sh->power_cuts != power_cuts) { /* power was cut since the last APDU */
+            power_cuts = sh->power_cuts;
+            vreader_power_off(c.reader);
+            card_power_on(&c);
+            logf_("card %s: power cut: reset, logged out", name);
         }
         while (sh->mute)
             usleep(20000);
@@ -607,6 +614,9 @@ static int command(char *line, char *reply, size_t size)
             sh->delay_ms = (int)ms;
             snprintf(reply, size, "ok delay_ms=%ld", ms);
         }
+    } else if (strcmp(line, "poweroff") == 0) {
+        sh->power_cuts++;
+        snprintf(reply, size, "ok power cut: the card resets and forgets its PIN login");
     } else if (strcmp(line, "mute") == 0 && arg) {
         sh->mute = strcmp(arg, "on") == 0;
         snprintf(reply, size, "ok mute=%d", sh->mute);
@@ -638,7 +648,7 @@ static int command(char *line, char *reply, size_t size)
     } else {
         snprintf(reply, size,
                  "err commands: insert NAME | remove | status | counters | totals | "
-                 "delay MS | mute on|off | pin NAME | unblock NAME | "
+                 "delay MS | mute on|off | poweroff | pin NAME | unblock NAME | "
                  "pcscd start|stop|restart | quit");
     }
     return 0;
