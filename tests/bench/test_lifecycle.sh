@@ -42,7 +42,10 @@ for round in 1 2; do
     [ ! -e "$a" ] || fail "bench directory $a left behind"
     a=
     for pid in $pids; do
-        [ ! -d /proc/"$pid" ] || fail "process $pid ($(cat /proc/"$pid"/comm)) still runs after stop"
+        # Gone, or a zombie that init has yet to reap: either way, not running.
+        if [ -r /proc/"$pid"/stat ] && ! sed 's/^.*) //' /proc/"$pid"/stat | grep -q '^Z'; then
+            fail "process $pid ($(cat /proc/"$pid"/comm)) still runs after stop"
+        fi
     done
     echo "ok: round $round: stop ended $(echo $pids | wc -w) processes by PID and removed the directory"
     bench stop "$b"

@@ -140,7 +140,20 @@ key server.key
 SAN="DNS:localhost,IP:127.0.0.1" ca_sign inter inter/cert.pem inter/key.pem ext_server \
     "/C=US/O=U.S. Government/OU=DoD/CN=localhost" server.key server.pem -days 365
 
+# Server certificates that are wrong, for the portal's fault modes.
+key server-bad.key
+SAN="DNS:localhost,IP:127.0.0.1" ca_sign inter inter/cert.pem inter/key.pem ext_server \
+    "/C=US/O=U.S. Government/OU=DoD/CN=localhost expired" server-bad.key server-expired.pem \
+    -startdate 20230101000000Z -enddate 20240101000000Z
+SAN="DNS:portal.example.mil" ca_sign inter inter/cert.pem inter/key.pem ext_server \
+    "/C=US/O=U.S. Government/OU=DoD/CN=portal.example.mil" server-bad.key server-wrong-host.pem -days 365
+SAN="DNS:localhost,IP:127.0.0.1" ca_sign rogue rogue/cert.pem rogue/key.pem ext_server \
+    "/C=US/O=Untrusted Example/CN=localhost" server-bad.key server-other-ca.pem -days 365
+
 cat inter/cert.pem root/cert.pem > ca-bundle.pem
+# What a portal accepts in the TLS handshake: its own PKI and one more it
+# knows but does not accept for CAC registration.
+cat inter/cert.pem root/cert.pem rogue/cert.pem > tls-accept.pem
 cat root/cert.pem > trust-root.pem
 
 # One card per persona line: name edipi last first mi ca dates...
