@@ -199,6 +199,14 @@ while read -r name edipi last first mi ca dates pin; do
     printf '%s\n' "$pin" > "$d/pin"
 done < "$personas"
 
+# An identity certificate whose validity starts next month (a wrong clock, as
+# the portal sees it): a software key only, no card.
+export UPN="1000000001@mil"
+key future.key
+ca_sign inter inter/cert.pem inter/key.pem ext_id \
+    "/C=US/O=U.S. Government/OU=DoD/OU=PKI/OU=USA/OU=Future/CN=DOE.JANE.Q.1000000001" future.key future.pem \
+    -startdate "$(date -u -d '+30 days' +%Y%m%d%H%M%SZ)" -days 365
+
 # Revoke the "revoked" persona's certificates, then publish the CRL.
 if [ -d cards/revoked ]; then
     for kind in id sig enc; do

@@ -267,6 +267,8 @@ class TestCacLogin(PortalTest):
         cases = [
             (None, "no_client_certificate"),
             (card("untrusted"), "untrusted_issuer"),
+            ((os.path.join(PKI, "future.pem"), os.path.join(PKI, "future.key")),
+             "certificate_not_yet_valid"),
             (card("expired"), "certificate_expired"),
             (card("revoked"), "certificate_revoked"),
             (card("valid", "sig"), "not_identity_certificate"),
