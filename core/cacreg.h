@@ -17,6 +17,9 @@ typedef enum {
     CACREG_ERR_TOO_LONG,  /* input longer than its fixed maximum */
     CACREG_ERR_INVALID,   /* input of the wrong form */
     CACREG_ERR_SYSTEM,    /* an operating-system call failed */
+    CACREG_ERR_NOT_FOUND, /* no such file, reader, card or object */
+    CACREG_ERR_CONFIG,    /* a configuration file is malformed */
+    CACREG_ERR_CERT,      /* a certificate cannot be read */
 } cacreg_err;
 
 /* A short, human sentence for an error code; never NULL, static storage. */
@@ -67,5 +70,51 @@ const char *cacreg_secret_data(const cacreg_secret *secret);
 
 /* True when the secret is a CAC PIN in form: 6 to 8 ASCII digits. */
 bool cacreg_secret_is_pin(const cacreg_secret *secret);
+
+/* ---- configuration (core/config.c) ---- */
+
+#define CACREG_PATH_MAX 1024
+#define CACREG_URL_MAX 512
+
+/* Everything a site sets; cacreg_config_defaults() gives the built-in values. */
+typedef struct cacreg_config {
+    char portal_url[CACREG_URL_MAX];     /* https://.../api/v1/ */
+    char ca_bundle[CACREG_PATH_MAX];     /* PEM: issuers of cards and of the portal */
+    char pkcs11_module[CACREG_PATH_MAX]; /* "" = OpenSC found through p11-kit */
+    char reader_filter[128];             /* substring of the reader name, "" = any */
+    int connect_timeout_s;
+    int total_timeout_s;
+    int idle_timeout_s;                  /* a flow left alone this long starts over */
+    char crl_file[CACREG_PATH_MAX];      /* "" = no CRL check */
+    char ocsp_url[CACREG_URL_MAX];       /* "" = no OCSP check */
+    int pin_max_tries;                   /* the card's PIN try counter when full (CAC: 3) */
+    bool opensc_file_cache;              /* let OpenSC cache card files on disk */
+} cacreg_config;
+
+/* Fills in the built-in defaults. */
+void cacreg_config_defaults(cacreg_config *cfg);
+
+/*
+ * Parses "key = value" lines (and "# comment" lines) from text, naming
+ * origin in messages. On CACREG_ERR_CONFIG, err holds "origin:line: what was
+ * expected"; cfg keeps the values set before the bad line.
+ */
+cacreg_err cacreg_config_parse(cacreg_config *cfg, const char *text, size_t len,
+                               const char *origin, char *err, size_t err_size);
+
+/* Sets one key, as a file line or a command-line option would. */
+cacreg_err cacreg_config_set(cacreg_config *cfg, const char *key, const char *value,
+                             char *err, size_t err_size);
+
+/* Reads one file; CACREG_ERR_NOT_FOUND when it does not exist. */
+cacreg_err cacreg_config_load_file(cacreg_config *cfg, const char *path, char *err,
+                                   size_t err_size);
+
+/*
+ * Reads /etc/cacreg/cacreg.conf, then (unless kiosk) the user's
+ * $XDG_CONFIG_HOME/cacreg/cacreg.conf; missing files are skipped.
+ */
+cacreg_err cacreg_config_load_standard(cacreg_config *cfg, bool kiosk, char *err,
+                                       size_t err_size);
 
 #endif

@@ -18,6 +18,12 @@ const char *cacreg_strerror(cacreg_err err)
         return "That input is not in the expected form.";
     case CACREG_ERR_SYSTEM:
         return "A system call failed.";
+    case CACREG_ERR_NOT_FOUND:
+        return "Not found.";
+    case CACREG_ERR_CONFIG:
+        return "The configuration is not valid.";
+    case CACREG_ERR_CERT:
+        return "The certificate cannot be read.";
     }
     return "Unknown error.";
 }
