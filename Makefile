@@ -106,9 +106,13 @@ bench: deps
 	$(MAKE) --no-print-directory bench-tools
 	BUILD=$(BUILD) tests/bench/benchmark
 
+# The fuzz targets, longer than make check runs them (FUZZ_SECONDS each).
+fuzz: bench-tools
+	BUILD=$(BUILD) tests/fuzz/run $${FUZZ_SECONDS:-300}
+
 lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability --std=c11 \
-	    --suppress=missingIncludeSystem -Icore core tests/bench tests/unit
+	    --suppress=missingIncludeSystem -Icore core tests/bench tests/unit tests/fuzz
 	clang-tidy --quiet $(CORE_SRC) -- -std=c11 -D_POSIX_C_SOURCE=200809L -Icore
 
 install:

@@ -71,6 +71,103 @@ const char *cacreg_secret_data(const cacreg_secret *secret);
 /* True when the secret is a CAC PIN in form: 6 to 8 ASCII digits. */
 bool cacreg_secret_is_pin(const cacreg_secret *secret);
 
+/* ---- certificates (core/cert.c) ---- */
+
+/* What a certificate on a CAC is for. */
+typedef enum {
+    CACREG_CERT_IDENTITY,         /* PIV Authentication: the one to log in and register with */
+    CACREG_CERT_EMAIL_SIGNATURE,  /* signs email */
+    CACREG_CERT_EMAIL_ENCRYPTION, /* decrypts email */
+    CACREG_CERT_OTHER,
+} cacreg_cert_kind;
+
+/* Extended key usages we look at. */
+enum {
+    CACREG_EKU_CLIENT_AUTH = 1u << 0,
+    CACREG_EKU_SMARTCARD_LOGON = 1u << 1,
+    CACREG_EKU_EMAIL = 1u << 2,
+    CACREG_EKU_ANY = 1u << 3, /* some other usage */
+};
+
+/* Key usages, as X.509 numbers them. */
+enum {
+    CACREG_KU_DIGITAL_SIGNATURE = 1u << 0,
+    CACREG_KU_NON_REPUDIATION = 1u << 1,
+    CACREG_KU_KEY_ENCIPHERMENT = 1u << 2,
+};
+
+#define CACREG_CERT_DER_MAX 8192
+
+/* One certificate, parsed into plain fields. Empty strings where absent. */
+typedef struct cacreg_cert {
+    char holder[128];     /* "JANE Q DOE", from the CN LAST.FIRST.MI.EDIPI */
+    char common_name[128];
+    char subject[512];    /* RFC 2253 */
+    char issuer[512];
+    char issuer_cn[128];
+    char serial[80];      /* upper-case hex */
+    char edipi[16];       /* from the UPN EDIPI@mil, else from the CN */
+    char upn[128];
+    char email[128];
+    bool edipi_mismatch;  /* the CN and the UPN name different EDIPIs */
+    cacreg_cert_kind kind;
+    unsigned key_usage;   /* CACREG_KU_* */
+    unsigned eku;         /* CACREG_EKU_* */
+    long long not_before; /* seconds since the epoch, UTC */
+    long long not_after;
+    char sha256[65];      /* of the DER, upper-case hex */
+    unsigned char der[CACREG_CERT_DER_MAX];
+    size_t der_len;
+} cacreg_cert;
+
+/* Parses a DER certificate. CACREG_ERR_CERT (with a reason in err) if it is not one. */
+cacreg_err cacreg_cert_parse(cacreg_cert *out, const unsigned char *der, size_t len, char *err,
+                             size_t err_size);
+
+/* Whole days of validity left at now (negative once expired). */
+long cacreg_cert_days_left(const cacreg_cert *cert, long long now);
+
+/* A short name for a kind: "identity", "email signature", ... */
+const char *cacreg_cert_kind_name(cacreg_cert_kind kind);
+
+/*
+ * The certificate a person is told to choose ("the one with your name", the
+ * identity one): the index of the identity certificate valid longest, or n
+ * when there is none.
+ */
+size_t cacreg_cert_choose(const cacreg_cert *certs, size_t n);
+
+/* Why this certificate is not the one to register, in plain words; NULL if it is. */
+const char *cacreg_cert_why_not(const cacreg_cert *cert);
+
+/* The pre-flight verdict on a certificate, before anything goes to a portal. */
+typedef enum {
+    CACREG_VERDICT_OK,
+    CACREG_VERDICT_UNTRUSTED,          /* no chain to the configured CA bundle */
+    CACREG_VERDICT_NOT_YET_VALID,
+    CACREG_VERDICT_EXPIRED,
+    CACREG_VERDICT_REVOKED,
+    CACREG_VERDICT_REVOCATION_UNKNOWN, /* a check is configured but cannot answer */
+    CACREG_VERDICT_WRONG_KIND,         /* not the identity certificate */
+    CACREG_VERDICT_EDIPI_MISMATCH,     /* CN and UPN disagree */
+    CACREG_VERDICT_NO_TRUST_STORE,     /* the CA bundle cannot be read */
+} cacreg_verdict;
+
+/* A machine name for a verdict: "ok", "untrusted", "expired", ... */
+const char *cacreg_verdict_name(cacreg_verdict v);
+
+/* Trust anchors and revocation data for pre-flight checks. Free with cacreg_trust_free(). */
+typedef struct cacreg_trust cacreg_trust;
+
+/* Loads the CA bundle and, if given, a CRL (PEM or DER). NULL paths are skipped. */
+cacreg_err cacreg_trust_load(cacreg_trust **out, const char *ca_bundle, const char *crl_file,
+                             char *err, size_t err_size);
+void cacreg_trust_free(cacreg_trust *trust);
+
+/* Checks a certificate at time now; detail gets a sentence for a person. */
+cacreg_verdict cacreg_cert_preflight(const cacreg_cert *cert, const cacreg_trust *trust,
+                                     long long now, char *detail, size_t detail_size);
+
 /* ---- configuration (core/config.c) ---- */
 
 #define CACREG_PATH_MAX 1024

@@ -1,0 +1,469 @@
+/* Certificates: a CAC's certificates into plain fields, the choice, pre-flight checks. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include "cacreg.h"
+
+struct cacreg_trust {
+    X509_STORE *anchors;        /* the CA bundle */
+    STACK_OF(X509_CRL) *crls;   /* NULL when no CRL is configured */
+};
+
+static void errf(char *err, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void errf(char *err, size_t size, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (!err || size == 0)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(err, size, fmt, ap);
+    va_end(ap);
+}
+
+/* Copies an ASN1 string as UTF-8 into a fixed buffer; "" if it cannot. */
+static void asn1_to_buf(const ASN1_STRING *s, char *buf, size_t size)
+{
+    unsigned char *utf8 = NULL;
+    int n = ASN1_STRING_to_UTF8(&utf8, s);
+
+    buf[0] = '\0';
+    if (n < 0)
+        return;
+    if ((size_t)n >= size)
+        n = (int)size - 1;
+    memcpy(buf, utf8, (size_t)n);
+    buf[n] = '\0';
+    OPENSSL_free(utf8);
+}
+
+static void name_to_buf(const X509_NAME *name, char *buf, size_t size)
+{
+    BIO *bio = BIO_new(BIO_s_mem());
+    int n;
+
+    buf[0] = '\0';
+    if (!bio)
+        return;
+    if (X509_NAME_print_ex(bio, name, 0, XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB) >= 0) {
+        n = BIO_read(bio, buf, (int)size - 1);
+        buf[n > 0 ? n : 0] = '\0';
+    }
+    BIO_free(bio);
+}
+
+static void cn_to_buf(const X509_NAME *name, char *buf, size_t size)
+{
+    int i = X509_NAME_get_index_by_NID(name, NID_commonName, -1);
+
+    buf[0] = '\0';
+    if (i >= 0)
+        asn1_to_buf(X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, i)), buf, size);
+}
+
+/* Days since 1970-01-01 of a civil date (proleptic Gregorian). */
+static long long days_from_civil(long long y, unsigned m, unsigned d)
+{
+    long long era;
+    unsigned yoe, doy, doe;
+
+    y -= m <= 2;
+    era = (y >= 0 ? y : y - 399) / 400;
+    yoe = (unsigned)(y - era * 400);
+    doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + (long long)doe - 719468;
+}
+
+static long long asn1_time_to_epoch(const ASN1_TIME *t)
+{
+    struct tm tm;
+
+    if (!t || !ASN1_TIME_to_tm(t, &tm))
+        return 0;
+    return days_from_civil(tm.tm_year + 1900LL, (unsigned)tm.tm_mon + 1, (unsigned)tm.tm_mday) *
+               86400 + tm.tm_hour * 3600LL + tm.tm_min * 60LL + tm.tm_sec;
+}
+
+/* A ten-digit EDIPI, or false. */
+static bool is_edipi(const char *s, size_t len)
+{
+    if (len != 10)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+    return true;
+}
+
+/* "DOE.JANE.Q.1000000001" -> holder "JANE Q DOE", EDIPI "1000000001". */
+static void parse_cac_cn(const char *cn, char *holder, size_t hsize, char *edipi, size_t esize)
+{
+    const char *parts[5];
+    size_t lens[5], n = 0;
+    const char *p = cn;
+
+    snprintf(holder, hsize, "%s", cn);
+    edipi[0] = '\0';
+    while (n < 5) {
+        const char *dot = strchr(p, '.');
+        parts[n] = p;
+        lens[n] = dot ? (size_t)(dot - p) : strlen(p);
+        n++;
+        if (!dot)
+            break;
+        p = dot + 1;
+    }
+    if (n < 3 || !is_edipi(parts[n - 1], lens[n - 1]))
+        return;
+    snprintf(edipi, esize, "%.*s", (int)lens[n - 1], parts[n - 1]);
+    /* LAST.FIRST[.MI].EDIPI */
+    if (n == 4)
+        snprintf(holder, hsize, "%.*s %.*s %.*s", (int)lens[1], parts[1], (int)lens[2], parts[2],
+                 (int)lens[0], parts[0]);
+    else if (n == 3)
+        snprintf(holder, hsize, "%.*s %.*s", (int)lens[1], parts[1], (int)lens[0], parts[0]);
+}
+
+static void read_alt_names(X509 *x, cacreg_cert *c)
+{
+    GENERAL_NAMES *names = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+
+    for (int i = 0; names && i < sk_GENERAL_NAME_num(names); i++) {
+        const GENERAL_NAME *gn = sk_GENERAL_NAME_value(names, i);
+        if (gn->type == GEN_OTHERNAME && OBJ_obj2nid(gn->d.otherName->type_id) == NID_ms_upn &&
+            gn->d.otherName->value->type == V_ASN1_UTF8STRING)
+            asn1_to_buf(gn->d.otherName->value->value.utf8string, c->upn, sizeof c->upn);
+        else if (gn->type == GEN_EMAIL && !c->email[0])
+            asn1_to_buf(gn->d.rfc822Name, c->email, sizeof c->email);
+    }
+    GENERAL_NAMES_free(names);
+}
+
+static void read_usages(X509 *x, cacreg_cert *c)
+{
+    EXTENDED_KEY_USAGE *eku = X509_get_ext_d2i(x, NID_ext_key_usage, NULL, NULL);
+    uint32_t ku = X509_get_key_usage(x);
+
+    if (ku & KU_DIGITAL_SIGNATURE)
+        c->key_usage |= CACREG_KU_DIGITAL_SIGNATURE;
+    if (ku & KU_NON_REPUDIATION)
+        c->key_usage |= CACREG_KU_NON_REPUDIATION;
+    if (ku & KU_KEY_ENCIPHERMENT)
+        c->key_usage |= CACREG_KU_KEY_ENCIPHERMENT;
+    for (int i = 0; eku && i < sk_ASN1_OBJECT_num(eku); i++) {
+        switch (OBJ_obj2nid(sk_ASN1_OBJECT_value(eku, i))) {
+        case NID_client_auth:
+            c->eku |= CACREG_EKU_CLIENT_AUTH;
+            break;
+        case NID_ms_smartcard_login:
+            c->eku |= CACREG_EKU_SMARTCARD_LOGON;
+            break;
+        case NID_email_protect:
+            c->eku |= CACREG_EKU_EMAIL;
+            break;
+        default:
+            c->eku |= CACREG_EKU_ANY;
+            break;
+        }
+    }
+    sk_ASN1_OBJECT_pop_free(eku, ASN1_OBJECT_free);
+}
+
+/* The same rule the portal applies (docs/portal-api.md): UPN, clientAuth, no email. */
+static cacreg_cert_kind classify(const cacreg_cert *c)
+{
+    if (c->upn[0] && (c->eku & CACREG_EKU_CLIENT_AUTH) && !(c->eku & CACREG_EKU_EMAIL))
+        return CACREG_CERT_IDENTITY;
+    if ((c->eku & CACREG_EKU_EMAIL) && (c->key_usage & CACREG_KU_DIGITAL_SIGNATURE))
+        return CACREG_CERT_EMAIL_SIGNATURE;
+    if ((c->eku & CACREG_EKU_EMAIL) || (c->key_usage & CACREG_KU_KEY_ENCIPHERMENT))
+        return CACREG_CERT_EMAIL_ENCRYPTION;
+    return CACREG_CERT_OTHER;
+}
+
+cacreg_err cacreg_cert_parse(cacreg_cert *out, const unsigned char *der, size_t len, char *err,
+                             size_t err_size)
+{
+    const unsigned char *p = der;
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned md_len = 0;
+    char cn_edipi[16];
+    X509 *x;
+    BIGNUM *bn;
+
+    memset(out, 0, sizeof *out);
+    if (len == 0 || len > CACREG_CERT_DER_MAX) {
+        errf(err, err_size, "certificate of %zu bytes (at most %d)", len, CACREG_CERT_DER_MAX);
+        return CACREG_ERR_CERT;
+    }
+    x = d2i_X509(NULL, &p, (long)len);
+    if (!x || p != der + len) {
+        errf(err, err_size, "not a DER X.509 certificate");
+        X509_free(x);
+        ERR_clear_error();
+        return CACREG_ERR_CERT;
+    }
+    memcpy(out->der, der, len);
+    out->der_len = len;
+    name_to_buf(X509_get_subject_name(x), out->subject, sizeof out->subject);
+    name_to_buf(X509_get_issuer_name(x), out->issuer, sizeof out->issuer);
+    cn_to_buf(X509_get_subject_name(x), out->common_name, sizeof out->common_name);
+    cn_to_buf(X509_get_issuer_name(x), out->issuer_cn, sizeof out->issuer_cn);
+    bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
+    if (bn) {
+        char *hex = BN_bn2hex(bn);
+        if (hex)
+            snprintf(out->serial, sizeof out->serial, "%s", hex);
+        OPENSSL_free(hex);
+        BN_free(bn);
+    }
+    out->not_before = asn1_time_to_epoch(X509_get0_notBefore(x));
+    out->not_after = asn1_time_to_epoch(X509_get0_notAfter(x));
+    read_alt_names(x, out);
+    read_usages(x, out);
+    parse_cac_cn(out->common_name, out->holder, sizeof out->holder, cn_edipi, sizeof cn_edipi);
+    if (strlen(out->upn) == 14 && strcmp(out->upn + 10, "@mil") == 0 && is_edipi(out->upn, 10))
+        snprintf(out->edipi, sizeof out->edipi, "%.10s", out->upn);
+    else
+        snprintf(out->edipi, sizeof out->edipi, "%s", cn_edipi);
+    out->edipi_mismatch = cn_edipi[0] && out->edipi[0] && strcmp(cn_edipi, out->edipi) != 0;
+    out->kind = classify(out);
+    if (X509_digest(x, EVP_sha256(), md, &md_len))
+        for (unsigned i = 0; i < md_len; i++)
+            snprintf(out->sha256 + 2 * i, 3, "%02X", md[i]);
+    X509_free(x);
+    return CACREG_OK;
+}
+
+long cacreg_cert_days_left(const cacreg_cert *cert, long long now)
+{
+    long long left = cert->not_after - now;
+
+    return (long)(left >= 0 ? left / 86400 : -((-left + 86399) / 86400));
+}
+
+const char *cacreg_cert_kind_name(cacreg_cert_kind kind)
+{
+    switch (kind) {
+    case CACREG_CERT_IDENTITY:
+        return "identity";
+    case CACREG_CERT_EMAIL_SIGNATURE:
+        return "email signature";
+    case CACREG_CERT_EMAIL_ENCRYPTION:
+        return "email encryption";
+    case CACREG_CERT_OTHER:
+        break;
+    }
+    return "other";
+}
+
+size_t cacreg_cert_choose(const cacreg_cert *certs, size_t n)
+{
+    size_t best = n;
+
+    for (size_t i = 0; i < n; i++)
+        if (certs[i].kind == CACREG_CERT_IDENTITY &&
+            (best == n || certs[i].not_after > certs[best].not_after))
+            best = i;
+    return best;
+}
+
+const char *cacreg_cert_why_not(const cacreg_cert *cert)
+{
+    switch (cert->kind) {
+    case CACREG_CERT_IDENTITY:
+        return NULL;
+    case CACREG_CERT_EMAIL_SIGNATURE:
+        return "This one signs email. The portal wants the identity certificate, the one "
+               "for logging in.";
+    case CACREG_CERT_EMAIL_ENCRYPTION:
+        return "This one decrypts email and cannot log you in.";
+    case CACREG_CERT_OTHER:
+        break;
+    }
+    return "This certificate is not meant for logging in.";
+}
+
+const char *cacreg_verdict_name(cacreg_verdict v)
+{
+    static const char *const names[] = {
+        [CACREG_VERDICT_OK] = "ok",
+        [CACREG_VERDICT_UNTRUSTED] = "untrusted",
+        [CACREG_VERDICT_NOT_YET_VALID] = "not_yet_valid",
+        [CACREG_VERDICT_EXPIRED] = "expired",
+        [CACREG_VERDICT_REVOKED] = "revoked",
+        [CACREG_VERDICT_REVOCATION_UNKNOWN] = "revocation_unknown",
+        [CACREG_VERDICT_WRONG_KIND] = "wrong_kind",
+        [CACREG_VERDICT_EDIPI_MISMATCH] = "edipi_mismatch",
+        [CACREG_VERDICT_NO_TRUST_STORE] = "no_trust_store",
+    };
+
+    return (unsigned)v < sizeof names / sizeof names[0] ? names[v] : "unknown";
+}
+
+static STACK_OF(X509_CRL) *load_crls(const char *path)
+{
+    STACK_OF(X509_CRL) *crls = sk_X509_CRL_new_null();
+    BIO *bio = BIO_new_file(path, "rb");
+    X509_CRL *crl;
+
+    if (!crls || !bio)
+        goto fail;
+    while ((crl = PEM_read_bio_X509_CRL(bio, NULL, NULL, NULL)) != NULL)
+        sk_X509_CRL_push(crls, crl);
+    if (sk_X509_CRL_num(crls) == 0) { /* maybe DER */
+        (void)BIO_reset(bio);
+        crl = d2i_X509_CRL_bio(bio, NULL);
+        if (!crl)
+            goto fail;
+        sk_X509_CRL_push(crls, crl);
+    }
+    ERR_clear_error();
+    BIO_free(bio);
+    return crls;
+fail:
+    ERR_clear_error();
+    BIO_free(bio);
+    sk_X509_CRL_pop_free(crls, X509_CRL_free);
+    return NULL;
+}
+
+cacreg_err cacreg_trust_load(cacreg_trust **out, const char *ca_bundle, const char *crl_file,
+                             char *err, size_t err_size)
+{
+    cacreg_trust *t = OPENSSL_zalloc(sizeof *t);
+
+    *out = NULL;
+    if (!t)
+        return CACREG_ERR_NOMEM;
+    t->anchors = X509_STORE_new();
+    if (!t->anchors)
+        goto nomem;
+    if (ca_bundle && ca_bundle[0] && !X509_STORE_load_file(t->anchors, ca_bundle)) {
+        errf(err, err_size, "the CA bundle %s cannot be read", ca_bundle);
+        ERR_clear_error();
+        cacreg_trust_free(t);
+        return CACREG_ERR_NOT_FOUND;
+    }
+    if (crl_file && crl_file[0]) {
+        t->crls = load_crls(crl_file);
+        if (!t->crls) {
+            errf(err, err_size, "the CRL %s cannot be read", crl_file);
+            cacreg_trust_free(t);
+            return CACREG_ERR_NOT_FOUND;
+        }
+    }
+    *out = t;
+    return CACREG_OK;
+nomem:
+    cacreg_trust_free(t);
+    return CACREG_ERR_NOMEM;
+}
+
+void cacreg_trust_free(cacreg_trust *trust)
+{
+    if (!trust)
+        return;
+    X509_STORE_free(trust->anchors);
+    sk_X509_CRL_pop_free(trust->crls, X509_CRL_free);
+    OPENSSL_free(trust);
+}
+
+/* Verifies x's chain at now, with or without the CRL; the X509_V_ error, 0 if fine. */
+static int verify_chain(X509 *x, const cacreg_trust *trust, long long now, bool use_crl)
+{
+    X509_STORE_CTX *ctx = X509_STORE_CTX_new();
+    int rc = X509_V_ERR_UNSPECIFIED;
+
+    if (!ctx || !X509_STORE_CTX_init(ctx, trust->anchors, x, NULL))
+        goto out;
+    if (!use_crl) {
+        /* Dates are checked apart, to say which one is wrong. */
+        X509_STORE_CTX_set_flags(ctx, X509_V_FLAG_NO_CHECK_TIME);
+    } else {
+        X509_STORE_CTX_set_time(ctx, 0, (time_t)now);
+        X509_STORE_CTX_set0_crls(ctx, trust->crls);
+        X509_STORE_CTX_set_flags(ctx, X509_V_FLAG_CRL_CHECK);
+    }
+    rc = X509_verify_cert(ctx) == 1 ? 0 : X509_STORE_CTX_get_error(ctx);
+out:
+    X509_STORE_CTX_free(ctx);
+    ERR_clear_error();
+    return rc;
+}
+
+/* The day part of an epoch time, "YYYY-MM-DD". */
+static void day_string(long long t, char *buf, size_t size)
+{
+    ASN1_TIME *a = ASN1_TIME_set(NULL, (time_t)t);
+    struct tm tm;
+
+    buf[0] = '\0';
+    if (a && ASN1_TIME_to_tm(a, &tm))
+        strftime(buf, size, "%Y-%m-%d", &tm);
+    ASN1_TIME_free(a);
+}
+
+cacreg_verdict cacreg_cert_preflight(const cacreg_cert *cert, const cacreg_trust *trust,
+                                     long long now, char *detail, size_t detail_size)
+{
+    const unsigned char *p = cert->der;
+    cacreg_verdict v = CACREG_VERDICT_OK;
+    char day[16];
+    X509 *x;
+    int rc;
+
+    errf(detail, detail_size, "The certificate passed every check.");
+    if (!trust || !trust->anchors) {
+        errf(detail, detail_size, "No CA bundle is configured to check certificates against.");
+        return CACREG_VERDICT_NO_TRUST_STORE;
+    }
+    x = d2i_X509(NULL, &p, (long)cert->der_len);
+    if (!x) {
+        ERR_clear_error();
+        errf(detail, detail_size, "The certificate cannot be read.");
+        return CACREG_VERDICT_UNTRUSTED;
+    }
+    rc = verify_chain(x, trust, now, false);
+    if (rc != 0) {
+        errf(detail, detail_size, "Its issuer (%s) is not one this machine trusts: %s.",
+             cert->issuer_cn[0] ? cert->issuer_cn : cert->issuer,
+             X509_verify_cert_error_string(rc));
+        v = CACREG_VERDICT_UNTRUSTED;
+    } else if (now < cert->not_before) {
+        day_string(cert->not_before, day, sizeof day);
+        errf(detail, detail_size, "It is not valid until %s; check this machine's clock.", day);
+        v = CACREG_VERDICT_NOT_YET_VALID;
+    } else if (now > cert->not_after) {
+        day_string(cert->not_after, day, sizeof day);
+        errf(detail, detail_size, "It expired on %s.", day);
+        v = CACREG_VERDICT_EXPIRED;
+    } else if (trust->crls && (rc = verify_chain(x, trust, now, true)) != 0) {
+        if (rc == X509_V_ERR_CERT_REVOKED) {
+            errf(detail, detail_size, "It has been revoked (listed in the CRL).");
+            v = CACREG_VERDICT_REVOKED;
+        } else {
+            errf(detail, detail_size, "Its revocation status cannot be checked: %s.",
+                 X509_verify_cert_error_string(rc));
+            v = CACREG_VERDICT_REVOCATION_UNKNOWN;
+        }
+    } else if (cert->kind != CACREG_CERT_IDENTITY) {
+        errf(detail, detail_size, "%s", cacreg_cert_why_not(cert));
+        v = CACREG_VERDICT_WRONG_KIND;
+    } else if (cert->edipi_mismatch) {
+        errf(detail, detail_size, "Its name and its UPN carry different EDIPIs.");
+        v = CACREG_VERDICT_EDIPI_MISMATCH;
+    }
+    X509_free(x);
+    return v;
+}
