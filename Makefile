@@ -8,19 +8,24 @@ CC      ?= cc
 PKG_CONFIG ?= pkg-config
 
 # The core's libraries grow with the core; the bench's are for tests only.
-CORE_PKGS  := openssl
+CORE_PKGS  := openssl libpcsclite libp11 p11-kit-1
 TEST_PKGS  := cmocka
 BENCH_PKGS := libcacard libpcsclite
 
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wformat=2 -Wvla
 CFLAGS  ?= -O2 -g
-ALL_CFLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L $(WARN) $(CFLAGS) -Icore
+P11_MODULE_PATH := $(shell $(PKG_CONFIG) --variable=p11_module_path p11-kit-1)
+ALL_CFLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L $(WARN) $(CFLAGS) -Icore -pthread \
+             -DP11_MODULE_PATH='"$(P11_MODULE_PATH)"'
+
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
 pkg_cflags = $(shell $(PKG_CONFIG) --cflags $(1))
 pkg_libs   = $(shell $(PKG_CONFIG) --libs $(1))
 
 CORE_SRC  := $(wildcard core/*.c)
+TUI_SRC   := $(wildcard tui/*.c)
+TUI_PKGS  := jansson
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 
 # Two builds of everything we test: plain, and under ASan+UBSan.
@@ -38,18 +43,22 @@ PKI_STAMP   := $(BUILD)/pki/.stamp
         lint fuzz demo
 .DELETE_ON_ERROR:
 
-all: $(foreach v,$(VARIANTS),$(BUILD)/$(v)/libcacreg.a) bench-tools
+all: $(foreach v,$(VARIANTS),$(BUILD)/$(v)/libcacreg.a $(BUILD)/$(v)/cacreg) bench-tools
 
 # Installs the Debian packages when one is missing (quick when none is).
 deps:
 	@.ci/install-deps
 
 define variant_rules
-$(BUILD)/$(1)/core/%.o: core/%.c core/cacreg.h | $(BUILD)/$(1)/core
+$(BUILD)/$(1)/core/%.o: core/%.c core/cacreg.h core/internal.h | $(BUILD)/$(1)/core
 	$$(CC) $$(ALL_CFLAGS) $$($(1)_FLAGS) $$(call pkg_cflags,$$(CORE_PKGS)) -c $$< -o $$@
 
 $(BUILD)/$(1)/libcacreg.a: $(call core_objs,$(1))
 	$$(AR) rcs $$@ $$^
+
+$(BUILD)/$(1)/cacreg: $(TUI_SRC) tui/cli.h core/cacreg.h $(BUILD)/$(1)/libcacreg.a
+	$$(CC) $$(ALL_CFLAGS) $$($(1)_FLAGS) -Itui $$(call pkg_cflags,$$(TUI_PKGS) $$(CORE_PKGS)) $(TUI_SRC) \
+	    $(BUILD)/$(1)/libcacreg.a $$(call pkg_libs,$$(TUI_PKGS) $$(CORE_PKGS)) -o $$@
 
 $(BUILD)/$(1)/tests/test_%: tests/unit/test_%.c $(BUILD)/$(1)/libcacreg.a | $(BUILD)/$(1)/tests
 	$$(CC) $$(ALL_CFLAGS) $$($(1)_FLAGS) $$(call pkg_cflags,$$(TEST_PKGS) $$(CORE_PKGS)) $$< \
@@ -112,14 +121,17 @@ fuzz: bench-tools
 
 lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability --std=c11 \
-	    --suppress=missingIncludeSystem -Icore core tests/bench tests/unit tests/fuzz
-	clang-tidy --quiet $(CORE_SRC) -- -std=c11 -D_POSIX_C_SOURCE=200809L -Icore
+	    --suppress=missingIncludeSystem -Icore -Itui core tui tests/bench tests/unit tests/fuzz
+	clang-tidy --quiet $(CORE_SRC) $(TUI_SRC) -- -std=c11 -D_POSIX_C_SOURCE=200809L -Icore -Itui \
+	    $(call pkg_cflags,$(CORE_PKGS) $(TUI_PKGS))
 
-install:
-	install -d $(DESTDIR)$(PREFIX)/share/doc/cacreg
-	install -m 644 README.md $(DESTDIR)$(PREFIX)/share/doc/cacreg/
+install: $(BUILD)/plain/cacreg
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/doc/cacreg
+	install -m 755 $(BUILD)/plain/cacreg $(DESTDIR)$(PREFIX)/bin/cacreg
+	install -m 644 README.md docs/portal-api.md $(DESTDIR)$(PREFIX)/share/doc/cacreg/
 
 uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/cacreg
 	rm -rf $(DESTDIR)$(PREFIX)/share/doc/cacreg
 
 clean:

@@ -168,6 +168,175 @@ void cacreg_trust_free(cacreg_trust *trust);
 cacreg_verdict cacreg_cert_preflight(const cacreg_cert *cert, const cacreg_trust *trust,
                                      long long now, char *detail, size_t detail_size);
 
+/* ---- events (core/event.c) ---- */
+
+/*
+ * What the core tells a front end, as fixed-size records on a pipe the front
+ * end polls with everything else. Read them with cacreg_event_read().
+ */
+typedef enum {
+    CACREG_EV_READERS,      /* the reader list or a reader's state changed */
+    CACREG_EV_CARD_IN,      /* a card was inserted (reader names it) */
+    CACREG_EV_CARD_OUT,     /* a card was removed (reader names it) */
+    CACREG_EV_PCSC_UP,      /* the smart-card service answers (again) */
+    CACREG_EV_PCSC_DOWN,    /* pcscd is not running, or went away */
+    CACREG_EV_PCSC_DENIED,  /* pcscd refuses this session (polkit) */
+    CACREG_EV_JOB_DONE,     /* a worker job finished: job, status */
+} cacreg_event_type;
+
+typedef struct cacreg_event {
+    cacreg_event_type type;
+    int job;             /* CACREG_EV_JOB_DONE: the id cacreg_worker_submit gave */
+    cacreg_err status;   /* CACREG_EV_JOB_DONE: what the job returned */
+    char reader[128];
+} cacreg_event;
+
+/* Reads one event from fd; CACREG_ERR_NOT_FOUND when none is waiting. */
+cacreg_err cacreg_event_read(int fd, cacreg_event *ev);
+
+/*
+ * Makes the pipe every core thread writes its events to: fds[0] (read,
+ * non-blocking) for the front end's poll, fds[1] to hand to the watcher and
+ * the worker. The caller closes both, after stopping those.
+ */
+cacreg_err cacreg_event_pipe(int fds[2]);
+
+/* ---- readers (core/reader.c, pcsc-lite) ---- */
+
+typedef enum {
+    CACREG_PCSC_STARTING, /* not asked yet */
+    CACREG_PCSC_UP,
+    CACREG_PCSC_DOWN,     /* pcscd not running, or restarting */
+    CACREG_PCSC_DENIED,   /* pcscd runs but refuses this session */
+} cacreg_pcsc_status;
+
+#define CACREG_MAX_READERS 8
+
+/* One reader as last seen. */
+typedef struct cacreg_reader {
+    char name[128];
+    bool card_present;
+    bool exclusive;   /* another program holds the card exclusively */
+    bool mute;        /* a card that does not answer */
+    unsigned char atr[36];
+    size_t atr_len;
+} cacreg_reader;
+
+/* What the watcher last saw; a plain copy for the front end. */
+typedef struct cacreg_readers {
+    cacreg_pcsc_status status;
+    char detail[256];  /* why, for DOWN and DENIED */
+    size_t count;
+    cacreg_reader readers[CACREG_MAX_READERS];
+} cacreg_readers;
+
+/*
+ * A thread with its own PC/SC context that blocks in SCardGetStatusChange
+ * (hot-plug through \\?PnP?\Notification) and writes events to a pipe. It
+ * reconnects by itself, with a back-off, when pcscd goes away. Readers whose
+ * name does not contain filter (if not empty) are ignored. Free with
+ * cacreg_watcher_stop().
+ */
+typedef struct cacreg_watcher cacreg_watcher;
+
+/* Starts the watcher, writing events to event_wr (see cacreg_event_pipe). */
+cacreg_err cacreg_watcher_start(cacreg_watcher **out, const char *filter, int event_wr);
+
+/* Stops the thread (SCardCancel and join) and frees it; NULL is allowed. */
+void cacreg_watcher_stop(cacreg_watcher *w);
+
+/* Copies the current state. */
+void cacreg_watcher_snapshot(cacreg_watcher *w, cacreg_readers *out);
+
+/* ---- the worker (core/worker.c) ---- */
+
+/*
+ * One thread for the slow calls (module load, reading certificates, PIN
+ * login, signing), so the front end's loop never waits on a card. Each job
+ * ends with a CACREG_EV_JOB_DONE event carrying its id and its result.
+ */
+typedef struct cacreg_worker cacreg_worker;
+typedef cacreg_err (*cacreg_job_fn)(void *arg);
+
+cacreg_err cacreg_worker_start(cacreg_worker **out, int event_wr);
+
+/* Queues fn(arg); returns the job's id (> 0), or -1 when the queue is full. */
+int cacreg_worker_submit(cacreg_worker *w, cacreg_job_fn fn, void *arg);
+
+/* Lets the running job finish, drops the queued ones, joins; NULL is allowed. */
+void cacreg_worker_stop(cacreg_worker *w);
+
+/* ---- tokens (core/token.c, libp11 over the PKCS#11 module) ---- */
+
+#define CACREG_MAX_CERTS 6
+
+typedef enum {
+    CACREG_PIN_UNKNOWN,   /* no token, or not asked */
+    CACREG_PIN_OK,        /* no failed tries known */
+    CACREG_PIN_COUNT_LOW, /* a wrong PIN was entered since the last right one */
+    CACREG_PIN_FINAL_TRY, /* one more wrong PIN locks the card */
+    CACREG_PIN_LOCKED,    /* locked: the CAC office re-sets it */
+} cacreg_pin_state;
+
+/* A card's token, as read once per insertion. */
+typedef struct cacreg_token_info {
+    char reader[128];
+    char slot[128];      /* the PKCS#11 slot description */
+    char label[64];
+    char manufacturer[64];
+    char model[32];
+    char serial[32];
+    bool recognised;     /* a CAC or PIV token with certificates */
+    cacreg_pin_state pin;
+    int tries_left;      /* -1 when the flags cannot tell */
+    size_t ncerts;
+    cacreg_cert certs[CACREG_MAX_CERTS];
+    char cert_labels[CACREG_MAX_CERTS][64];
+    char cert_ids[CACREG_MAX_CERTS][32]; /* hex */
+} cacreg_token_info;
+
+typedef enum {
+    CACREG_LOGIN_OK,
+    CACREG_LOGIN_WRONG_PIN,  /* tries_left says how many remain (-1: unknown) */
+    CACREG_LOGIN_LOCKED,     /* nothing was sent: or the card says it is locked */
+    CACREG_LOGIN_BAD_FORMAT, /* not 6-8 digits: nothing was sent */
+    CACREG_LOGIN_NO_CARD,
+    CACREG_LOGIN_ERROR,      /* the module failed; err says how */
+} cacreg_login_result;
+
+/* The PKCS#11 module, loaded once per process. Free with cacreg_token_free(). */
+typedef struct cacreg_token cacreg_token;
+
+/*
+ * Loads the module: module_path, or when empty the OpenSC module from
+ * p11-kit's registry. Before loading, points OpenSC at our own settings
+ * (OPENSC_CONF): no PIN cache, and no file cache unless file_cache.
+ */
+cacreg_err cacreg_token_load(cacreg_token **out, const char *module_path, bool file_cache,
+                             int pin_max_tries, char *err, size_t err_size);
+void cacreg_token_free(cacreg_token *t);
+
+/* The module's path as loaded. */
+const char *cacreg_token_module(const cacreg_token *t);
+
+/*
+ * Reads the token in the slot of reader (or the first token when reader is
+ * NULL, for a module without PC/SC): label, serial, PIN state, certificates.
+ * Served from memory after the first read, until cacreg_token_forget().
+ */
+cacreg_err cacreg_token_read(cacreg_token *t, const char *reader, cacreg_token_info *info,
+                             char *err, size_t err_size);
+
+/*
+ * Logs in with the PIN: sent to the card once, and wiped from pin whatever
+ * happens. A PIN not in form, or a card known to be locked, sends nothing.
+ */
+cacreg_login_result cacreg_token_login(cacreg_token *t, const char *reader, cacreg_secret *pin,
+                                       int *tries_left, char *err, size_t err_size);
+
+/* Forgets what was read and releases the slots (libp11's copy of the PIN with them). */
+void cacreg_token_forget(cacreg_token *t);
+
 /* ---- configuration (core/config.c) ---- */
 
 #define CACREG_PATH_MAX 1024

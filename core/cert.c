@@ -12,23 +12,12 @@
 #include <openssl/x509v3.h>
 
 #include "cacreg.h"
+#include "internal.h"
 
 struct cacreg_trust {
     X509_STORE *anchors;        /* the CA bundle */
     STACK_OF(X509_CRL) *crls;   /* NULL when no CRL is configured */
 };
-
-static void errf(char *err, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void errf(char *err, size_t size, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (!err || size == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, size, fmt, ap);
-    va_end(ap);
-}
 
 /* Copies an ASN1 string as UTF-8 into a fixed buffer; "" if it cannot. */
 static void asn1_to_buf(const ASN1_STRING *s, char *buf, size_t size)
@@ -203,12 +192,12 @@ cacreg_err cacreg_cert_parse(cacreg_cert *out, const unsigned char *der, size_t 
 
     memset(out, 0, sizeof *out);
     if (len == 0 || len > CACREG_CERT_DER_MAX) {
-        errf(err, err_size, "certificate of %zu bytes (at most %d)", len, CACREG_CERT_DER_MAX);
+        cacreg_errf(err, err_size, "certificate of %zu bytes (at most %d)", len, CACREG_CERT_DER_MAX);
         return CACREG_ERR_CERT;
     }
     x = d2i_X509(NULL, &p, (long)len);
     if (!x || p != der + len) {
-        errf(err, err_size, "not a DER X.509 certificate");
+        cacreg_errf(err, err_size, "not a DER X.509 certificate");
         X509_free(x);
         ERR_clear_error();
         return CACREG_ERR_CERT;
@@ -240,7 +229,7 @@ cacreg_err cacreg_cert_parse(cacreg_cert *out, const unsigned char *der, size_t 
     out->kind = classify(out);
     if (X509_digest(x, EVP_sha256(), md, &md_len))
         for (unsigned i = 0; i < md_len; i++)
-            snprintf(out->sha256 + 2 * i, 3, "%02X", md[i]);
+            snprintf(out->sha256 + (size_t)2 * i, 3, "%02X", md[i]);
     X509_free(x);
     return CACREG_OK;
 }
@@ -350,7 +339,7 @@ cacreg_err cacreg_trust_load(cacreg_trust **out, const char *ca_bundle, const ch
     if (!t->anchors)
         goto nomem;
     if (ca_bundle && ca_bundle[0] && !X509_STORE_load_file(t->anchors, ca_bundle)) {
-        errf(err, err_size, "the CA bundle %s cannot be read", ca_bundle);
+        cacreg_errf(err, err_size, "the CA bundle %s cannot be read", ca_bundle);
         ERR_clear_error();
         cacreg_trust_free(t);
         return CACREG_ERR_NOT_FOUND;
@@ -358,7 +347,7 @@ cacreg_err cacreg_trust_load(cacreg_trust **out, const char *ca_bundle, const ch
     if (crl_file && crl_file[0]) {
         t->crls = load_crls(crl_file);
         if (!t->crls) {
-            errf(err, err_size, "the CRL %s cannot be read", crl_file);
+            cacreg_errf(err, err_size, "the CRL %s cannot be read", crl_file);
             cacreg_trust_free(t);
             return CACREG_ERR_NOT_FOUND;
         }
@@ -423,45 +412,45 @@ cacreg_verdict cacreg_cert_preflight(const cacreg_cert *cert, const cacreg_trust
     X509 *x;
     int rc;
 
-    errf(detail, detail_size, "The certificate passed every check.");
+    cacreg_errf(detail, detail_size, "The certificate passed every check.");
     if (!trust || !trust->anchors) {
-        errf(detail, detail_size, "No CA bundle is configured to check certificates against.");
+        cacreg_errf(detail, detail_size, "No CA bundle is configured to check certificates against.");
         return CACREG_VERDICT_NO_TRUST_STORE;
     }
     x = d2i_X509(NULL, &p, (long)cert->der_len);
     if (!x) {
         ERR_clear_error();
-        errf(detail, detail_size, "The certificate cannot be read.");
+        cacreg_errf(detail, detail_size, "The certificate cannot be read.");
         return CACREG_VERDICT_UNTRUSTED;
     }
     rc = verify_chain(x, trust, now, false);
     if (rc != 0) {
-        errf(detail, detail_size, "Its issuer (%s) is not one this machine trusts: %s.",
+        cacreg_errf(detail, detail_size, "Its issuer (%s) is not one this machine trusts: %s.",
              cert->issuer_cn[0] ? cert->issuer_cn : cert->issuer,
              X509_verify_cert_error_string(rc));
         v = CACREG_VERDICT_UNTRUSTED;
     } else if (now < cert->not_before) {
         day_string(cert->not_before, day, sizeof day);
-        errf(detail, detail_size, "It is not valid until %s; check this machine's clock.", day);
+        cacreg_errf(detail, detail_size, "It is not valid until %s; check this machine's clock.", day);
         v = CACREG_VERDICT_NOT_YET_VALID;
     } else if (now > cert->not_after) {
         day_string(cert->not_after, day, sizeof day);
-        errf(detail, detail_size, "It expired on %s.", day);
+        cacreg_errf(detail, detail_size, "It expired on %s.", day);
         v = CACREG_VERDICT_EXPIRED;
     } else if (trust->crls && (rc = verify_chain(x, trust, now, true)) != 0) {
         if (rc == X509_V_ERR_CERT_REVOKED) {
-            errf(detail, detail_size, "It has been revoked (listed in the CRL).");
+            cacreg_errf(detail, detail_size, "It has been revoked (listed in the CRL).");
             v = CACREG_VERDICT_REVOKED;
         } else {
-            errf(detail, detail_size, "Its revocation status cannot be checked: %s.",
+            cacreg_errf(detail, detail_size, "Its revocation status cannot be checked: %s.",
                  X509_verify_cert_error_string(rc));
             v = CACREG_VERDICT_REVOCATION_UNKNOWN;
         }
     } else if (cert->kind != CACREG_CERT_IDENTITY) {
-        errf(detail, detail_size, "%s", cacreg_cert_why_not(cert));
+        cacreg_errf(detail, detail_size, "%s", cacreg_cert_why_not(cert));
         v = CACREG_VERDICT_WRONG_KIND;
     } else if (cert->edipi_mismatch) {
-        errf(detail, detail_size, "Its name and its UPN carry different EDIPIs.");
+        cacreg_errf(detail, detail_size, "Its name and its UPN carry different EDIPIs.");
         v = CACREG_VERDICT_EDIPI_MISMATCH;
     }
     X509_free(x);

@@ -6,8 +6,9 @@
 #include <string.h>
 
 #include "cacreg.h"
+#include "internal.h"
 
-#define CONFIG_FILE_MAX (64 * 1024)
+#define CONFIG_FILE_MAX ((size_t)64 * 1024)
 #define CONFIG_LINE_MAX 4096
 
 enum value_type { V_STRING, V_URL, V_PATH, V_INT, V_BOOL };
@@ -38,18 +39,6 @@ static const struct key keys[] = {
     INT_KEY("pin_max_tries", pin_max_tries, 1, 15),
     BOOL_KEY("opensc_file_cache", opensc_file_cache),
 };
-
-static void errf(char *err, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void errf(char *err, size_t size, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (!err || size == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, size, fmt, ap);
-    va_end(ap);
-}
 
 void cacreg_config_defaults(cacreg_config *cfg)
 {
@@ -94,7 +83,7 @@ cacreg_err cacreg_config_set(cacreg_config *cfg, const char *key, const char *va
         if (strcmp(keys[i].name, key) == 0)
             k = &keys[i];
     if (!k) {
-        errf(err, err_size, "unknown key '%.64s' (known: portal_url, ca_bundle, pkcs11_module, "
+        cacreg_errf(err, err_size, "unknown key '%.64s' (known: portal_url, ca_bundle, pkcs11_module, "
              "reader_filter, connect_timeout, total_timeout, idle_timeout, crl_file, ocsp_url, "
              "pin_max_tries, opensc_file_cache)", key);
         return CACREG_ERR_CONFIG;
@@ -104,18 +93,18 @@ cacreg_err cacreg_config_set(cacreg_config *cfg, const char *key, const char *va
     case V_URL:
         if (len > 0 && strncmp(value, "https://", 8) != 0 &&
             !(strcmp(key, "ocsp_url") == 0 && strncmp(value, "http://", 7) == 0)) {
-            errf(err, err_size, "%s must be an https:// URL", key);
+            cacreg_errf(err, err_size, "%s must be an https:// URL", key);
             return CACREG_ERR_CONFIG;
         }
         /* fall through */
     case V_STRING:
     case V_PATH:
         if (len >= k->size) {
-            errf(err, err_size, "%s is longer than %zu characters", key, k->size - 1);
+            cacreg_errf(err, err_size, "%s is longer than %zu characters", key, k->size - 1);
             return CACREG_ERR_CONFIG;
         }
         if (k->type == V_PATH && len > 0 && value[0] != '/') {
-            errf(err, err_size, "%s must be an absolute path", key);
+            cacreg_errf(err, err_size, "%s must be an absolute path", key);
             return CACREG_ERR_CONFIG;
         }
         memcpy(field, value, len + 1);
@@ -123,7 +112,7 @@ cacreg_err cacreg_config_set(cacreg_config *cfg, const char *key, const char *va
     case V_INT: {
         long v;
         if (!parse_int(value, &v) || v < k->min || v > k->max) {
-            errf(err, err_size, "%s expects a whole number from %d to %d", key, k->min, k->max);
+            cacreg_errf(err, err_size, "%s expects a whole number from %d to %d", key, k->min, k->max);
             return CACREG_ERR_CONFIG;
         }
         *(int *)(void *)field = (int)v;
@@ -135,7 +124,7 @@ cacreg_err cacreg_config_set(cacreg_config *cfg, const char *key, const char *va
         } else if (strcmp(value, "no") == 0 || strcmp(value, "false") == 0) {
             *(bool *)(void *)field = false;
         } else {
-            errf(err, err_size, "%s expects yes or no", key);
+            cacreg_errf(err, err_size, "%s expects yes or no", key);
             return CACREG_ERR_CONFIG;
         }
         return CACREG_OK;
@@ -163,12 +152,12 @@ cacreg_err cacreg_config_parse(cacreg_config *cfg, const char *text, size_t len,
 
         line_no++;
         if (line_end - p >= CONFIG_LINE_MAX) {
-            errf(err, err_size, "%s:%u: line longer than %d characters", origin, line_no,
+            cacreg_errf(err, err_size, "%s:%u: line longer than %d characters", origin, line_no,
                  CONFIG_LINE_MAX - 1);
             return CACREG_ERR_CONFIG;
         }
         if (memchr(p, '\0', (size_t)(line_end - p))) {
-            errf(err, err_size, "%s:%u: a NUL byte; expected text", origin, line_no);
+            cacreg_errf(err, err_size, "%s:%u: a NUL byte; expected text", origin, line_no);
             return CACREG_ERR_CONFIG;
         }
         k0 = p;
@@ -185,12 +174,12 @@ cacreg_err cacreg_config_parse(cacreg_config *cfg, const char *text, size_t len,
         while (v0 < line_end && is_space(*v0))
             v0++;
         if (k1 == k0 || v0 == line_end || *v0 != '=') {
-            errf(err, err_size, "%s:%u: expected 'key = value' with a lower-case key",
+            cacreg_errf(err, err_size, "%s:%u: expected 'key = value' with a lower-case key",
                  origin, line_no);
             return CACREG_ERR_CONFIG;
         }
         if ((size_t)(k1 - k0) >= sizeof key) {
-            errf(err, err_size, "%s:%u: key too long", origin, line_no);
+            cacreg_errf(err, err_size, "%s:%u: key too long", origin, line_no);
             return CACREG_ERR_CONFIG;
         }
         v0++;
@@ -205,7 +194,7 @@ cacreg_err cacreg_config_parse(cacreg_config *cfg, const char *text, size_t len,
         value[v1 - v0] = '\0';
         rc = cacreg_config_set(cfg, key, value, msg, sizeof msg);
         if (rc != CACREG_OK) {
-            errf(err, err_size, "%s:%u: %s", origin, line_no, msg);
+            cacreg_errf(err, err_size, "%s:%u: %s", origin, line_no, msg);
             return rc;
         }
     }
@@ -223,7 +212,7 @@ cacreg_err cacreg_config_load_file(cacreg_config *cfg, const char *path, char *e
     if (!f) {
         if (errno == ENOENT)
             return CACREG_ERR_NOT_FOUND;
-        errf(err, err_size, "%s: %s", path, strerror(errno));
+        cacreg_errf(err, err_size, "%s: %s", path, strerror(errno));
         return CACREG_ERR_CONFIG;
     }
     buf = malloc(CONFIG_FILE_MAX + 1);
@@ -233,12 +222,12 @@ cacreg_err cacreg_config_load_file(cacreg_config *cfg, const char *path, char *e
     }
     len = fread(buf, 1, CONFIG_FILE_MAX + 1, f);
     if (ferror(f)) {
-        errf(err, err_size, "%s: cannot be read", path);
+        cacreg_errf(err, err_size, "%s: cannot be read", path);
         rc = CACREG_ERR_CONFIG;
         goto out;
     }
     if (len > CONFIG_FILE_MAX) {
-        errf(err, err_size, "%s: larger than %d bytes", path, CONFIG_FILE_MAX);
+        cacreg_errf(err, err_size, "%s: larger than %zu bytes", path, CONFIG_FILE_MAX);
         rc = CACREG_ERR_CONFIG;
         goto out;
     }

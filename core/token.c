@@ -1,0 +1,367 @@
+/* Tokens: the card through libp11 over the PKCS#11 module (OpenSC by default). */
+#define _GNU_SOURCE
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <libp11.h>
+#include <openssl/err.h>
+#include <openssl/x509.h>
+#include <p11-kit/p11-kit.h>
+
+#include "cacreg.h"
+#include "internal.h"
+
+#ifndef P11_MODULE_PATH
+#define P11_MODULE_PATH "/usr/lib/x86_64-linux-gnu/pkcs11"
+#endif
+
+/* PKCS#11 return values we tell apart (from pkcs11t.h, which libp11 does not export). */
+#define CKR_PIN_INCORRECT_ 0xA0UL
+#define CKR_PIN_INVALID_ 0xA1UL
+#define CKR_PIN_LEN_RANGE_ 0xA2UL
+#define CKR_PIN_LOCKED_ 0xA4UL
+#define CKR_USER_ALREADY_LOGGED_IN_ 0x100UL
+
+struct cacreg_token {
+    PKCS11_CTX *ctx;
+    PKCS11_SLOT *slots;
+    unsigned nslots;
+    bool enumerated;
+    char module[CACREG_PATH_MAX];
+    int conf_fd;          /* the memfd OPENSC_CONF points at */
+    int pin_max_tries;
+    bool cached;          /* info holds the card read since the last forget */
+    cacreg_token_info info;
+    char wrong_serial[32]; /* the card our own wrong PINs went to, */
+    int wrong_seen;        /* and how many since its last right one */
+};
+
+/*
+ * Our OpenSC settings, in a memory file OPENSC_CONF names: no PIN cache (the
+ * PIN goes to the card once, from our locked buffer) and, unless asked, no
+ * on-disk card cache (it would keep people's names).
+ */
+static int opensc_conf(bool file_cache)
+{
+    char text[256], path[64];
+    int fd = memfd_create("cacreg-opensc.conf", MFD_CLOEXEC);
+    int n;
+
+    if (fd < 0)
+        return -1;
+    n = snprintf(text, sizeof text,
+                 "app default {\n framework pkcs15 {\n  use_pin_caching = false;\n"
+                 "  use_file_caching = %s;\n }\n}\n",
+                 file_cache ? "public" : "no");
+    if (write(fd, text, (size_t)n) != n) {
+        close(fd);
+        return -1;
+    }
+    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    setenv("OPENSC_CONF", path, 1);
+    return fd;
+}
+
+/* The OpenSC module's path from p11-kit's registry, or false. */
+static bool registry_module(char *out, size_t size)
+{
+    CK_FUNCTION_LIST **mods = p11_kit_modules_load(NULL, P11_KIT_MODULE_UNMANAGED);
+    bool found = false;
+
+    for (size_t i = 0; mods && mods[i] && !found; i++) {
+        char *name = p11_kit_module_get_name(mods[i]);
+        char *path = p11_kit_config_option(mods[i], "module");
+
+        if (name && path && strstr(name, "opensc")) {
+            if (path[0] == '/')
+                snprintf(out, size, "%s", path);
+            else
+                snprintf(out, size, "%s/%s", P11_MODULE_PATH, path);
+            found = true;
+        }
+        free(name);
+        free(path);
+    }
+    if (mods)
+        p11_kit_modules_release(mods);
+    return found;
+}
+
+cacreg_err cacreg_token_load(cacreg_token **out, const char *module_path, bool file_cache,
+                             int pin_max_tries, char *err, size_t err_size)
+{
+    cacreg_token *t = calloc(1, sizeof *t);
+
+    *out = NULL;
+    if (!t)
+        return CACREG_ERR_NOMEM;
+    t->conf_fd = -1;
+    t->pin_max_tries = pin_max_tries > 0 ? pin_max_tries : 3;
+    if (module_path && module_path[0]) {
+        snprintf(t->module, sizeof t->module, "%s", module_path);
+    } else if (!registry_module(t->module, sizeof t->module)) {
+        cacreg_errf(err, err_size, "No OpenSC PKCS#11 module is registered with p11-kit: install the "
+                            "opensc-pkcs11 package, or set pkcs11_module.");
+        free(t);
+        return CACREG_ERR_NOT_FOUND;
+    }
+    t->conf_fd = opensc_conf(file_cache);
+    t->ctx = PKCS11_CTX_new();
+    if (!t->ctx || PKCS11_CTX_load(t->ctx, t->module) != 0) {
+        cacreg_errf(err, err_size, "The PKCS#11 module %s cannot be loaded.", t->module);
+        ERR_clear_error();
+        cacreg_token_free(t);
+        return CACREG_ERR_NOT_FOUND;
+    }
+    *out = t;
+    return CACREG_OK;
+}
+
+void cacreg_token_free(cacreg_token *t)
+{
+    if (!t)
+        return;
+    cacreg_token_forget(t);
+    if (t->ctx) {
+        PKCS11_CTX_unload(t->ctx);
+        PKCS11_CTX_free(t->ctx);
+    }
+    if (t->conf_fd >= 0)
+        close(t->conf_fd);
+    OPENSSL_cleanse(&t->info, sizeof t->info);
+    free(t);
+}
+
+const char *cacreg_token_module(const cacreg_token *t)
+{
+    return t->module;
+}
+
+/* Enumerates the slots the first time, refreshes them after. */
+static bool refresh_slots(cacreg_token *t)
+{
+    int rc;
+
+    if (!t->enumerated)
+        rc = PKCS11_enumerate_slots(t->ctx, &t->slots, &t->nslots);
+    else
+        rc = PKCS11_update_slots(t->ctx, &t->slots, &t->nslots);
+    ERR_clear_error();
+    t->enumerated = rc == 0;
+    return rc == 0;
+}
+
+/* Compares a slot description (space-padded by some modules) with a reader name. */
+static bool same_name(const char *slot, const char *reader)
+{
+    size_t n = strlen(reader);
+
+    if (strncmp(slot, reader, n) != 0)
+        return false;
+    for (slot += n; *slot; slot++)
+        if (*slot != ' ')
+            return false;
+    return true;
+}
+
+static PKCS11_SLOT *find_slot(cacreg_token *t, const char *reader)
+{
+    for (unsigned i = 0; i < t->nslots; i++) {
+        PKCS11_SLOT *s = &t->slots[i];
+        if (reader ? (s->description && same_name(s->description, reader)) : s->token != NULL)
+            return s;
+    }
+    return NULL;
+}
+
+/* The PIN state from the token's flags and our own count of wrong PINs. */
+static void pin_state(cacreg_token *t, const PKCS11_TOKEN *tok, cacreg_token_info *info)
+{
+    int seen = strcmp(t->wrong_serial, info->serial) == 0 ? t->wrong_seen : 0;
+
+    if (tok->userPinLocked) {
+        info->pin = CACREG_PIN_LOCKED;
+        info->tries_left = 0;
+    } else if (tok->userPinFinalTry) {
+        info->pin = CACREG_PIN_FINAL_TRY;
+        info->tries_left = 1;
+    } else if (tok->userPinCountLow || seen > 0) {
+        /* Not final: at least 2 left; our own count narrows it when we know the card's maximum. */
+        int left = t->pin_max_tries - (seen > 0 ? seen : 1);
+        info->pin = CACREG_PIN_COUNT_LOW;
+        info->tries_left = left >= 2 ? left : 2;
+    } else {
+        info->pin = CACREG_PIN_OK;
+        info->tries_left = -1;
+    }
+}
+
+static void hex(const unsigned char *in, size_t len, char *out, size_t size)
+{
+    size_t i;
+
+    for (i = 0; i < len && 2 * i + 2 < size; i++)
+        snprintf(out + (size_t)2 * i, 3, "%02x", in[i]);
+    out[2 * i] = '\0';
+}
+
+/* Copies a PKCS#11 string field (space-padded, maybe not terminated). */
+static void p11_string(const char *in, char *out, size_t size)
+{
+    size_t n = in ? strnlen(in, size - 1) : 0;
+
+    memcpy(out, in ? in : "", n);
+    while (n > 0 && out[n - 1] == ' ')
+        n--;
+    out[n] = '\0';
+}
+
+cacreg_err cacreg_token_read(cacreg_token *t, const char *reader, cacreg_token_info *info,
+                             char *err, size_t err_size)
+{
+    PKCS11_CERT *certs = NULL;
+    unsigned ncerts = 0;
+    PKCS11_SLOT *slot;
+    PKCS11_TOKEN *tok;
+
+    if (t->cached && (!reader || strcmp(t->info.reader, reader) == 0)) {
+        *info = t->info;
+        return CACREG_OK;
+    }
+    memset(info, 0, sizeof *info);
+    if (!refresh_slots(t)) {
+        cacreg_errf(err, err_size, "The PKCS#11 module lists no slots.");
+        return CACREG_ERR_NOT_FOUND;
+    }
+    slot = find_slot(t, reader);
+    if (!slot || !slot->token) {
+        cacreg_errf(err, err_size, reader ? "The card in %s is not recognised as a smart card with "
+                                     "certificates." : "No token is present%s.",
+             reader ? reader : "");
+        return CACREG_ERR_NOT_FOUND;
+    }
+    tok = slot->token;
+    snprintf(info->reader, sizeof info->reader, "%s", reader ? reader : "");
+    p11_string(slot->description, info->slot, sizeof info->slot);
+    p11_string(tok->label, info->label, sizeof info->label);
+    p11_string(tok->manufacturer, info->manufacturer, sizeof info->manufacturer);
+    p11_string(tok->model, info->model, sizeof info->model);
+    p11_string(tok->serialnr, info->serial, sizeof info->serial);
+    pin_state(t, tok, info);
+    if (PKCS11_enumerate_certs(tok, &certs, &ncerts) != 0) {
+        ERR_clear_error();
+        cacreg_errf(err, err_size, "The certificates on the card cannot be read.");
+        return CACREG_ERR_CERT;
+    }
+    for (unsigned i = 0; i < ncerts && info->ncerts < CACREG_MAX_CERTS; i++) {
+        unsigned char *der = NULL;
+        int len = certs[i].x509 ? i2d_X509(certs[i].x509, &der) : -1;
+        size_t k = info->ncerts;
+        char why[128];
+
+        if (len > 0 &&
+            cacreg_cert_parse(&info->certs[k], der, (size_t)len, why, sizeof why) == CACREG_OK) {
+            snprintf(info->cert_labels[k], sizeof info->cert_labels[k], "%s",
+                     certs[i].label ? certs[i].label : "");
+            hex(certs[i].id, certs[i].id_len, info->cert_ids[k], sizeof info->cert_ids[k]);
+            info->ncerts++;
+        }
+        OPENSSL_free(der);
+    }
+    info->recognised = info->ncerts > 0;
+    t->info = *info;
+    t->cached = true;
+    return CACREG_OK;
+}
+
+cacreg_login_result cacreg_token_login(cacreg_token *t, const char *reader, cacreg_secret *pin,
+                                       int *tries_left, char *err, size_t err_size)
+{
+    cacreg_login_result result = CACREG_LOGIN_ERROR;
+    cacreg_token_info *info = &t->info;
+    unsigned long reason;
+    PKCS11_SLOT *slot;
+
+    *tries_left = -1;
+    if (!cacreg_secret_is_pin(pin)) {
+        cacreg_errf(err, err_size, "A CAC PIN is 6 to 8 digits.");
+        result = CACREG_LOGIN_BAD_FORMAT;
+        goto out;
+    }
+    if (cacreg_token_read(t, reader, info, err, err_size) != CACREG_OK) {
+        result = CACREG_LOGIN_NO_CARD;
+        goto out;
+    }
+    if (info->pin == CACREG_PIN_LOCKED) {
+        cacreg_errf(err, err_size, "The card's PIN is locked after too many wrong tries.");
+        *tries_left = 0;
+        result = CACREG_LOGIN_LOCKED;
+        goto out;
+    }
+    slot = find_slot(t, reader);
+    if (!slot || !slot->token) {
+        result = CACREG_LOGIN_NO_CARD;
+        goto out;
+    }
+    if (PKCS11_login(slot, 0, cacreg_secret_data(pin)) == 0) {
+        t->wrong_seen = 0;
+        info->pin = CACREG_PIN_OK;
+        info->tries_left = -1;
+        result = CACREG_LOGIN_OK;
+        goto out;
+    }
+    reason = ERR_GET_REASON(ERR_peek_last_error());
+    ERR_clear_error();
+    if (reason == CKR_USER_ALREADY_LOGGED_IN_) {
+        /* Logged in by another session: the card did not check this PIN. Log out and
+         * let the person try again; nothing here counts as a try. */
+        PKCS11_logout(slot);
+        cacreg_errf(err, err_size, "The card was logged in already; try again.");
+        result = CACREG_LOGIN_ERROR;
+        goto out;
+    }
+    if (reason == CKR_PIN_INCORRECT_ || reason == CKR_PIN_LOCKED_) {
+        if (strcmp(t->wrong_serial, info->serial) != 0) {
+            snprintf(t->wrong_serial, sizeof t->wrong_serial, "%s", info->serial);
+            t->wrong_seen = 0;
+        }
+        t->wrong_seen++;
+        if (refresh_slots(t) && (slot = find_slot(t, reader)) != NULL && slot->token)
+            pin_state(t, slot->token, info);
+        if (reason == CKR_PIN_LOCKED_) {
+            info->pin = CACREG_PIN_LOCKED;
+            info->tries_left = 0;
+        }
+        *tries_left = info->tries_left;
+        result = info->pin == CACREG_PIN_LOCKED ? CACREG_LOGIN_LOCKED : CACREG_LOGIN_WRONG_PIN;
+        cacreg_errf(err, err_size, result == CACREG_LOGIN_LOCKED
+                                ? "Wrong PIN. The card is now locked."
+                                : "Wrong PIN.");
+        goto out;
+    }
+    if (reason == CKR_PIN_LEN_RANGE_ || reason == CKR_PIN_INVALID_) {
+        cacreg_errf(err, err_size, "The card refused the PIN's form.");
+        result = CACREG_LOGIN_BAD_FORMAT;
+        goto out;
+    }
+    cacreg_errf(err, err_size, "The card could not check the PIN (PKCS#11 error 0x%lx).", reason);
+out:
+    cacreg_secret_clear(pin);
+    return result;
+}
+
+void cacreg_token_forget(cacreg_token *t)
+{
+    if (t->enumerated) {
+        PKCS11_release_all_slots(t->ctx, t->slots, t->nslots);
+        t->slots = NULL;
+        t->nslots = 0;
+        t->enumerated = false;
+    }
+    OPENSSL_cleanse(&t->info, sizeof t->info);
+    t->cached = false;
+}

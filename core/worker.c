@@ -1,0 +1,110 @@
+/* The worker: one thread for slow card calls, each finishing as an event. */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cacreg.h"
+
+#define QUEUE_MAX 16
+
+struct job {
+    cacreg_job_fn fn;
+    void *arg;
+    int id;
+};
+
+struct cacreg_worker {
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    struct job queue[QUEUE_MAX];
+    size_t head, count;
+    int next_id;
+    bool stopping;
+    int event_wr; /* not ours to close */
+};
+
+static void *worker_main(void *arg)
+{
+    cacreg_worker *w = arg;
+
+    pthread_mutex_lock(&w->lock);
+    for (;;) {
+        struct job job;
+        cacreg_event ev;
+
+        while (w->count == 0 && !w->stopping)
+            pthread_cond_wait(&w->wake, &w->lock);
+        if (w->stopping)
+            break;
+        job = w->queue[w->head];
+        w->head = (w->head + 1) % QUEUE_MAX;
+        w->count--;
+        pthread_mutex_unlock(&w->lock);
+
+        memset(&ev, 0, sizeof ev);
+        ev.type = CACREG_EV_JOB_DONE;
+        ev.job = job.id;
+        ev.status = job.fn(job.arg);
+        if (write(w->event_wr, &ev, sizeof ev) != (ssize_t)sizeof ev) {
+            /* the front end has gone; nothing is waiting for this */
+        }
+        pthread_mutex_lock(&w->lock);
+    }
+    pthread_mutex_unlock(&w->lock);
+    return NULL;
+}
+
+cacreg_err cacreg_worker_start(cacreg_worker **out, int event_wr)
+{
+    cacreg_worker *w = calloc(1, sizeof *w);
+
+    *out = NULL;
+    if (!w)
+        return CACREG_ERR_NOMEM;
+    w->event_wr = event_wr;
+    w->next_id = 1;
+    pthread_mutex_init(&w->lock, NULL);
+    pthread_cond_init(&w->wake, NULL);
+    if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+        pthread_cond_destroy(&w->wake);
+        pthread_mutex_destroy(&w->lock);
+        free(w);
+        return CACREG_ERR_SYSTEM;
+    }
+    *out = w;
+    return CACREG_OK;
+}
+
+int cacreg_worker_submit(cacreg_worker *w, cacreg_job_fn fn, void *arg)
+{
+    int id = -1;
+
+    pthread_mutex_lock(&w->lock);
+    if (w->count < QUEUE_MAX && !w->stopping) {
+        id = w->next_id++;
+        if (w->next_id <= 0)
+            w->next_id = 1;
+        w->queue[(w->head + w->count) % QUEUE_MAX] = (struct job){fn, arg, id};
+        w->count++;
+        pthread_cond_signal(&w->wake);
+    }
+    pthread_mutex_unlock(&w->lock);
+    return id;
+}
+
+void cacreg_worker_stop(cacreg_worker *w)
+{
+    if (!w)
+        return;
+    pthread_mutex_lock(&w->lock);
+    w->stopping = true;
+    w->count = 0;
+    pthread_cond_signal(&w->wake);
+    pthread_mutex_unlock(&w->lock);
+    pthread_join(w->thread, NULL);
+    pthread_cond_destroy(&w->wake);
+    pthread_mutex_destroy(&w->lock);
+    free(w);
+}

@@ -1,0 +1,39 @@
+/*
+ * cacreg: register a CAC with a portal account from a terminal. With no
+ * command, the full-screen front end; with a command, a headless one.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "cacreg.h"
+#include "cli.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: cacreg status [options]   the readers, the card and its certificates\n"
+               "       cacreg --version\n"
+               "Run 'cacreg status --help' for its options.\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (cacreg_harden_process() != CACREG_OK) {
+        fprintf(stderr, "cacreg: cannot protect this process's memory from core dumps\n");
+        return 5;
+    }
+    if (argc >= 2 && strcmp(argv[1], "status") == 0)
+        return cli_status(argc - 1, argv + 1);
+    if (argc >= 2 && strcmp(argv[1], "--version") == 0) {
+        printf("cacreg 0.1\n");
+        return 0;
+    }
+    if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        usage(stdout);
+        return 0;
+    }
+    if (argc < 2)
+        fprintf(stderr, "cacreg: the full-screen front end is not built yet; "
+                        "'cacreg status' shows the card.\n");
+    usage(stderr);
+    return 4;
+}

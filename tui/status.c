@@ -1,0 +1,472 @@
+/*
+ * `cacreg status`: the readers, the card, its token and PIN state, its
+ * certificates with the chosen one marked, and the pre-flight verdict,
+ * without curses; --json for machines, --watch for events as they happen.
+ */
+#define _GNU_SOURCE
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "cacreg.h"
+#include "cli.h"
+
+/* Exit codes, as `cacreg status --help` documents them. */
+enum {
+    EXIT_READY = 0,      /* a card whose identity certificate passed pre-flight */
+    EXIT_NO_CARD = 1,    /* no reader, or no card in any */
+    EXIT_MIDDLEWARE = 2, /* pcscd down or refusing, or no PKCS#11 module */
+    EXIT_CARD = 3,       /* a card, but unusable: not recognised, no identity cert, bad verdict, locked PIN */
+    EXIT_USAGE = 4,      /* bad options or configuration */
+};
+
+struct status {
+    cacreg_config cfg;
+    cacreg_trust *trust;
+    char trust_error[256];
+    cacreg_token *token;
+    char token_error[256];
+    cacreg_worker *worker;
+    cacreg_watcher *watcher;
+    int events[2];
+    int signal_fd;
+    bool json, watch;
+    /* the job in flight */
+    char job_reader[128];
+    cacreg_token_info job_info;
+    char job_error[256];
+};
+
+static struct status st; /* one per process; large (certificates) */
+
+static cacreg_err job_load(void *arg)
+{
+    struct status *s = arg;
+
+    return cacreg_token_load(&s->token, s->cfg.pkcs11_module, s->cfg.opensc_file_cache,
+                             s->cfg.pin_max_tries, s->token_error, sizeof s->token_error);
+}
+
+static cacreg_err job_read(void *arg)
+{
+    struct status *s = arg;
+
+    return cacreg_token_read(s->token, s->job_reader[0] ? s->job_reader : NULL, &s->job_info,
+                             s->job_error, sizeof s->job_error);
+}
+
+/* Runs one job on the worker and waits for it, keeping other events queued. */
+static cacreg_err run_job(cacreg_job_fn fn)
+{
+    int id = cacreg_worker_submit(st.worker, fn, &st);
+    cacreg_event ev;
+
+    if (id < 0)
+        return CACREG_ERR_SYSTEM;
+    for (;;) {
+        struct pollfd pfd = {.fd = st.events[0], .events = POLLIN};
+        if (poll(&pfd, 1, -1) < 0)
+            continue;
+        while (cacreg_event_read(st.events[0], &ev) == CACREG_OK)
+            if (ev.type == CACREG_EV_JOB_DONE && ev.job == id)
+                return ev.status;
+    }
+}
+
+static const char *pcsc_name(cacreg_pcsc_status s)
+{
+    switch (s) {
+    case CACREG_PCSC_UP:
+        return "up";
+    case CACREG_PCSC_DOWN:
+        return "down";
+    case CACREG_PCSC_DENIED:
+        return "denied";
+    case CACREG_PCSC_STARTING:
+        break;
+    }
+    return "starting";
+}
+
+static const char *pin_name(cacreg_pin_state p)
+{
+    static const char *const names[] = {"unknown", "ok", "count_low", "final_try", "locked"};
+
+    return (unsigned)p < 5 ? names[p] : "unknown";
+}
+
+static void day(long long t, char *buf, size_t size)
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+
+    gmtime_r(&tt, &tm);
+    strftime(buf, size, "%Y-%m-%d", &tm);
+}
+
+static void atr_hex(const cacreg_reader *r, char *buf, size_t size)
+{
+    size_t n = 0;
+
+    buf[0] = '\0';
+    for (size_t i = 0; i < r->atr_len && n + 4 < size; i++)
+        n += (size_t)snprintf(buf + n, size - n, "%s%02X", i ? " " : "", r->atr[i]);
+}
+
+/* The verdict on a card and the exit code it gives. */
+static int card_verdict(const cacreg_token_info *info, size_t *chosen, cacreg_verdict *v,
+                        char *detail, size_t size)
+{
+    *chosen = cacreg_cert_choose(info->certs, info->ncerts);
+    *v = CACREG_VERDICT_OK;
+    detail[0] = '\0';
+    if (!info->recognised) {
+        snprintf(detail, size, "The card has no certificates this program can read.");
+        return EXIT_CARD;
+    }
+    if (*chosen == info->ncerts) {
+        snprintf(detail, size, "None of the card's certificates is an identity certificate.");
+        *v = CACREG_VERDICT_WRONG_KIND;
+        return EXIT_CARD;
+    }
+    *v = cacreg_cert_preflight(&info->certs[*chosen], st.trust, (long long)time(NULL), detail,
+                               size);
+    if (*v != CACREG_VERDICT_OK)
+        return EXIT_CARD;
+    if (info->pin == CACREG_PIN_LOCKED)
+        return EXIT_CARD;
+    return EXIT_READY;
+}
+
+static json_t *card_json(const cacreg_token_info *info, int *code)
+{
+    char detail[512], nb[16], na[16];
+    json_t *certs = json_array(), *card;
+    cacreg_verdict v;
+    size_t chosen;
+
+    *code = card_verdict(info, &chosen, &v, detail, sizeof detail);
+    for (size_t i = 0; i < info->ncerts; i++) {
+        const cacreg_cert *c = &info->certs[i];
+        const char *why = i == chosen ? NULL : cacreg_cert_why_not(c);
+        day(c->not_before, nb, sizeof nb);
+        day(c->not_after, na, sizeof na);
+        json_array_append_new(
+            certs,
+            json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:b, s:o, s:b}",
+                      "label", info->cert_labels[i], "id", info->cert_ids[i], "kind",
+                      cacreg_cert_kind_name(c->kind), "holder", c->holder, "edipi", c->edipi,
+                      "subject", c->subject, "issuer", c->issuer, "serial", c->serial,
+                      "not_before", nb, "not_after", na, "days_left",
+                      (json_int_t)cacreg_cert_days_left(c, (long long)time(NULL)), "chosen",
+                      i == chosen, "why_not", why ? json_string(why) : json_null(),
+                      "edipi_mismatch", c->edipi_mismatch));
+    }
+    card = json_pack("{s:s, s:s, s:s, s:s, s:b, s:{s:s, s:o}, s:o, s:o, s:s, s:s}", "reader",
+                     info->reader, "label", info->label, "model", info->model, "serial",
+                     info->serial, "recognised", info->recognised, "pin", "state",
+                     pin_name(info->pin), "tries_left",
+                     info->tries_left >= 0 ? json_integer(info->tries_left) : json_null(),
+                     "certificates", certs, "chosen",
+                     chosen < info->ncerts ? json_integer((json_int_t)chosen) : json_null(),
+                     "verdict", cacreg_verdict_name(v), "verdict_detail", detail);
+    return card;
+}
+
+static void print_card(const cacreg_token_info *info, int *code)
+{
+    char detail[512], na[16];
+    cacreg_verdict v;
+    size_t chosen;
+
+    *code = card_verdict(info, &chosen, &v, detail, sizeof detail);
+    printf("Card:           %s (%s %s, serial %s)\n", info->label[0] ? info->label : "(no label)",
+           info->manufacturer, info->model, info->serial);
+    switch (info->pin) {
+    case CACREG_PIN_LOCKED:
+        printf("PIN:            locked after too many wrong tries; the CAC office can reset it\n");
+        break;
+    case CACREG_PIN_FINAL_TRY:
+        printf("PIN:            1 try left: one more wrong PIN locks the card\n");
+        break;
+    case CACREG_PIN_COUNT_LOW:
+        printf("PIN:            %d tries left\n", info->tries_left);
+        break;
+    default:
+        printf("PIN:            ok\n");
+        break;
+    }
+    printf("Certificates:   %zu\n", info->ncerts);
+    for (size_t i = 0; i < info->ncerts; i++) {
+        const cacreg_cert *c = &info->certs[i];
+        day(c->not_after, na, sizeof na);
+        printf("  %s %-16s %s, EDIPI %s, issuer %s, serial %s, expires %s (%ld days)\n",
+               i == chosen ? "*" : " ", cacreg_cert_kind_name(c->kind), c->holder,
+               c->edipi[0] ? c->edipi : "-", c->issuer_cn, c->serial, na,
+               cacreg_cert_days_left(c, (long long)time(NULL)));
+        if (i != chosen && cacreg_cert_why_not(c))
+            printf("    %s\n", cacreg_cert_why_not(c));
+    }
+    printf("Pre-flight:     %s: %s\n", cacreg_verdict_name(v), detail);
+}
+
+/* One full report; returns the exit code it stands for. */
+static int report(void)
+{
+    cacreg_readers readers;
+    json_t *root = NULL, *jreaders = NULL, *jcards = NULL;
+    int code = EXIT_NO_CARD;
+    char atr[128];
+
+    cacreg_watcher_snapshot(st.watcher, &readers);
+    if (st.json) {
+        root = json_object();
+        json_object_set_new(root, "pcsc", json_pack("{s:s, s:s}", "status",
+                                                    pcsc_name(readers.status), "detail",
+                                                    readers.detail));
+        json_object_set_new(root, "module", st.token ? json_string(cacreg_token_module(st.token))
+                                                     : json_null());
+        if (!st.token)
+            json_object_set_new(root, "module_error", json_string(st.token_error));
+        json_object_set_new(root, "trust_error",
+                            st.trust ? json_null() : json_string(st.trust_error));
+        jreaders = json_array();
+        jcards = json_array();
+        json_object_set_new(root, "readers", jreaders);
+        json_object_set_new(root, "cards", jcards);
+    } else {
+        printf("Smart cards:    %s%s%s\n", readers.status == CACREG_PCSC_UP ? "pcscd running"
+                                           : readers.status == CACREG_PCSC_DENIED
+                                               ? "pcscd refuses this session"
+                                               : "pcscd not running",
+               readers.detail[0] ? ": " : "", readers.detail);
+        printf("PKCS#11 module: %s\n", st.token ? cacreg_token_module(st.token) : st.token_error);
+        if (!st.trust)
+            printf("CA bundle:      %s\n", st.trust_error);
+        if (readers.status == CACREG_PCSC_UP && readers.count == 0)
+            printf("Readers:        none connected\n");
+    }
+    if (readers.status != CACREG_PCSC_UP || !st.token)
+        code = EXIT_MIDDLEWARE;
+    for (size_t i = 0; i < readers.count; i++) {
+        const cacreg_reader *r = &readers.readers[i];
+        atr_hex(r, atr, sizeof atr);
+        if (st.json)
+            json_array_append_new(jreaders,
+                                  json_pack("{s:s, s:b, s:b, s:b, s:s}", "name", r->name,
+                                            "card_present", r->card_present, "exclusive",
+                                            r->exclusive, "mute", r->mute, "atr", atr));
+        else
+            printf("Reader:         %s: %s%s%s\n", r->name,
+                   r->card_present ? "card present" : "no card", r->mute ? " (not answering)" : "",
+                   r->exclusive ? " (in use by another program)" : "");
+        if (!r->card_present || !st.token || code == EXIT_MIDDLEWARE)
+            continue;
+        snprintf(st.job_reader, sizeof st.job_reader, "%s", r->name);
+        if (run_job(job_read) != CACREG_OK) {
+            if (st.json)
+                json_array_append_new(jcards, json_pack("{s:s, s:b, s:s}", "reader", r->name,
+                                                        "recognised", 0, "error", st.job_error));
+            else
+                printf("Card:           %s\n", st.job_error);
+            code = code == EXIT_READY ? EXIT_READY : EXIT_CARD;
+            continue;
+        }
+        int card_code;
+        if (st.json)
+            json_array_append_new(jcards, card_json(&st.job_info, &card_code));
+        else
+            print_card(&st.job_info, &card_code);
+        if (code != EXIT_READY)
+            code = card_code;
+    }
+    if (st.json) {
+        json_object_set_new(root, "exit", json_integer(code));
+        json_dumpf(root, stdout, JSON_INDENT(2) | JSON_SORT_KEYS);
+        putchar('\n');
+        json_decref(root);
+    }
+    fflush(stdout);
+    return code;
+}
+
+/* Prints one event line in --watch mode. */
+static void print_event(const cacreg_event *ev)
+{
+    static const char *const names[] = {"readers", "card_in", "card_out", "pcsc_up",
+                                        "pcsc_down", "pcsc_denied", "job_done"};
+    char when[32];
+    struct timespec ts;
+    struct tm tm;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    localtime_r(&ts.tv_sec, &tm);
+    strftime(when, sizeof when, "%H:%M:%S", &tm);
+    if (st.json)
+        printf("{\"event\": \"%s\", \"time\": \"%s.%03ld\", \"reader\": \"%s\"}\n",
+               names[ev->type], when, ts.tv_nsec / 1000000, ev->reader);
+    else
+        printf("%s.%03ld %s%s%s\n", when, ts.tv_nsec / 1000000, names[ev->type],
+               ev->reader[0] ? " " : "", ev->reader);
+    fflush(stdout);
+}
+
+static int watch_loop(void)
+{
+    for (;;) {
+        struct pollfd pfd[2] = {{.fd = st.events[0], .events = POLLIN},
+                                {.fd = st.signal_fd, .events = POLLIN}};
+        cacreg_event ev;
+
+        if (poll(pfd, 2, -1) < 0)
+            continue;
+        if (pfd[1].revents & POLLIN)
+            return EXIT_READY;
+        while (cacreg_event_read(st.events[0], &ev) == CACREG_OK) {
+            if (ev.type == CACREG_EV_READERS || ev.type == CACREG_EV_JOB_DONE)
+                continue;
+            print_event(&ev);
+            if (ev.type == CACREG_EV_CARD_OUT || ev.type == CACREG_EV_PCSC_DOWN)
+                cacreg_token_forget(st.token); /* the card left: forget it and its PIN */
+            if (ev.type == CACREG_EV_CARD_IN && st.token)
+                report();
+        }
+    }
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: cacreg status [--json] [--watch] [--config FILE] [--ca-bundle FILE]\n"
+               "                     [--crl FILE] [--module PATH] [--reader TEXT] [--wait MS]\n"
+               "\n"
+               "Shows the smart-card service, the readers, the card and its PIN state, the\n"
+               "card's certificates (* marks the one to register) and the pre-flight verdict.\n"
+               "  --json    machine-readable output\n"
+               "  --watch   after the report, print events (card in, card out, pcscd gone)\n"
+               "            until interrupted; each new card is reported again\n"
+               "  --wait    how long to wait for the smart-card service at start (default 3000)\n"
+               "\n"
+               "Exit status: 0 a card is ready to register; 1 no reader or no card;\n"
+               "2 smart-card service or PKCS#11 module missing or refusing; 3 the card\n"
+               "cannot be used as it is (see Pre-flight); 4 bad options or configuration.\n");
+}
+
+int cli_status(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"json", no_argument, NULL, 'j'},          {"watch", no_argument, NULL, 'w'},
+        {"config", required_argument, NULL, 'c'},  {"ca-bundle", required_argument, NULL, 'a'},
+        {"crl", required_argument, NULL, 'r'},     {"module", required_argument, NULL, 'm'},
+        {"reader", required_argument, NULL, 'R'},  {"wait", required_argument, NULL, 'W'},
+        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
+    };
+    const char *config_file = NULL;
+    char err[512];
+    int opt, code, wait_ms = 3000;
+    sigset_t mask;
+    cacreg_err rc;
+
+    cacreg_config_defaults(&st.cfg);
+    st.events[0] = st.events[1] = st.signal_fd = -1;
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
+            config_file = argv[i + 1];
+    rc = config_file ? cacreg_config_load_file(&st.cfg, config_file, err, sizeof err)
+                     : cacreg_config_load_standard(&st.cfg, false, err, sizeof err);
+    if (rc == CACREG_ERR_NOT_FOUND) {
+        fprintf(stderr, "cacreg: %s: no such file\n", config_file);
+        return EXIT_USAGE;
+    }
+    if (rc != CACREG_OK) {
+        fprintf(stderr, "cacreg: %s\n", err);
+        return EXIT_USAGE;
+    }
+    while ((opt = getopt_long(argc, argv, "jwh", opts, NULL)) != -1) {
+        const char *key = NULL;
+        switch (opt) {
+        case 'j':
+            st.json = true;
+            break;
+        case 'w':
+            st.watch = true;
+            break;
+        case 'c':
+            break;
+        case 'a':
+            key = "ca_bundle";
+            break;
+        case 'r':
+            key = "crl_file";
+            break;
+        case 'm':
+            key = "pkcs11_module";
+            break;
+        case 'R':
+            key = "reader_filter";
+            break;
+        case 'W':
+            wait_ms = (int)strtol(optarg, NULL, 10);
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return EXIT_USAGE;
+        }
+        if (key && cacreg_config_set(&st.cfg, key, optarg, err, sizeof err) != CACREG_OK) {
+            fprintf(stderr, "cacreg: %s\n", err);
+            return EXIT_USAGE;
+        }
+    }
+    if (optind < argc) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+
+    if (cacreg_trust_load(&st.trust, st.cfg.ca_bundle, st.cfg.crl_file, st.trust_error,
+                          sizeof st.trust_error) != CACREG_OK)
+        st.trust = NULL;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGTERM);
+    sigprocmask(SIG_BLOCK, &mask, NULL);
+    st.signal_fd = signalfd(-1, &mask, SFD_CLOEXEC);
+    if (cacreg_event_pipe(st.events) != CACREG_OK ||
+        cacreg_worker_start(&st.worker, st.events[1]) != CACREG_OK ||
+        cacreg_watcher_start(&st.watcher, st.cfg.reader_filter, st.events[1]) != CACREG_OK) {
+        fprintf(stderr, "cacreg: cannot start: %s\n", cacreg_strerror(CACREG_ERR_SYSTEM));
+        return EXIT_MIDDLEWARE;
+    }
+    if (run_job(job_load) != CACREG_OK)
+        st.token = NULL;
+
+    /* Wait for the watcher's first word on pcscd (up, down or denied). */
+    for (int waited = 0; waited < wait_ms; waited += 20) {
+        cacreg_readers r;
+        cacreg_watcher_snapshot(st.watcher, &r);
+        if (r.status == CACREG_PCSC_UP || (r.status != CACREG_PCSC_STARTING && waited >= 500))
+            break;
+        nanosleep(&(struct timespec){.tv_nsec = 20000000}, NULL);
+    }
+    code = report();
+    if (st.watch)
+        code = watch_loop();
+
+    cacreg_watcher_stop(st.watcher);
+    cacreg_worker_stop(st.worker);
+    cacreg_token_free(st.token);
+    cacreg_trust_free(st.trust);
+    close(st.events[0]);
+    close(st.events[1]);
+    close(st.signal_fd);
+    return code;
+}
