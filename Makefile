@@ -69,6 +69,11 @@ $(BUILD)/$(1)/tests/test_pcsc: tests/bench/test_pcsc.c tests/bench/benchctl.c te
 	    tests/bench/test_pcsc.c tests/bench/benchctl.c \
 	    $$(call pkg_libs,$$(TEST_PKGS) libpcsclite) -o $$@
 
+$(BUILD)/$(1)/tests/test_core: tests/bench/test_core.c tests/bench/benchctl.c tests/bench/benchctl.h $(BUILD)/$(1)/libcacreg.a | $(BUILD)/$(1)/tests
+	$$(CC) $$(ALL_CFLAGS) $$($(1)_FLAGS) -Itests/bench $$(call pkg_cflags,$$(TEST_PKGS) $$(CORE_PKGS)) \
+	    tests/bench/test_core.c tests/bench/benchctl.c $(BUILD)/$(1)/libcacreg.a \
+	    $$(call pkg_libs,$$(TEST_PKGS) $$(CORE_PKGS)) -o $$@
+
 $(BUILD)/$(1)/core $(BUILD)/$(1)/tests:
 	mkdir -p $$@
 endef
@@ -91,7 +96,8 @@ $(PKI_STAMP): tests/pki/mkpki.sh tests/pki/personas.txt
 $(BUILD)/tests:
 	mkdir -p $@
 
-TEST_PROGS := $(foreach v,$(VARIANTS),$(call unit_tests,$(v)) $(BUILD)/$(v)/tests/test_pcsc)
+TEST_PROGS := $(foreach v,$(VARIANTS),$(call unit_tests,$(v)) $(BUILD)/$(v)/tests/test_pcsc \
+                $(BUILD)/$(v)/tests/test_core)
 
 # The whole suite, plain and under ASan+UBSan. Installs packages if needed.
 check: deps

@@ -141,18 +141,21 @@ const char *cacreg_token_module(const cacreg_token *t)
     return t->module;
 }
 
-/* Enumerates the slots the first time, refreshes them after. */
+/*
+ * Lists the slots afresh (token flags included). Release and enumerate
+ * rather than PKCS11_update_slots, which crashes in libp11 0.4.12 when a
+ * token's flags have changed under it.
+ */
 static bool refresh_slots(cacreg_token *t)
 {
-    int rc;
-
-    if (!t->enumerated)
-        rc = PKCS11_enumerate_slots(t->ctx, &t->slots, &t->nslots);
-    else
-        rc = PKCS11_update_slots(t->ctx, &t->slots, &t->nslots);
+    if (t->enumerated) {
+        PKCS11_release_all_slots(t->ctx, t->slots, t->nslots);
+        t->slots = NULL;
+        t->nslots = 0;
+    }
+    t->enumerated = PKCS11_enumerate_slots(t->ctx, &t->slots, &t->nslots) == 0;
     ERR_clear_error();
-    t->enumerated = rc == 0;
-    return rc == 0;
+    return t->enumerated;
 }
 
 /* Compares a slot description (space-padded by some modules) with a reader name. */

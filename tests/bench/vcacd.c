@@ -623,6 +623,11 @@ static int command(char *line, char *reply, size_t size)
     } else if (strcmp(line, "pin") == 0 && arg && valid_name(arg)) {
         int *t = pin_tries(arg);
         snprintf(reply, size, "ok %s tries_left=%d", arg, t ? *t : -1);
+    } else if (strcmp(line, "block") == 0 && arg && valid_name(arg)) {
+        int *t = pin_tries(arg);
+        if (t)
+            *t = 0;
+        snprintf(reply, size, "ok %s tries_left=%d", arg, t ? *t : -1);
     } else if (strcmp(line, "unblock") == 0 && arg && valid_name(arg)) {
         int *t = pin_tries(arg);
         if (t)
@@ -648,7 +653,7 @@ static int command(char *line, char *reply, size_t size)
     } else {
         snprintf(reply, size,
                  "err commands: insert NAME | remove | status | counters | totals | "
-                 "delay MS | mute on|off | poweroff | pin NAME | unblock NAME | "
+                 "delay MS | mute on|off | poweroff | pin NAME | block NAME | unblock NAME | "
                  "pcscd start|stop|restart | quit");
     }
     return 0;
