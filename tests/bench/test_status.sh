@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# `cacreg status` on the bench: every persona's verdict and exit status, the
+# JSON form, a locked PIN, pcscd gone, and --watch printing card events.
+# Needs a running bench (PCSCLITE_CSOCK_NAME, CACREG_BENCH): see tests/run.
+# CACREG_BIN picks the binary (the tests run the plain and the sanitized one).
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+pki=${CACREG_PKI:-$CACREG_BUILD/pki}
+bin=${CACREG_BIN:-$CACREG_BUILD/plain/cacreg}
+tmp=$(mktemp -d)
+watch_pid=
+cleanup() {
+    [ -z "$watch_pid" ] || kill "$watch_pid" 2>/dev/null || true
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+ok() { echo "ok: $*"; }
+ctl() { "$here/bench" ctl "$CACREG_BENCH" "$@" >/dev/null; }
+json() { /usr/bin/python3 -c 'import json,sys; d=json.load(sys.stdin)
+for k in sys.argv[1].split("."): d = d[int(k)] if isinstance(d, list) else d[k]
+print(d)' "$1"; }
+insert() {
+    ctl remove
+    "$here/bench" wait "$CACREG_BENCH" absent >/dev/null
+    ctl insert "$1"
+    "$here/bench" wait "$CACREG_BENCH" present >/dev/null
+}
+status() { # expected-exit args...: runs cacreg status, checks the exit status, keeps the output
+    local want=$1 rc=0
+    shift
+    "$bin" status --ca-bundle "$pki/ca-bundle.pem" --crl "$pki/inter.crl" --reader "Virtual CAC" \
+        "$@" >"$tmp/out" 2>"$tmp/err" || rc=$?
+    [ "$rc" = "$want" ] || { cat "$tmp/out" "$tmp/err"; fail "exit $rc, want $want ($*)"; }
+}
+
+ctl remove
+"$here/bench" wait "$CACREG_BENCH" absent >/dev/null
+status 1
+grep -q "Reader:         Virtual CAC Reader 00 00: no card" "$tmp/out" || fail "no-card output"
+ok "no card: exit 1"
+
+insert valid
+status 0
+grep -q '^  \* identity  *JANE Q DOE, EDIPI 1000000001' "$tmp/out" || { cat "$tmp/out"; fail "identity not marked"; }
+grep -q "This one signs email" "$tmp/out" || fail "no reason given for the signature certificate"
+grep -q "Pre-flight:     ok" "$tmp/out" || fail "pre-flight"
+ok "valid card: exit 0, identity certificate marked, the others explained"
+
+status 0 --json
+[ "$(json cards.0.chosen <"$tmp/out")" = 0 ] || fail "json chosen"
+[ "$(json cards.0.certificates.0.kind <"$tmp/out")" = identity ] || fail "json kind"
+[ "$(json cards.0.verdict <"$tmp/out")" = ok ] || fail "json verdict"
+[ "$(json pcsc.status <"$tmp/out")" = up ] || fail "json pcsc"
+[ "$(json cards.0.certificates.1.why_not <"$tmp/out")" != None ] || fail "json why_not"
+ok "--json: chosen, kinds, verdict"
+
+for pair in expired:expired revoked:revoked untrusted:untrusted; do
+    insert "${pair%%:*}"
+    status 3 --json
+    [ "$(json cards.0.verdict <"$tmp/out")" = "${pair#*:}" ] || { cat "$tmp/out"; fail "${pair%%:*}"; }
+    ok "${pair%%:*} card: exit 3, verdict ${pair#*:}"
+done
+
+ctl block valid
+insert valid
+status 3
+grep -q "PIN:            locked" "$tmp/out" || { cat "$tmp/out"; fail "locked PIN not shown"; }
+ctl unblock valid
+ok "locked PIN: exit 3, shown as locked"
+
+ctl pcscd stop
+status 2 --wait 1000
+grep -q "pcscd not running" "$tmp/out" || { cat "$tmp/out"; fail "pcscd down not reported"; }
+ctl pcscd start
+"$here/bench" wait "$CACREG_BENCH" reader 5000 >/dev/null
+ok "pcscd stopped: exit 2, reported as not running"
+
+status 4 --frobnicate
+status 4 --ca-bundle relative.pem
+grep -q "ca_bundle must be an absolute path" "$tmp/err" || fail "bad option message"
+printf 'connect_timeout = soon\n' >"$tmp/bad.conf"
+status 4 --config "$tmp/bad.conf"
+grep -q "bad.conf:1: connect_timeout expects a whole number" "$tmp/err" || { cat "$tmp/err"; fail "config error"; }
+ok "bad options and configuration: exit 4 with file:line"
+
+# --watch: card events as they happen, until interrupted.
+ctl remove
+"$here/bench" wait "$CACREG_BENCH" absent >/dev/null
+"$bin" status --watch --ca-bundle "$pki/ca-bundle.pem" --reader "Virtual CAC" >"$tmp/watch" 2>&1 &
+watch_pid=$!
+for _ in $(seq 100); do grep -q "^Reader:" "$tmp/watch" && break; sleep 0.05; done
+ctl insert valid
+for _ in $(seq 100); do grep -q "card_in" "$tmp/watch" && grep -q "^Card:" "$tmp/watch" && break; sleep 0.05; done
+ctl remove
+for _ in $(seq 100); do grep -q "card_out" "$tmp/watch" && break; sleep 0.05; done
+kill -INT "$watch_pid"
+rc=0
+wait "$watch_pid" || rc=$?
+watch_pid=
+[ "$rc" = 0 ] || { cat "$tmp/watch"; fail "--watch exit $rc after SIGINT"; }
+grep -q "card_in Virtual CAC Reader 00 00" "$tmp/watch" || { cat "$tmp/watch"; fail "no card_in"; }
+grep -q "card_out Virtual CAC Reader 00 00" "$tmp/watch" || { cat "$tmp/watch"; fail "no card_out"; }
+grep -q "^Card:           DOE.JANE.Q.1000000001" "$tmp/watch" || { cat "$tmp/watch"; fail "inserted card not reported"; }
+ok "--watch: card_in, the card's report, card_out, clean exit on SIGINT"
