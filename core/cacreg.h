@@ -164,6 +164,12 @@ cacreg_err cacreg_trust_load(cacreg_trust **out, const char *ca_bundle, const ch
                              char *err, size_t err_size);
 void cacreg_trust_free(cacreg_trust *trust);
 
+/*
+ * Also asks an OCSP responder (http:// URL) during pre-flight, waiting at most
+ * timeout_s. Pre-flight then does network I/O: run it in the worker.
+ */
+cacreg_err cacreg_trust_set_ocsp(cacreg_trust *trust, const char *url, int timeout_s);
+
 /* Checks a certificate at time now; detail gets a sentence for a person. */
 cacreg_verdict cacreg_cert_preflight(const cacreg_cert *cert, const cacreg_trust *trust,
                                      long long now, char *detail, size_t detail_size);

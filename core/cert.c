@@ -1,12 +1,20 @@
 /* Certificates: a CAC's certificates into plain fields, the choice, pre-flight checks. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <netdb.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/http.h>
+#include <openssl/ocsp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
@@ -17,6 +25,8 @@
 struct cacreg_trust {
     X509_STORE *anchors;        /* the CA bundle */
     STACK_OF(X509_CRL) *crls;   /* NULL when no CRL is configured */
+    char ocsp_url[CACREG_URL_MAX]; /* "" when no OCSP is configured */
+    int ocsp_timeout_s;
 };
 
 /* Copies an ASN1 string as UTF-8 into a fixed buffer; "" if it cannot. */
@@ -359,6 +369,15 @@ nomem:
     return CACREG_ERR_NOMEM;
 }
 
+cacreg_err cacreg_trust_set_ocsp(cacreg_trust *trust, const char *url, int timeout_s)
+{
+    if (strlen(url) >= sizeof trust->ocsp_url)
+        return CACREG_ERR_TOO_LONG;
+    snprintf(trust->ocsp_url, sizeof trust->ocsp_url, "%s", url);
+    trust->ocsp_timeout_s = timeout_s > 0 ? timeout_s : 5;
+    return CACREG_OK;
+}
+
 void cacreg_trust_free(cacreg_trust *trust)
 {
     if (!trust)
@@ -391,6 +410,108 @@ out:
     return rc;
 }
 
+enum ocsp_answer { OCSP_GOOD, OCSP_REVOKED, OCSP_NO_ANSWER };
+
+/* A TCP connection within timeout_s, tried once per address; -1 if none answers. */
+static int connect_once(const char *host, const char *port, int timeout_s)
+{
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
+    int fd = -1;
+
+    if (getaddrinfo(host, port, &hints, &res) != 0)
+        return -1;
+    for (const struct addrinfo *ai = res; ai && fd < 0; ai = ai->ai_next) {
+        struct pollfd pfd;
+        int err = 0;
+        socklen_t len = sizeof err;
+
+        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
+        if (fd < 0)
+            continue;
+        if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
+            break;
+        pfd = (struct pollfd){.fd = fd, .events = POLLOUT};
+        if (errno != EINPROGRESS || poll(&pfd, 1, timeout_s * 1000) != 1 ||
+            getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err != 0) {
+            close(fd);
+            fd = -1;
+        }
+    }
+    freeaddrinfo(res);
+    return fd;
+}
+
+/* Asks the configured OCSP responder about x; the answer must verify against the anchors. */
+static enum ocsp_answer ocsp_ask(const cacreg_trust *trust, X509 *x)
+{
+    enum ocsp_answer answer = OCSP_NO_ANSWER;
+    char *host = NULL, *port = NULL, *path = NULL;
+    X509_STORE_CTX *ctx = X509_STORE_CTX_new();
+    OCSP_CERTID *id = NULL, *sent_id = NULL;
+    OCSP_REQUEST *req = OCSP_REQUEST_new();
+    OCSP_RESPONSE *resp = NULL;
+    OCSP_BASICRESP *basic = NULL;
+    ASN1_GENERALIZEDTIME *this_update, *next_update, *revoked_at;
+    BIO *req_bio = NULL, *resp_bio = NULL, *conn = NULL;
+    X509 *issuer = NULL;
+    int use_ssl, status, reason, fd;
+
+    if (!ctx || !req || !X509_STORE_CTX_init(ctx, trust->anchors, x, NULL) ||
+        X509_STORE_CTX_get1_issuer(&issuer, ctx, x) != 1)
+        goto out;
+    if (!OSSL_HTTP_parse_url(trust->ocsp_url, &use_ssl, NULL, &host, &port, NULL, &path, NULL,
+                             NULL))
+        goto out;
+    id = OCSP_cert_to_id(NULL, x, issuer);
+    sent_id = id ? OCSP_CERTID_dup(id) : NULL;
+    if (!sent_id || !OCSP_request_add0_id(req, sent_id))
+        goto out;
+    req_bio = ASN1_item_i2d_mem_bio(ASN1_ITEM_rptr(OCSP_REQUEST), (const ASN1_VALUE *)req);
+    if (!req_bio || use_ssl)
+        goto out;
+    /* Connect once, within the timeout: OpenSSL's own connect retries a refusing
+     * responder until the timeout, and a refusal is an answer we want at once. */
+    fd = connect_once(host, port, trust->ocsp_timeout_s);
+    if (fd < 0 || !(conn = BIO_new_socket(fd, BIO_CLOSE))) {
+        if (fd >= 0)
+            close(fd);
+        goto out;
+    }
+    resp_bio = OSSL_HTTP_transfer(NULL, host, port, path, use_ssl, NULL, NULL, conn, conn, NULL,
+                                  NULL, 0, NULL, "application/ocsp-request", req_bio,
+                                  "application/ocsp-response", 1, 64 * 1024,
+                                  trust->ocsp_timeout_s, 0);
+    resp = resp_bio ? d2i_OCSP_RESPONSE_bio(resp_bio, NULL) : NULL;
+    if (!resp || OCSP_response_status(resp) != OCSP_RESPONSE_STATUS_SUCCESSFUL)
+        goto out;
+    basic = OCSP_response_get1_basic(resp);
+    if (!basic || OCSP_basic_verify(basic, NULL, trust->anchors, 0) <= 0)
+        goto out;
+    if (!OCSP_resp_find_status(basic, id, &status, &reason, &revoked_at, &this_update,
+                               &next_update) ||
+        !OCSP_check_validity(this_update, next_update, 300, -1))
+        goto out;
+    if (status == V_OCSP_CERTSTATUS_GOOD)
+        answer = OCSP_GOOD;
+    else if (status == V_OCSP_CERTSTATUS_REVOKED)
+        answer = OCSP_REVOKED;
+out:
+    ERR_clear_error();
+    OCSP_BASICRESP_free(basic);
+    OCSP_RESPONSE_free(resp);
+    BIO_free(resp_bio);
+    BIO_free(req_bio);
+    BIO_free_all(conn);
+    OCSP_REQUEST_free(req);
+    OCSP_CERTID_free(id);
+    OPENSSL_free(host);
+    OPENSSL_free(port);
+    OPENSSL_free(path);
+    X509_free(issuer);
+    X509_STORE_CTX_free(ctx);
+    return answer;
+}
+
 /* The day part of an epoch time, "YYYY-MM-DD". */
 static void day_string(long long t, char *buf, size_t size)
 {
@@ -401,6 +522,42 @@ static void day_string(long long t, char *buf, size_t size)
     if (a && ASN1_TIME_to_tm(a, &tm))
         strftime(buf, size, "%Y-%m-%d", &tm);
     ASN1_TIME_free(a);
+}
+
+/* Revocation by the CRL and/or OCSP, whichever are configured; OK when none is. */
+static cacreg_verdict revocation(const cacreg_trust *trust, X509 *x, long long now, char *detail,
+                                 size_t detail_size)
+{
+    bool answered = false;
+    int rc = 0;
+
+    if (!trust->crls && !trust->ocsp_url[0])
+        return CACREG_VERDICT_OK;
+    if (trust->crls) {
+        rc = verify_chain(x, trust, now, true);
+        if (rc == X509_V_ERR_CERT_REVOKED) {
+            cacreg_errf(detail, detail_size, "It has been revoked (listed in the CRL).");
+            return CACREG_VERDICT_REVOKED;
+        }
+        answered = rc == 0;
+    }
+    if (trust->ocsp_url[0]) {
+        enum ocsp_answer a = ocsp_ask(trust, x);
+        if (a == OCSP_REVOKED) {
+            cacreg_errf(detail, detail_size, "It has been revoked (the OCSP responder says so).");
+            return CACREG_VERDICT_REVOKED;
+        }
+        answered |= a == OCSP_GOOD;
+    }
+    if (answered)
+        return CACREG_VERDICT_OK;
+    if (rc != 0)
+        cacreg_errf(detail, detail_size, "Its revocation status cannot be checked: %s.",
+                    X509_verify_cert_error_string(rc));
+    else
+        cacreg_errf(detail, detail_size, "Its revocation status cannot be checked: the OCSP "
+                                         "responder did not answer.");
+    return CACREG_VERDICT_REVOCATION_UNKNOWN;
 }
 
 cacreg_verdict cacreg_cert_preflight(const cacreg_cert *cert, const cacreg_trust *trust,
@@ -437,15 +594,8 @@ cacreg_verdict cacreg_cert_preflight(const cacreg_cert *cert, const cacreg_trust
         day_string(cert->not_after, day, sizeof day);
         cacreg_errf(detail, detail_size, "It expired on %s.", day);
         v = CACREG_VERDICT_EXPIRED;
-    } else if (trust->crls && (rc = verify_chain(x, trust, now, true)) != 0) {
-        if (rc == X509_V_ERR_CERT_REVOKED) {
-            cacreg_errf(detail, detail_size, "It has been revoked (listed in the CRL).");
-            v = CACREG_VERDICT_REVOKED;
-        } else {
-            cacreg_errf(detail, detail_size, "Its revocation status cannot be checked: %s.",
-                 X509_verify_cert_error_string(rc));
-            v = CACREG_VERDICT_REVOCATION_UNKNOWN;
-        }
+    } else if ((v = revocation(trust, x, now, detail, detail_size)) != CACREG_VERDICT_OK) {
+        /* revoked, or no configured source could answer */
     } else if (cert->kind != CACREG_CERT_IDENTITY) {
         cacreg_errf(detail, detail_size, "%s", cacreg_cert_why_not(cert));
         v = CACREG_VERDICT_WRONG_KIND;

@@ -43,6 +43,9 @@ struct status {
     char job_reader[128];
     cacreg_token_info job_info;
     char job_error[256];
+    size_t job_chosen;           /* the certificate to register, ncerts if none */
+    cacreg_verdict job_verdict;  /* pre-flight on it (may ask OCSP: done in the job) */
+    char job_detail[512];
 };
 
 static struct status st; /* one per process; large (certificates) */
@@ -58,9 +61,21 @@ static cacreg_err job_load(void *arg)
 static cacreg_err job_read(void *arg)
 {
     struct status *s = arg;
+    cacreg_token_info *info = &s->job_info;
+    cacreg_err rc;
 
-    return cacreg_token_read(s->token, s->job_reader[0] ? s->job_reader : NULL, &s->job_info,
-                             s->job_error, sizeof s->job_error);
+    rc = cacreg_token_read(s->token, s->job_reader[0] ? s->job_reader : NULL, info, s->job_error,
+                           sizeof s->job_error);
+    if (rc != CACREG_OK)
+        return rc;
+    s->job_chosen = cacreg_cert_choose(info->certs, info->ncerts);
+    s->job_verdict = CACREG_VERDICT_OK;
+    s->job_detail[0] = '\0';
+    if (s->job_chosen < info->ncerts)
+        s->job_verdict = cacreg_cert_preflight(&info->certs[s->job_chosen], s->trust,
+                                               (long long)time(NULL), s->job_detail,
+                                               sizeof s->job_detail);
+    return CACREG_OK;
 }
 
 /* Runs one job on the worker and waits for it, keeping other events queued. */
@@ -121,27 +136,23 @@ static void atr_hex(const cacreg_reader *r, char *buf, size_t size)
         n += (size_t)snprintf(buf + n, size - n, "%s%02X", i ? " " : "", r->atr[i]);
 }
 
-/* The verdict on a card and the exit code it gives. */
+/* The verdict on the card the last read job saw, and the exit code it gives. */
 static int card_verdict(const cacreg_token_info *info, size_t *chosen, cacreg_verdict *v,
                         char *detail, size_t size)
 {
-    *chosen = cacreg_cert_choose(info->certs, info->ncerts);
-    *v = CACREG_VERDICT_OK;
-    detail[0] = '\0';
+    *chosen = st.job_chosen;
+    *v = st.job_verdict;
+    snprintf(detail, size, "%s", st.job_detail);
     if (!info->recognised) {
         snprintf(detail, size, "The card has no certificates this program can read.");
         return EXIT_CARD;
     }
-    if (*chosen == info->ncerts) {
+    if (*chosen >= info->ncerts) {
         snprintf(detail, size, "None of the card's certificates is an identity certificate.");
         *v = CACREG_VERDICT_WRONG_KIND;
         return EXIT_CARD;
     }
-    *v = cacreg_cert_preflight(&info->certs[*chosen], st.trust, (long long)time(NULL), detail,
-                               size);
-    if (*v != CACREG_VERDICT_OK)
-        return EXIT_CARD;
-    if (info->pin == CACREG_PIN_LOCKED)
+    if (*v != CACREG_VERDICT_OK || info->pin == CACREG_PIN_LOCKED)
         return EXIT_CARD;
     return EXIT_READY;
 }
@@ -288,6 +299,18 @@ static int report(void)
         if (code != EXIT_READY)
             code = card_code;
     }
+    /* No PC/SC (a token forwarded over SSH by p11-kit, say): the module's own slots. */
+    if (readers.status != CACREG_PCSC_UP && st.token) {
+        st.job_reader[0] = '\0';
+        if (run_job(job_read) == CACREG_OK) {
+            int card_code;
+            if (st.json)
+                json_array_append_new(jcards, card_json(&st.job_info, &card_code));
+            else
+                print_card(&st.job_info, &card_code);
+            code = card_code;
+        }
+    }
     if (st.json) {
         json_object_set_new(root, "exit", json_integer(code));
         json_dumpf(root, stdout, JSON_INDENT(2) | JSON_SORT_KEYS);
@@ -345,7 +368,8 @@ static int watch_loop(void)
 static void usage(FILE *f)
 {
     fprintf(f, "usage: cacreg status [--json] [--watch] [--config FILE] [--ca-bundle FILE]\n"
-               "                     [--crl FILE] [--module PATH] [--reader TEXT] [--wait MS]\n"
+               "                     [--crl FILE] [--ocsp URL] [--module PATH] [--reader TEXT]\n"
+               "                     [--wait MS]\n"
                "\n"
                "Shows the smart-card service, the readers, the card and its PIN state, the\n"
                "card's certificates (* marks the one to register) and the pre-flight verdict.\n"
@@ -365,6 +389,7 @@ int cli_status(int argc, char **argv)
         {"json", no_argument, NULL, 'j'},          {"watch", no_argument, NULL, 'w'},
         {"config", required_argument, NULL, 'c'},  {"ca-bundle", required_argument, NULL, 'a'},
         {"crl", required_argument, NULL, 'r'},     {"module", required_argument, NULL, 'm'},
+        {"ocsp", required_argument, NULL, 'o'},
         {"reader", required_argument, NULL, 'R'},  {"wait", required_argument, NULL, 'W'},
         {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
     };
@@ -406,6 +431,9 @@ int cli_status(int argc, char **argv)
         case 'r':
             key = "crl_file";
             break;
+        case 'o':
+            key = "ocsp_url";
+            break;
         case 'm':
             key = "pkcs11_module";
             break;
@@ -435,6 +463,8 @@ int cli_status(int argc, char **argv)
     if (cacreg_trust_load(&st.trust, st.cfg.ca_bundle, st.cfg.crl_file, st.trust_error,
                           sizeof st.trust_error) != CACREG_OK)
         st.trust = NULL;
+    else if (st.cfg.ocsp_url[0])
+        cacreg_trust_set_ocsp(st.trust, st.cfg.ocsp_url, st.cfg.connect_timeout_s);
     sigemptyset(&mask);
     sigaddset(&mask, SIGINT);
     sigaddset(&mask, SIGTERM);

@@ -105,3 +105,29 @@ grep -q "card_in Virtual CAC Reader 00 00" "$tmp/watch" || { cat "$tmp/watch"; f
 grep -q "card_out Virtual CAC Reader 00 00" "$tmp/watch" || { cat "$tmp/watch"; fail "no card_out"; }
 grep -q "^Card:           DOE.JANE.Q.1000000001" "$tmp/watch" || { cat "$tmp/watch"; fail "inserted card not reported"; }
 ok "--watch: card_in, the card's report, card_out, clean exit on SIGINT"
+
+# Revocation by OCSP alone, against `openssl ocsp` over the test CA's database.
+port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+openssl ocsp -index "$pki/inter/index.txt" -port "$port" -rsigner "$pki/ocsp.pem" \
+    -rkey "$pki/ocsp.key" -CA "$pki/inter/cert.pem" >"$tmp/ocsp.log" 2>&1 &
+ocsp_pid=$!
+trap 'kill "$ocsp_pid" 2>/dev/null || true; cleanup' EXIT
+for _ in $(seq 100); do grep -q "waiting for OCSP client connections" "$tmp/ocsp.log" && break; sleep 0.05; done
+ocsp_status() { # expected-exit persona
+    local rc=0
+    insert "$2"
+    "$bin" status --ca-bundle "$pki/ca-bundle.pem" --ocsp "$3" --reader "Virtual CAC" --json \
+        >"$tmp/out" 2>&1 || rc=$?
+    [ "$rc" = "$1" ] || { cat "$tmp/out"; fail "OCSP $2: exit $rc, want $1"; }
+}
+ocsp_status 3 revoked "http://127.0.0.1:$port"
+[ "$(json cards.0.verdict <"$tmp/out")" = revoked ] || fail "OCSP revoked"
+grep -q "OCSP responder says so" "$tmp/out" || fail "OCSP revoked detail"
+ocsp_status 0 valid "http://127.0.0.1:$port"
+ok "OCSP: revoked card revoked, valid card good"
+kill "$ocsp_pid"
+wait "$ocsp_pid" 2>/dev/null || true
+ocsp_status 3 valid "http://127.0.0.1:$port"
+[ "$(json cards.0.verdict <"$tmp/out")" = revocation_unknown ] || fail "OCSP down"
+ok "OCSP responder down: revocation_unknown, exit 3"
+ctl remove

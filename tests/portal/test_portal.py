@@ -386,29 +386,20 @@ class TestOcsp(unittest.TestCase):
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
+        cls.ocsp_log = tempfile.NamedTemporaryFile(prefix="cacreg-ocsp-", suffix=".log")
         cls.ocsp = subprocess.Popen(
             ["openssl", "ocsp", "-index", os.path.join(PKI, "inter", "index.txt"),
              "-port", str(port), "-rsigner", os.path.join(PKI, "ocsp.pem"),
              "-rkey", os.path.join(PKI, "ocsp.key"), "-CA", os.path.join(PKI, "inter", "cert.pem")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        # Wait until it listens, without connecting: `openssl ocsp` would take a
-        # bare connection for a broken request.
+            stdout=cls.ocsp_log, stderr=subprocess.STDOUT)
+        # It says when it listens; a probing connection would count as a broken request.
         for _ in range(100):
-            if cls.listening(port):
-                break
+            with open(cls.ocsp_log.name, "rb") as f:
+                if b"waiting for OCSP client connections" in f.read():
+                    break
             time.sleep(0.05)
         cls.portal = Portal("--ocsp", "http://127.0.0.1:%d" % port)
         cls.down = Portal("--ocsp", "http://127.0.0.1:1")
-
-    @staticmethod
-    def listening(port):
-        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-            with open(table) as f:
-                for line in f.readlines()[1:]:
-                    fields = line.split()
-                    if fields[1].endswith(":%04X" % port) and fields[3] == "0A":
-                        return True
-        return False
 
     @classmethod
     def tearDownClass(cls):
@@ -416,6 +407,7 @@ class TestOcsp(unittest.TestCase):
         cls.down.stop()
         cls.ocsp.terminate()
         cls.ocsp.wait()
+        cls.ocsp_log.close()
 
     def test_ocsp(self):
         status, body, _ = self.portal.call("POST", "cac-login", cert=card("revoked"))
