@@ -479,7 +479,7 @@ static enum ocsp_answer ocsp_ask(const cacreg_trust *trust, X509 *x)
     }
     resp_bio = OSSL_HTTP_transfer(NULL, host, port, path, use_ssl, NULL, NULL, conn, conn, NULL,
                                   NULL, 0, NULL, "application/ocsp-request", req_bio,
-                                  "application/ocsp-response", 1, 64 * 1024,
+                                  "application/ocsp-response", 1, (size_t)64 * 1024,
                                   trust->ocsp_timeout_s, 0);
     resp = resp_bio ? d2i_OCSP_RESPONSE_bio(resp_bio, NULL) : NULL;
     if (!resp || OCSP_response_status(resp) != OCSP_RESPONSE_STATUS_SUCCESSFUL)
