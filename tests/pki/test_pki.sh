@@ -49,22 +49,17 @@ echo "ok: valid2 is newer than valid"
 # An OCSP responder over the intermediate's database.
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 openssl ocsp -index "$pki/inter/index.txt" -port "$port" -rsigner "$pki/ocsp.pem" \
-    -rkey "$pki/ocsp.key" -CA "$pki/inter/cert.pem" -nrequest 2 >"$tmp/ocsp.log" 2>&1 &
+    -rkey "$pki/ocsp.key" -CA "$pki/inter/cert.pem" >"$tmp/ocsp.log" 2>&1 &
 ocsp_pid=$!
+# It says when it listens; probing it with a connection would use up a request.
+for _ in $(seq 100); do grep -q "waiting for OCSP client connections" "$tmp/ocsp.log" && break; sleep 0.05; done
 ask() {
-    for _ in $(seq 50); do
-        if out=$(openssl ocsp -issuer "$pki/inter/cert.pem" -cert "$pki/cards/$1/id.pem" \
-            -url "http://127.0.0.1:$port" -CAfile "$pki/ca-bundle.pem" 2>&1); then
-            echo "$out"
-            return
-        fi
-        sleep 0.1
-    done
-    echo "$out"
+    openssl ocsp -issuer "$pki/inter/cert.pem" -cert "$pki/cards/$1/id.pem" \
+        -url "http://127.0.0.1:$port" -CAfile "$pki/ca-bundle.pem" 2>&1 || true
 }
-ask revoked | grep -q ": revoked" || fail "OCSP does not say revoked"
+out=$(ask revoked)
+echo "$out" | grep -q ": revoked" || fail "OCSP does not say revoked: $out"
 echo "ok: OCSP: revoked is revoked"
-ask valid | grep -q ": good" || fail "OCSP does not say good"
+out=$(ask valid)
+echo "$out" | grep -q ": good" || fail "OCSP does not say good: $out"
 echo "ok: OCSP: valid is good"
-wait "$ocsp_pid" || true
-ocsp_pid=
