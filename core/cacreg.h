@@ -10,6 +10,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include <openssl/types.h>
+
 /* Every error the core reports; foreign codes are translated at the edge. */
 typedef enum {
     CACREG_OK = 0,
@@ -339,6 +341,15 @@ cacreg_err cacreg_token_read(cacreg_token *t, const char *reader, cacreg_token_i
  */
 cacreg_login_result cacreg_token_login(cacreg_token *t, const char *reader, cacreg_secret *pin,
                                        int *tries_left, char *err, size_t err_size);
+
+/*
+ * The private key of the card's identity (PIV Authentication) certificate,
+ * for TLS client authentication, after a successful login; never another
+ * key (the signature key would want the PIN before every signature). Free
+ * with EVP_PKEY_free(), before cacreg_token_forget().
+ */
+cacreg_err cacreg_token_identity_key(cacreg_token *t, const char *reader, EVP_PKEY **key,
+                                     char *err, size_t err_size);
 
 /* Forgets what was read and releases the slots (libp11's copy of the PIN with them). */
 void cacreg_token_forget(cacreg_token *t);

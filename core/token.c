@@ -357,6 +357,45 @@ out:
     return result;
 }
 
+cacreg_err cacreg_token_identity_key(cacreg_token *t, const char *reader, EVP_PKEY **key,
+                                     char *err, size_t err_size)
+{
+    PKCS11_CERT *certs = NULL;
+    unsigned ncerts = 0;
+    cacreg_token_info *info = &t->info;
+    PKCS11_SLOT *slot;
+    size_t chosen;
+
+    *key = NULL;
+    if (cacreg_token_read(t, reader, info, err, err_size) != CACREG_OK)
+        return CACREG_ERR_NOT_FOUND;
+    chosen = cacreg_cert_choose(info->certs, info->ncerts);
+    slot = find_slot(t, reader);
+    if (chosen == info->ncerts || !slot || !slot->token ||
+        PKCS11_enumerate_certs(slot->token, &certs, &ncerts) != 0) {
+        ERR_clear_error();
+        cacreg_errf(err, err_size, "The card has no identity certificate.");
+        return CACREG_ERR_NOT_FOUND;
+    }
+    for (unsigned i = 0; i < ncerts && !*key; i++) {
+        unsigned char *der = NULL;
+        int len = certs[i].x509 ? i2d_X509(certs[i].x509, &der) : -1;
+        PKCS11_KEY *k;
+
+        if (len == (int)info->certs[chosen].der_len &&
+            memcmp(der, info->certs[chosen].der, (size_t)len) == 0 &&
+            (k = PKCS11_find_key(&certs[i])) != NULL)
+            *key = PKCS11_get_private_key(k);
+        OPENSSL_free(der);
+    }
+    ERR_clear_error();
+    if (!*key) {
+        cacreg_errf(err, err_size, "The identity certificate's key is not on the card.");
+        return CACREG_ERR_NOT_FOUND;
+    }
+    return CACREG_OK;
+}
+
 void cacreg_token_forget(cacreg_token *t)
 {
     if (t->enumerated) {

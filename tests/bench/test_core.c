@@ -17,6 +17,8 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
 
 #include "benchctl.h"
 #include "cacreg.h"
@@ -273,8 +275,19 @@ static void test_wrong_pin_to_lock(void **state)
     bench_ok("unblock", "valid");
 }
 
-static void test_right_pin(void **state)
+/* The right PIN logs in with one VERIFY; the identity key then signs, once. */
+static void test_right_pin_and_identity_key(void **state)
 {
+    static const unsigned char data[] = "cacreg test data";
+    unsigned char sig[512];
+    size_t sig_len = sizeof sig;
+    cacreg_token_info info;
+    const unsigned char *p;
+    EVP_PKEY *key, *pub;
+    EVP_MD_CTX *md;
+    X509 *cert;
+    char err[256];
+    size_t chosen;
     int left;
 
     (void)state;
@@ -283,6 +296,27 @@ static void test_right_pin(void **state)
     assert_int_equal(login("123456", &left), CACREG_LOGIN_OK);
     assert_int_equal(bench_counter("verifies"), 1);
     assert_int_equal(bench_counter("verify_failed"), 0);
+
+    assert_int_equal(cacreg_token_identity_key(token, first_reader(), &key, err, sizeof err),
+                     CACREG_OK);
+    md = EVP_MD_CTX_new();
+    assert_int_equal(EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, key), 1);
+    assert_int_equal(EVP_DigestSign(md, sig, &sig_len, data, sizeof data), 1);
+    EVP_MD_CTX_free(md);
+    EVP_PKEY_free(key);
+    assert_int_equal(bench_counter("signatures"), 1);
+
+    /* It verifies with the identity certificate's public key. */
+    assert_int_equal(cacreg_token_read(token, first_reader(), &info, err, sizeof err), CACREG_OK);
+    chosen = cacreg_cert_choose(info.certs, info.ncerts);
+    p = info.certs[chosen].der;
+    cert = d2i_X509(NULL, &p, (long)info.certs[chosen].der_len);
+    pub = X509_get0_pubkey(cert);
+    md = EVP_MD_CTX_new();
+    assert_int_equal(EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, pub), 1);
+    assert_int_equal(EVP_DigestVerify(md, sig, sig_len, data, sizeof data), 1);
+    EVP_MD_CTX_free(md);
+    X509_free(cert);
     remove_card();
 }
 
@@ -293,7 +327,7 @@ int main(void)
         cmocka_unit_test(test_watcher_survives_pcscd_restart),
         cmocka_unit_test(test_token_read_once),
         cmocka_unit_test(test_wrong_pin_to_lock),
-        cmocka_unit_test(test_right_pin),
+        cmocka_unit_test(test_right_pin_and_identity_key),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);
