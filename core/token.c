@@ -382,7 +382,7 @@ cacreg_err cacreg_token_identity_key(cacreg_token *t, const char *reader, EVP_PK
         int len = certs[i].x509 ? i2d_X509(certs[i].x509, &der) : -1;
         PKCS11_KEY *k;
 
-        if (len == (int)info->certs[chosen].der_len &&
+        if (der && len == (int)info->certs[chosen].der_len &&
             memcmp(der, info->certs[chosen].der, (size_t)len) == 0 &&
             (k = PKCS11_find_key(&certs[i])) != NULL)
             *key = PKCS11_get_private_key(k);
