@@ -233,7 +233,7 @@ typedef struct cacreg_reader {
 /* What the watcher last saw; a plain copy for the front end. */
 typedef struct cacreg_readers {
     cacreg_pcsc_status status;
-    char detail[256];  /* why, for DOWN and DENIED */
+    char detail[512];  /* why, for DOWN and DENIED */
     size_t count;
     cacreg_reader readers[CACREG_MAX_READERS];
 } cacreg_readers;
@@ -255,6 +255,14 @@ void cacreg_watcher_stop(cacreg_watcher *w);
 
 /* Copies the current state. */
 void cacreg_watcher_snapshot(cacreg_watcher *w, cacreg_readers *out);
+
+/*
+ * The polkit rule an administrator adds so that user may use the card
+ * readers from a session pcscd otherwise refuses (SSH): the file to write
+ * and its text, for CACREG_PCSC_DENIED.
+ */
+void cacreg_pcsc_polkit_rule(const char *user, char *path, size_t path_size, char *rule,
+                             size_t rule_size);
 
 /* ---- the worker (core/worker.c) ---- */
 

@@ -93,15 +93,16 @@ static cacreg_pcsc_status diagnose_failure(LONG rv, char *detail, size_t size)
                  strerror(errno));
         return CACREG_PCSC_DOWN;
     }
-    if (rv == SCARD_E_NO_SERVICE || rv == SCARD_E_SERVICE_STOPPED) {
-        snprintf(detail, size, "The smart-card service (pcscd) is starting or stopping.");
+    /* pcscd answers a session its polkit policy denies with a security violation
+     * (or access denied); anything else from a live socket is a daemon coming or going. */
+    if (rv != SCARD_W_SECURITY_VIOLATION && rv != SCARD_E_NO_ACCESS) {
+        snprintf(detail, size, "The smart-card service (pcscd) is starting or stopping (%s).",
+                 pcsc_stringify_error(rv));
         return CACREG_PCSC_DOWN;
     }
     snprintf(detail, size,
-             "The smart-card service (pcscd) refuses this session (%s). Its polkit policy allows "
-             "only local, active sessions; an administrator can allow this user with a rule for "
-             "the actions org.debian.pcsc-lite.access_pcsc and "
-             "org.debian.pcsc-lite.access_card.",
+             "The smart-card service (pcscd) refuses this session (%s): its polkit policy "
+             "allows only local, active sessions, and an SSH session is neither.",
              pcsc_stringify_error(rv));
     return CACREG_PCSC_DENIED;
 }
@@ -235,7 +236,7 @@ static void *watcher_main(void *arg)
 {
     cacreg_watcher *w = arg;
     int backoff = BACKOFF_MIN_MS;
-    char detail[256];
+    char detail[512];
 
     while (!stopping(w)) {
         SCARDCONTEXT ctx;
@@ -344,4 +345,19 @@ void cacreg_watcher_snapshot(cacreg_watcher *w, cacreg_readers *out)
     pthread_mutex_lock(&w->lock);
     *out = w->state;
     pthread_mutex_unlock(&w->lock);
+}
+
+void cacreg_pcsc_polkit_rule(const char *user, char *path, size_t path_size, char *rule,
+                             size_t rule_size)
+{
+    snprintf(path, path_size, "/etc/polkit-1/rules.d/50-cacreg-pcsc.rules");
+    snprintf(rule, rule_size,
+             "polkit.addRule(function(action, subject) {\n"
+             "    if ((action.id == \"org.debian.pcsc-lite.access_pcsc\" ||\n"
+             "         action.id == \"org.debian.pcsc-lite.access_card\") &&\n"
+             "        subject.user == \"%s\") {\n"
+             "        return polkit.Result.YES;\n"
+             "    }\n"
+             "});\n",
+             user);
 }

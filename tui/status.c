@@ -260,6 +260,14 @@ static int report(void)
                                                : "pcscd not running",
                readers.detail[0] ? ": " : "", readers.detail);
         printf("PKCS#11 module: %s\n", st.token ? cacreg_token_module(st.token) : st.token_error);
+        if (readers.status == CACREG_PCSC_DENIED) {
+            char path[128], rule[1024];
+            const char *user = getenv("USER");
+            cacreg_pcsc_polkit_rule(user ? user : "USERNAME", path, sizeof path, rule,
+                                    sizeof rule);
+            printf("                An administrator can allow it with this rule in %s:\n%s",
+                   path, rule);
+        }
         if (!st.trust)
             printf("CA bundle:      %s\n", st.trust_error);
         if (readers.status == CACREG_PCSC_UP && readers.count == 0)

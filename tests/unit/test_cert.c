@@ -117,6 +117,8 @@ static void test_preflight_personas(void **state)
         {"valid", "id", CACREG_VERDICT_OK, "passed every check"},
         {"valid2", "id", CACREG_VERDICT_OK, "passed"},
         {"emailonly", "id", CACREG_VERDICT_OK, "passed"},
+        {"noaccount", "id", CACREG_VERDICT_OK, "passed"},  /* a good card; the portal says no */
+        {"suspended", "id", CACREG_VERDICT_OK, "passed"},
         {"expired", "id", CACREG_VERDICT_EXPIRED, "It expired on 2024-01-01."},
         {"revoked", "id", CACREG_VERDICT_REVOKED, "revoked"},
         {"untrusted", "id", CACREG_VERDICT_UNTRUSTED, "Untrusted Test CA"},
