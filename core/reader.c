@@ -73,11 +73,13 @@ static const char *pcsc_socket_path(void)
 }
 
 /*
- * Tells "pcscd is not running" from "pcscd refused us": if its socket takes a
- * connection but the context fails, the daemon is there and said no (its
- * polkit policy denies sessions that are not local and active, as SSH is).
+ * Tells "pcscd is not running" from "pcscd refused us". pcscd 1.9 refuses a
+ * session its polkit policy denies by closing the connection at once; newer
+ * ones answer SCARD_W_SECURITY_VIOLATION. So: a refusal code, or a socket
+ * that takes connections while contexts keep failing (live_failures in a
+ * row, a daemon restart lasts less), is a refusal; no socket is no daemon.
  */
-static cacreg_pcsc_status diagnose_failure(LONG rv, char *detail, size_t size)
+static cacreg_pcsc_status diagnose_failure(LONG rv, int live_failures, char *detail, size_t size)
 {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     const char *path = pcsc_socket_path();
@@ -93,9 +95,7 @@ static cacreg_pcsc_status diagnose_failure(LONG rv, char *detail, size_t size)
                  strerror(errno));
         return CACREG_PCSC_DOWN;
     }
-    /* pcscd answers a session its polkit policy denies with a security violation
-     * (or access denied); anything else from a live socket is a daemon coming or going. */
-    if (rv != SCARD_W_SECURITY_VIOLATION && rv != SCARD_E_NO_ACCESS) {
+    if (rv != SCARD_W_SECURITY_VIOLATION && rv != SCARD_E_NO_ACCESS && live_failures < 2) {
         snprintf(detail, size, "The smart-card service (pcscd) is starting or stopping (%s).",
                  pcsc_stringify_error(rv));
         return CACREG_PCSC_DOWN;
@@ -235,7 +235,7 @@ static LONG watch(cacreg_watcher *w, SCARDCONTEXT ctx)
 static void *watcher_main(void *arg)
 {
     cacreg_watcher *w = arg;
-    int backoff = BACKOFF_MIN_MS;
+    int backoff = BACKOFF_MIN_MS, live_failures = 0;
     char detail[512];
 
     while (!stopping(w)) {
@@ -243,7 +243,10 @@ static void *watcher_main(void *arg)
         LONG rv = SCardEstablishContext(SCARD_SCOPE_SYSTEM, NULL, NULL, &ctx);
 
         if (rv != SCARD_S_SUCCESS) {
-            set_status(w, diagnose_failure(rv, detail, sizeof detail), detail);
+            cacreg_pcsc_status st = diagnose_failure(rv, ++live_failures, detail, sizeof detail);
+            if (st == CACREG_PCSC_DOWN && strstr(detail, "not running"))
+                live_failures = 0;
+            set_status(w, st, detail);
             if (backoff_sleep(w, backoff))
                 break;
             backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
@@ -259,6 +262,7 @@ static void *watcher_main(void *arg)
         }
         set_status(w, CACREG_PCSC_UP, NULL);
         backoff = BACKOFF_MIN_MS;
+        live_failures = 0;
         rv = watch(w, ctx);
         pthread_mutex_lock(&w->lock);
         w->has_ctx = false;

@@ -491,7 +491,9 @@ int cli_status(int argc, char **argv)
     for (int waited = 0; waited < wait_ms; waited += 20) {
         cacreg_readers r;
         cacreg_watcher_snapshot(st.watcher, &r);
-        if (r.status == CACREG_PCSC_UP || (r.status != CACREG_PCSC_STARTING && waited >= 500))
+        /* UP is final; DOWN may turn into DENIED on the watcher's second try. */
+        if (r.status == CACREG_PCSC_UP || r.status == CACREG_PCSC_DENIED ||
+            (r.status != CACREG_PCSC_STARTING && waited >= 1000))
             break;
         nanosleep(&(struct timespec){.tv_nsec = 20000000}, NULL);
     }

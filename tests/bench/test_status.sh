@@ -131,3 +131,28 @@ ocsp_status 3 valid "http://127.0.0.1:$port"
 [ "$(json cards.0.verdict <"$tmp/out")" = revocation_unknown ] || fail "OCSP down"
 ok "OCSP responder down: revocation_unknown, exit 3"
 ctl remove
+
+# A pcscd that refuses the session, as pcscd 1.9's polkit check does for an
+# SSH login: it takes the connection and closes it at once. (As root on the
+# bench the real pcscd never refuses, so this one socket stands in for it.)
+/usr/bin/python3 - "$tmp/refusing.comm" >"$tmp/refuser.log" 2>&1 <<'PY' &
+import os, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.bind(sys.argv[1])
+s.listen(8)
+open(sys.argv[1] + ".ready", "w").close()
+while True:
+    c, _ = s.accept()
+    c.close()
+PY
+refuser_pid=$!
+trap 'kill "$refuser_pid" 2>/dev/null || true; cleanup' EXIT
+for _ in $(seq 100); do [ -e "$tmp/refusing.comm.ready" ] && break; sleep 0.05; done
+rc=0
+PCSCLITE_CSOCK_NAME=$tmp/refusing.comm USER=jdoe "$bin" status --wait 3000 >"$tmp/out" 2>&1 || rc=$?
+kill "$refuser_pid"
+[ "$rc" = 2 ] || { cat "$tmp/out"; fail "refused session: exit $rc, want 2"; }
+grep -q "pcscd refuses this session" "$tmp/out" || { cat "$tmp/out"; fail "refusal not diagnosed"; }
+grep -q 'subject.user == "jdoe"' "$tmp/out" || { cat "$tmp/out"; fail "no polkit rule for the user"; }
+grep -q "/etc/polkit-1/rules.d/" "$tmp/out" || fail "no rule file named"
+ok "a pcscd that refuses the session: exit 2, diagnosed, with the polkit rule to add"
