@@ -8,7 +8,7 @@ CC      ?= cc
 PKG_CONFIG ?= pkg-config
 
 # The core's libraries grow with the core; the bench's are for tests only.
-CORE_PKGS  := openssl libpcsclite libp11 p11-kit-1
+CORE_PKGS  := openssl libpcsclite libp11 p11-kit-1 libcurl jansson
 TEST_PKGS  := cmocka
 BENCH_PKGS := libcacard libpcsclite
 

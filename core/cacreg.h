@@ -408,4 +408,76 @@ cacreg_err cacreg_config_load_file(cacreg_config *cfg, const char *path, char *e
 cacreg_err cacreg_config_load_standard(cacreg_config *cfg, bool kiosk, char *err,
                                        size_t err_size);
 
+/* ---- the portal client (core/portal.c, libcurl + jansson) ---- */
+
+/*
+ * Talks docs/portal-api.md over HTTPS. Requests run on the client's own
+ * thread (curl's multi interface there, cancellable at once): the card signs
+ * inside the TLS handshake and OpenSSL cannot wait for it asynchronously, so
+ * a request on the front end's loop would freeze the screen. Each request
+ * ends with a CACREG_EV_JOB_DONE event; its result is then read with
+ * cacreg_portal_result(). One easy handle is kept for the whole flow, so the
+ * connection and TLS session (and the card's one signature) are reused.
+ */
+typedef struct cacreg_portal cacreg_portal;
+
+typedef enum {
+    CACREG_PORTAL_OK,         /* the portal answered yes */
+    CACREG_PORTAL_REFUSED,    /* the portal answered no: error says why (docs/portal-api.md) */
+    CACREG_PORTAL_UNREACHABLE, /* no answer: connection refused, timed out, cut */
+    CACREG_PORTAL_TLS,        /* the server's certificate is not trusted, or TLS failed */
+    CACREG_PORTAL_BAD_ANSWER, /* an answer that is not the portal API (5xx page, malformed, huge) */
+    CACREG_PORTAL_CANCELLED,
+} cacreg_portal_outcome;
+
+/* What one request brought back; plain fields, "" where absent. */
+typedef struct cacreg_portal_result {
+    cacreg_portal_outcome outcome;
+    long http_status;
+    char error[64];           /* the portal's error code, for REFUSED */
+    char message[512];        /* the portal's words, or ours for the other outcomes */
+    int attempts_left;        /* -1 unless the portal said */
+    long long server_time;    /* its Date header (0: none), for clock skew */
+    char username[64], display_name[128], account_type[16], edipi[16];
+    char password_expires[32];
+    bool registered;
+    char registration[16];    /* registered | replaced | unchanged */
+    char cert_subject[512], cert_serial[80], cert_not_after[32], registered_at[32];
+    char replaced_serial[80];
+} cacreg_portal_result;
+
+/* Starts the client for cfg's portal, ending requests as events on event_wr. */
+cacreg_err cacreg_portal_new(cacreg_portal **out, const cacreg_config *cfg, int event_wr,
+                             char *err, size_t err_size);
+
+/* Cancels what is in flight, stops the thread, wipes the session; NULL is allowed. */
+void cacreg_portal_free(cacreg_portal *p);
+
+/*
+ * Presents this certificate and key as the TLS client identity from the next
+ * connection on (cacreg_token_identity_key gives the key). The portal takes a
+ * reference to key and drops it in cacreg_portal_forget_card().
+ */
+cacreg_err cacreg_portal_use_card(cacreg_portal *p, const cacreg_cert *cert, EVP_PKEY *key);
+
+/* Drops the card's key and every connection that used it (card removed). Call
+ * with no request in flight (cancel it and wait for its event first). */
+void cacreg_portal_forget_card(cacreg_portal *p);
+
+/* Requests, one at a time; each returns a job id (> 0), or -1 when one is
+ * already in flight. Secrets are wiped once sent, whatever the answer. */
+int cacreg_portal_cac_login(cacreg_portal *p);
+int cacreg_portal_password_login(cacreg_portal *p, const char *username, cacreg_secret *password);
+int cacreg_portal_get_registration(cacreg_portal *p);
+int cacreg_portal_clear_registration(cacreg_portal *p);
+int cacreg_portal_register(cacreg_portal *p, cacreg_secret *password);
+int cacreg_portal_logout(cacreg_portal *p);
+int cacreg_portal_password_reset(cacreg_portal *p, const char *username);
+
+/* Aborts the request in flight; it ends with CACREG_PORTAL_CANCELLED. */
+void cacreg_portal_cancel(cacreg_portal *p);
+
+/* Copies the result of the request that ended last. */
+void cacreg_portal_result_get(cacreg_portal *p, cacreg_portal_result *out);
+
 #endif

@@ -1,0 +1,639 @@
+/* The portal client: docs/portal-api.md over HTTPS, on its own thread. */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+#include <openssl/crypto.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+#include "cacreg.h"
+#include "internal.h"
+
+#define ANSWER_MAX ((size_t)64 * 1024) /* the contract's bound on an answer body */
+
+enum request_kind { R_CAC_LOGIN, R_PASSWORD_LOGIN, R_GET_REG, R_CLEAR_REG, R_REGISTER, R_LOGOUT,
+                    R_RESET };
+
+struct cacreg_portal {
+    cacreg_worker *thread;     /* the network thread */
+    CURL *easy;                /* one handle, one connection, for the whole flow */
+    CURLM *multi;
+    pthread_mutex_t lock;
+    volatile int cancel;
+    volatile int busy;         /* a request is queued or running: one at a time */
+    char base_url[CACREG_URL_MAX];
+    cacreg_config cfg;
+    X509 *cert;                /* the card's identity certificate and key, or NULL */
+    EVP_PKEY *key;
+    cacreg_secret *session;    /* the bearer token */
+    cacreg_secret *body;       /* a request body that carries a secret */
+    char username[128];
+    enum request_kind kind;
+    char answer[ANSWER_MAX + 1];
+    size_t answer_len;
+    bool answer_too_large;
+    char content_type[128];
+    long long date_header;
+    char curl_error[CURL_ERROR_SIZE];
+    cacreg_portal_result result; /* guarded by lock */
+};
+
+static size_t on_body(char *data, size_t size, size_t n, void *arg)
+{
+    cacreg_portal *p = arg;
+    size_t len = size * n;
+
+    if (len > ANSWER_MAX - p->answer_len) {
+        p->answer_too_large = true;
+        return 0; /* curl stops with CURLE_WRITE_ERROR */
+    }
+    memcpy(p->answer + p->answer_len, data, len);
+    p->answer_len += len;
+    return len;
+}
+
+static size_t on_header(char *data, size_t size, size_t n, void *arg)
+{
+    cacreg_portal *p = arg;
+    size_t len = size * n;
+    char line[256];
+
+    if (len >= sizeof line)
+        return len;
+    memcpy(line, data, len);
+    line[len] = '\0';
+    line[strcspn(line, "\r\n")] = '\0';
+    if (strncasecmp(line, "content-type:", 13) == 0) {
+        const char *v = line + 13;
+        while (*v == ' ')
+            v++;
+        size_t vlen = strlen(v);
+        if (vlen >= sizeof p->content_type)
+            vlen = sizeof p->content_type - 1; /* long parameters: the type comes first */
+        memcpy(p->content_type, v, vlen);
+        p->content_type[vlen] = '\0';
+    } else if (strncasecmp(line, "date:", 5) == 0) {
+        time_t t = curl_getdate(line + 5, NULL);
+        p->date_header = t > 0 ? (long long)t : 0;
+    }
+    return len;
+}
+
+/* Installs the card's certificate and key in the TLS context of a new connection. */
+static CURLcode on_ssl_ctx(CURL *easy, void *ssl_ctx, void *arg)
+{
+    cacreg_portal *p = arg;
+
+    (void)easy;
+    if (p->cert && p->key &&
+        (SSL_CTX_use_certificate(ssl_ctx, p->cert) != 1 ||
+         SSL_CTX_use_PrivateKey(ssl_ctx, p->key) != 1))
+        return CURLE_SSL_CERTPROBLEM;
+    return CURLE_OK;
+}
+
+cacreg_err cacreg_portal_new(cacreg_portal **out, const cacreg_config *cfg, int event_wr,
+                             char *err, size_t err_size)
+{
+    cacreg_portal *p;
+    size_t n = strlen(cfg->portal_url);
+
+    *out = NULL;
+    if (n == 0 || strncmp(cfg->portal_url, "https://", 8) != 0) {
+        cacreg_errf(err, err_size, "No portal is configured (portal_url, https://.../api/v1/).");
+        return CACREG_ERR_CONFIG;
+    }
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+        return CACREG_ERR_SYSTEM;
+    p = calloc(1, sizeof *p);
+    if (!p)
+        return CACREG_ERR_NOMEM;
+    p->cfg = *cfg;
+    snprintf(p->base_url, sizeof p->base_url, "%s%s", cfg->portal_url,
+             cfg->portal_url[n - 1] == '/' ? "" : "/");
+    pthread_mutex_init(&p->lock, NULL);
+    p->session = cacreg_secret_new();
+    p->body = cacreg_secret_new();
+    p->easy = curl_easy_init();
+    p->multi = curl_multi_init();
+    if (!p->session || !p->body || !p->easy || !p->multi ||
+        cacreg_worker_start(&p->thread, event_wr) != CACREG_OK) {
+        cacreg_portal_free(p);
+        return CACREG_ERR_NOMEM;
+    }
+    *out = p;
+    return CACREG_OK;
+}
+
+void cacreg_portal_forget_card(cacreg_portal *p)
+{
+    X509_free(p->cert);
+    EVP_PKEY_free(p->key);
+    p->cert = NULL;
+    p->key = NULL;
+    /* Close every connection made with the old card: new handles, empty pools. */
+    if (p->multi)
+        curl_multi_cleanup(p->multi);
+    if (p->easy)
+        curl_easy_cleanup(p->easy);
+    p->easy = curl_easy_init();
+    p->multi = curl_multi_init();
+}
+
+void cacreg_portal_free(cacreg_portal *p)
+{
+    if (!p)
+        return;
+    cacreg_portal_cancel(p);
+    cacreg_worker_stop(p->thread);
+    X509_free(p->cert);
+    EVP_PKEY_free(p->key);
+    if (p->multi)
+        curl_multi_cleanup(p->multi);
+    if (p->easy)
+        curl_easy_cleanup(p->easy);
+    cacreg_secret_free(p->session);
+    cacreg_secret_free(p->body);
+    pthread_mutex_destroy(&p->lock);
+    OPENSSL_cleanse(p->answer, sizeof p->answer);
+    free(p);
+}
+
+cacreg_err cacreg_portal_use_card(cacreg_portal *p, const cacreg_cert *cert, EVP_PKEY *key)
+{
+    const unsigned char *der = cert->der;
+    X509 *x = d2i_X509(NULL, &der, (long)cert->der_len);
+
+    if (!x)
+        return CACREG_ERR_CERT;
+    cacreg_portal_forget_card(p);
+    p->cert = x;
+    EVP_PKEY_up_ref(key);
+    p->key = key;
+    return CACREG_OK;
+}
+
+void cacreg_portal_cancel(cacreg_portal *p)
+{
+    p->cancel = 1;
+    if (p->multi)
+        curl_multi_wakeup(p->multi);
+}
+
+void cacreg_portal_result_get(cacreg_portal *p, cacreg_portal_result *out)
+{
+    pthread_mutex_lock(&p->lock);
+    *out = p->result;
+    pthread_mutex_unlock(&p->lock);
+}
+
+/* Appends text to a secret body as a JSON string's contents. */
+static cacreg_err json_escape_into(cacreg_secret *dst, const char *src, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)src[i];
+        char esc[8];
+        cacreg_err rc;
+
+        if (c == '"' || c == '\\') {
+            esc[0] = '\\';
+            esc[1] = (char)c;
+            rc = cacreg_secret_append(dst, esc, 2);
+        } else if (c < 0x20) {
+            snprintf(esc, sizeof esc, "\\u%04x", c);
+            rc = cacreg_secret_append(dst, esc, 6);
+        } else {
+            rc = cacreg_secret_append(dst, (const char *)&src[i], 1);
+        }
+        if (rc != CACREG_OK)
+            return rc;
+    }
+    return CACREG_OK;
+}
+
+/* ---- answers ---- */
+
+static const char *jstr(json_t *obj, const char *key)
+{
+    json_t *v = json_object_get(obj, key);
+
+    return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+static void copy_str(char *dst, size_t size, const char *src)
+{
+    snprintf(dst, size, "%s", src ? src : "");
+}
+
+/* Reads an account object; false if it is not one. */
+static bool read_account(json_t *acct, cacreg_portal_result *r)
+{
+    if (!json_is_object(acct) || !jstr(acct, "username") || !jstr(acct, "type") ||
+        !jstr(acct, "password_expires"))
+        return false;
+    copy_str(r->username, sizeof r->username, jstr(acct, "username"));
+    copy_str(r->display_name, sizeof r->display_name, jstr(acct, "display_name"));
+    copy_str(r->account_type, sizeof r->account_type, jstr(acct, "type"));
+    copy_str(r->edipi, sizeof r->edipi, jstr(acct, "edipi"));
+    copy_str(r->password_expires, sizeof r->password_expires, jstr(acct, "password_expires"));
+    return true;
+}
+
+static bool read_cert(json_t *cert, char *subject, size_t ssize, char *serial, size_t nsize,
+                      char *not_after, size_t asize)
+{
+    if (json_is_null(cert))
+        return true;
+    if (!json_is_object(cert) || !jstr(cert, "serial") || !jstr(cert, "subject"))
+        return false;
+    copy_str(subject, ssize, jstr(cert, "subject"));
+    copy_str(serial, nsize, jstr(cert, "serial"));
+    if (not_after)
+        copy_str(not_after, asize, jstr(cert, "not_after"));
+    return true;
+}
+
+static bool valid_result(const char *s)
+{
+    return s && (strcmp(s, "registered") == 0 || strcmp(s, "replaced") == 0 ||
+                 strcmp(s, "unchanged") == 0);
+}
+
+/* Keeps the session token of a login answer in locked memory. */
+static bool take_session(cacreg_portal *p, json_t *root)
+{
+    const char *token = jstr(root, "session");
+
+    if (!token || !token[0] || strlen(token) > 200)
+        return false;
+    cacreg_secret_clear(p->session);
+    return cacreg_secret_append(p->session, token, strlen(token)) == CACREG_OK;
+}
+
+/* Checks a 2xx answer against the contract for its request; false names what is wrong. */
+static bool read_success(cacreg_portal *p, json_t *root, cacreg_portal_result *r)
+{
+    json_t *reg;
+
+    switch (p->kind) {
+    case R_CAC_LOGIN:
+        reg = json_object_get(root, "registration");
+        if (!take_session(p, root) || !read_account(json_object_get(root, "account"), r) ||
+            !json_is_object(reg) || !valid_result(jstr(reg, "result")) ||
+            !read_cert(json_object_get(reg, "certificate"), r->cert_subject,
+                       sizeof r->cert_subject, r->cert_serial, sizeof r->cert_serial,
+                       r->cert_not_after, sizeof r->cert_not_after) ||
+            !jstr(root, "password_expires"))
+            return false;
+        copy_str(r->registration, sizeof r->registration, jstr(reg, "result"));
+        copy_str(r->password_expires, sizeof r->password_expires, jstr(root, "password_expires"));
+        r->registered = true;
+        {
+            char unused[8];
+            json_t *old = json_object_get(reg, "replaced");
+            if (old && !read_cert(old, unused, sizeof unused, r->replaced_serial,
+                                  sizeof r->replaced_serial, NULL, 0))
+                return false;
+        }
+        return true;
+    case R_PASSWORD_LOGIN:
+        return take_session(p, root) && read_account(json_object_get(root, "account"), r);
+    case R_GET_REG:
+        if (!read_account(json_object_get(root, "account"), r) ||
+            !json_is_boolean(json_object_get(root, "registered")))
+            return false;
+        r->registered = json_is_true(json_object_get(root, "registered"));
+        copy_str(r->registered_at, sizeof r->registered_at, jstr(root, "registered_at"));
+        return read_cert(json_object_get(root, "certificate"), r->cert_subject,
+                         sizeof r->cert_subject, r->cert_serial, sizeof r->cert_serial,
+                         r->cert_not_after, sizeof r->cert_not_after) &&
+               (!r->registered || r->cert_serial[0]);
+    case R_CLEAR_REG:
+        r->registered = false;
+        return json_is_false(json_object_get(root, "registered"));
+    case R_REGISTER:
+        if (!valid_result(jstr(root, "result")) ||
+            !read_cert(json_object_get(root, "certificate"), r->cert_subject,
+                       sizeof r->cert_subject, r->cert_serial, sizeof r->cert_serial,
+                       r->cert_not_after, sizeof r->cert_not_after))
+            return false;
+        copy_str(r->registration, sizeof r->registration, jstr(root, "result"));
+        copy_str(r->registered_at, sizeof r->registered_at, jstr(root, "registered_at"));
+        r->registered = true;
+        return true;
+    case R_LOGOUT:
+    case R_RESET:
+        return true;
+    }
+    return false;
+}
+
+/* Turns what came back into a result. */
+static void classify(cacreg_portal *p, CURLcode cc, cacreg_portal_result *r)
+{
+    json_error_t jerr;
+    json_t *root = NULL;
+    bool is_json;
+
+    r->server_time = p->date_header;
+    if (p->cancel || cc == CURLE_ABORTED_BY_CALLBACK) {
+        r->outcome = CACREG_PORTAL_CANCELLED;
+        cacreg_errf(r->message, sizeof r->message, "Cancelled.");
+        return;
+    }
+    if (cc != CURLE_OK) {
+        switch (cc) {
+        case CURLE_PEER_FAILED_VERIFICATION:
+        case CURLE_SSL_CACERT_BADFILE:
+        case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+            r->outcome = CACREG_PORTAL_TLS;
+            cacreg_errf(r->message, sizeof r->message,
+                        "The portal's server certificate is not trusted: %s", p->curl_error);
+            return;
+        case CURLE_SSL_CONNECT_ERROR:
+        case CURLE_SSL_CERTPROBLEM:
+            r->outcome = CACREG_PORTAL_TLS;
+            cacreg_errf(r->message, sizeof r->message, "The secure connection failed: %s",
+                        p->curl_error);
+            return;
+        case CURLE_WRITE_ERROR:
+            if (p->answer_too_large) {
+                r->outcome = CACREG_PORTAL_BAD_ANSWER;
+                cacreg_errf(r->message, sizeof r->message,
+                            "The portal's answer was larger than %zu bytes; it was not read.",
+                            ANSWER_MAX);
+                return;
+            }
+            break;
+        case CURLE_OPERATION_TIMEDOUT:
+            r->outcome = CACREG_PORTAL_UNREACHABLE;
+            cacreg_errf(r->message, sizeof r->message, "The portal did not answer in time (%s).",
+                        p->curl_error);
+            return;
+        default:
+            break;
+        }
+        r->outcome = CACREG_PORTAL_UNREACHABLE;
+        cacreg_errf(r->message, sizeof r->message, "The portal cannot be reached: %s.",
+                    p->curl_error[0] ? p->curl_error : curl_easy_strerror(cc));
+        return;
+    }
+    curl_easy_getinfo(p->easy, CURLINFO_RESPONSE_CODE, &r->http_status);
+    is_json = strncasecmp(p->content_type, "application/json", 16) == 0;
+    if (r->http_status == 204 && (p->kind == R_LOGOUT)) {
+        r->outcome = CACREG_PORTAL_OK;
+        return;
+    }
+    if (is_json)
+        root = json_loadb(p->answer, p->answer_len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!is_json || !json_is_object(root)) {
+        r->outcome = CACREG_PORTAL_BAD_ANSWER;
+        if (r->http_status >= 500)
+            cacreg_errf(r->message, sizeof r->message,
+                        "The portal is having trouble (HTTP %ld); try again in a few minutes.",
+                        r->http_status);
+        else if (!is_json)
+            cacreg_errf(r->message, sizeof r->message,
+                        "The portal answered with something that is not its API (HTTP %ld, %s).",
+                        r->http_status, p->content_type[0] ? p->content_type : "no type");
+        else
+            cacreg_errf(r->message, sizeof r->message,
+                        "The portal's answer could not be read (%s).", jerr.text);
+        json_decref(root);
+        return;
+    }
+    if (r->http_status >= 200 && r->http_status < 300) {
+        if (read_success(p, root, r)) {
+            r->outcome = CACREG_PORTAL_OK;
+        } else {
+            r->outcome = CACREG_PORTAL_BAD_ANSWER;
+            cacreg_errf(r->message, sizeof r->message,
+                        "The portal's answer lacks what the API promises; nothing was changed "
+                        "here.");
+        }
+    } else if (jstr(root, "error")) {
+        json_t *left = json_object_get(root, "attempts_left");
+        r->outcome = CACREG_PORTAL_REFUSED;
+        copy_str(r->error, sizeof r->error, jstr(root, "error"));
+        copy_str(r->message, sizeof r->message, jstr(root, "message"));
+        r->attempts_left = json_is_integer(left) ? (int)json_integer_value(left) : -1;
+        if (strcmp(r->error, "session_expired") == 0 || strcmp(r->error, "no_session") == 0)
+            cacreg_secret_clear(p->session);
+    } else {
+        r->outcome = CACREG_PORTAL_BAD_ANSWER;
+        cacreg_errf(r->message, sizeof r->message, "The portal answered HTTP %ld without saying "
+                                                   "why.", r->http_status);
+    }
+    json_decref(root);
+}
+
+/* Sets the options every request has: the portal verified, HTTPS only, no proxy from the environment. */
+static void base_options(cacreg_portal *p, struct curl_slist *headers)
+{
+    CURL *e = p->easy;
+
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "https");
+    curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "https");
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
+    curl_easy_setopt(e, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+    curl_easy_setopt(e, CURLOPT_CAINFO, p->cfg.ca_bundle);
+    curl_easy_setopt(e, CURLOPT_PROXY, ""); /* never from the environment */
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, (long)p->cfg.connect_timeout_s);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT, (long)p->cfg.total_timeout_s);
+    curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, (long)p->cfg.total_timeout_s);
+    curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)ANSWER_MAX);
+    curl_easy_setopt(e, CURLOPT_VERBOSE, 0L);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, p->curl_error);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, p);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, p);
+    curl_easy_setopt(e, CURLOPT_SSL_CTX_FUNCTION, on_ssl_ctx);
+    curl_easy_setopt(e, CURLOPT_SSL_CTX_DATA, p);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(e, CURLOPT_USERAGENT, "cacreg/0.1");
+}
+
+/* The network thread's job: one request, start to end, cancellable. */
+static cacreg_err run_request(void *arg)
+{
+    static const struct {
+        const char *method, *path;
+        bool bearer;
+    } routes[] = {
+        [R_CAC_LOGIN] = {"POST", "cac-login", false},
+        [R_PASSWORD_LOGIN] = {"POST", "session", false},
+        [R_GET_REG] = {"GET", "registration", true},
+        [R_CLEAR_REG] = {"DELETE", "registration", true},
+        [R_REGISTER] = {"POST", "registration", true},
+        [R_LOGOUT] = {"DELETE", "session", true},
+        [R_RESET] = {"POST", "password-reset", false},
+    };
+    cacreg_portal *p = arg;
+    cacreg_portal_result r;
+    struct curl_slist *headers = NULL;
+    cacreg_secret *auth = cacreg_secret_new();
+    char url[CACREG_URL_MAX + 32];
+    CURLcode cc = CURLE_OK;
+    CURLMsg *msg;
+    int running = 1, left;
+
+    memset(&r, 0, sizeof r);
+    r.attempts_left = -1;
+    p->answer_len = 0;
+    p->answer_too_large = false;
+    p->content_type[0] = '\0';
+    p->curl_error[0] = '\0';
+    p->date_header = 0;
+    snprintf(url, sizeof url, "%s%s", p->base_url, routes[p->kind].path);
+    if (cacreg_secret_len(p->body) > 0)
+        headers = curl_slist_append(headers, "Content-Type: application/json");
+    if (routes[p->kind].bearer && auth) {
+        /* curl keeps its own copy of header lines: the one place the token leaves
+         * locked memory, for the life of this request. */
+        cacreg_secret_append(auth, "Authorization: Bearer ", 22);
+        cacreg_secret_append(auth, cacreg_secret_data(p->session), cacreg_secret_len(p->session));
+        headers = curl_slist_append(headers, cacreg_secret_data(auth));
+    }
+    base_options(p, headers);
+    curl_easy_setopt(p->easy, CURLOPT_URL, url);
+    curl_easy_setopt(p->easy, CURLOPT_CUSTOMREQUEST, routes[p->kind].method);
+    if (strcmp(routes[p->kind].method, "GET") == 0) {
+        curl_easy_setopt(p->easy, CURLOPT_HTTPGET, 1L);
+    } else {
+        /* POSTFIELDS does not copy: the body stays in our locked buffer. */
+        curl_easy_setopt(p->easy, CURLOPT_POSTFIELDS, cacreg_secret_data(p->body));
+        curl_easy_setopt(p->easy, CURLOPT_POSTFIELDSIZE, (long)cacreg_secret_len(p->body));
+    }
+    curl_multi_add_handle(p->multi, p->easy);
+    while (running && !p->cancel) {
+        if (curl_multi_perform(p->multi, &running) != CURLM_OK)
+            break;
+        if (running)
+            curl_multi_poll(p->multi, NULL, 0, 1000, NULL);
+    }
+    while ((msg = curl_multi_info_read(p->multi, &left)) != NULL)
+        if (msg->msg == CURLMSG_DONE)
+            cc = msg->data.result;
+    curl_multi_remove_handle(p->multi, p->easy);
+    classify(p, p->cancel ? CURLE_ABORTED_BY_CALLBACK : cc, &r);
+    p->cancel = 0;
+    curl_easy_setopt(p->easy, CURLOPT_HTTPHEADER, NULL);
+    curl_slist_free_all(headers);
+    cacreg_secret_free(auth);
+    cacreg_secret_clear(p->body); /* a password is sent once, never again */
+    OPENSSL_cleanse(p->answer, p->answer_len);
+    pthread_mutex_lock(&p->lock);
+    p->result = r;
+    pthread_mutex_unlock(&p->lock);
+    p->busy = 0;
+    return r.outcome == CACREG_PORTAL_OK ? CACREG_OK : CACREG_ERR_INVALID;
+}
+
+static int submit(cacreg_portal *p, enum request_kind kind)
+{
+    int id;
+
+    if (p->busy) {
+        cacreg_secret_clear(p->body);
+        return -1;
+    }
+    p->kind = kind;
+    p->cancel = 0;
+    p->busy = 1;
+    id = cacreg_worker_submit(p->thread, run_request, p);
+    if (id < 0)
+        p->busy = 0;
+    return id;
+}
+
+/* Builds {"key": "value", ...} into the locked body; values may be secrets. */
+static cacreg_err body_add(cacreg_portal *p, const char *key, const char *value, size_t len)
+{
+    cacreg_secret *b = p->body;
+    cacreg_err rc;
+
+    rc = cacreg_secret_append(b, cacreg_secret_len(b) ? ", \"" : "{\"", cacreg_secret_len(b) ? 3 : 2);
+    if (rc == CACREG_OK)
+        rc = cacreg_secret_append(b, key, strlen(key));
+    if (rc == CACREG_OK)
+        rc = cacreg_secret_append(b, "\": \"", 4);
+    if (rc == CACREG_OK)
+        rc = json_escape_into(b, value, len);
+    if (rc == CACREG_OK)
+        rc = cacreg_secret_append(b, "\"", 1);
+    return rc;
+}
+
+static int body_done(cacreg_portal *p, enum request_kind kind, cacreg_err rc)
+{
+    if (rc == CACREG_OK)
+        rc = cacreg_secret_append(p->body, "}", 1);
+    if (rc != CACREG_OK) {
+        cacreg_secret_clear(p->body);
+        return -1;
+    }
+    return submit(p, kind);
+}
+
+int cacreg_portal_cac_login(cacreg_portal *p)
+{
+    cacreg_secret_clear(p->body);
+    return submit(p, R_CAC_LOGIN);
+}
+
+int cacreg_portal_password_login(cacreg_portal *p, const char *username, cacreg_secret *password)
+{
+    cacreg_err rc;
+
+    cacreg_secret_clear(p->body);
+    rc = body_add(p, "username", username, strlen(username));
+    if (rc == CACREG_OK)
+        rc = body_add(p, "password", cacreg_secret_data(password), cacreg_secret_len(password));
+    cacreg_secret_clear(password);
+    return body_done(p, R_PASSWORD_LOGIN, rc);
+}
+
+int cacreg_portal_get_registration(cacreg_portal *p)
+{
+    cacreg_secret_clear(p->body);
+    return submit(p, R_GET_REG);
+}
+
+int cacreg_portal_clear_registration(cacreg_portal *p)
+{
+    cacreg_secret_clear(p->body);
+    return submit(p, R_CLEAR_REG);
+}
+
+int cacreg_portal_register(cacreg_portal *p, cacreg_secret *password)
+{
+    cacreg_err rc;
+
+    cacreg_secret_clear(p->body);
+    rc = body_add(p, "password", cacreg_secret_data(password), cacreg_secret_len(password));
+    cacreg_secret_clear(password);
+    return body_done(p, R_REGISTER, rc);
+}
+
+int cacreg_portal_logout(cacreg_portal *p)
+{
+    cacreg_secret_clear(p->body);
+    return submit(p, R_LOGOUT);
+}
+
+int cacreg_portal_password_reset(cacreg_portal *p, const char *username)
+{
+    cacreg_secret_clear(p->body);
+    return body_done(p, R_RESET, body_add(p, "username", username, strlen(username)));
+}
