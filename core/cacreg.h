@@ -480,4 +480,21 @@ void cacreg_portal_cancel(cacreg_portal *p);
 /* Copies the result of the request that ended last. */
 void cacreg_portal_result_get(cacreg_portal *p, cacreg_portal_result *out);
 
+/* ---- diagnosis (core/diagnose.c) ---- */
+
+/* A failure in words a person at a kiosk can act on. Static strings. */
+typedef struct cacreg_diagnosis {
+    const char *cause; /* one sentence: what is wrong */
+    const char *steps; /* what fixes it */
+} cacreg_diagnosis;
+
+/* For a pre-flight verdict on the card's certificate. */
+cacreg_diagnosis cacreg_diagnose_verdict(cacreg_verdict v);
+
+/* For a portal answer that was not OK (a 403 reason, a lock, a network failure). */
+cacreg_diagnosis cacreg_diagnose_portal(const cacreg_portal_result *r);
+
+/* For a PIN login that failed. */
+cacreg_diagnosis cacreg_diagnose_login(cacreg_login_result r);
+
 #endif

@@ -1,8 +1,41 @@
-/* The headless commands of the cacreg program. */
+/* The headless commands of the cacreg program, and what they share. */
 #ifndef CLI_H
 #define CLI_H
 
+#include <stdio.h>
+
+#include "cacreg.h"
+
+/* Exit statuses of the headless commands (documented in their --help). */
+enum {
+    CLI_OK = 0,         /* status: a card is ready; login: logged in */
+    CLI_NO_CARD = 1,    /* no reader, or no card in any */
+    CLI_MIDDLEWARE = 2, /* pcscd down or refusing, or no PKCS#11 module */
+    CLI_CARD = 3,       /* the card cannot be used as it is (certificate, PIN) */
+    CLI_USAGE = 4,      /* bad options or configuration */
+    CLI_REFUSED = 5,    /* the portal said no */
+    CLI_PORTAL = 6,     /* the portal cannot be reached or gave an unusable answer */
+};
+
 /* `cacreg status`; returns the exit status. */
 int cli_status(int argc, char **argv);
+
+/* `cacreg login --cac`; returns the exit status. */
+int cli_login(int argc, char **argv);
+
+/*
+ * Loads the configuration: the --config FILE among argv if there is one,
+ * else the standard files. Prints the problem and returns false on error.
+ */
+bool cli_load_config(cacreg_config *cfg, int argc, char **argv);
+
+/* Sets key from a command-line option; prints the problem and returns false on error. */
+bool cli_set(cacreg_config *cfg, const char *key, const char *value);
+
+/* Runs fn(arg) on the worker and waits for its event; other events stay unread. */
+cacreg_err cli_run_job(cacreg_worker *w, int events_rd, cacreg_job_fn fn, void *arg);
+
+/* Waits up to wait_ms for the watcher to know whether pcscd is up. */
+void cli_wait_pcsc(cacreg_watcher *w, int wait_ms);
 
 #endif

@@ -10,7 +10,8 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: cacreg status [options]   the readers, the card and its certificates\n"
+    fprintf(f, "usage: cacreg status [options]       the readers, the card and its certificates\n"
+               "       cacreg login --cac [options]  log in with the CAC, registering it\n"
                "       cacreg --version\n"
                "Run 'cacreg status --help' for its options.\n");
 }
@@ -23,6 +24,8 @@ int main(int argc, char **argv)
     }
     if (argc >= 2 && strcmp(argv[1], "status") == 0)
         return cli_status(argc - 1, argv + 1);
+    if (argc >= 2 && strcmp(argv[1], "login") == 0)
+        return cli_login(argc - 1, argv + 1);
     if (argc >= 2 && strcmp(argv[1], "--version") == 0) {
         printf("cacreg 0.1\n");
         return 0;

@@ -19,15 +19,6 @@
 #include "cacreg.h"
 #include "cli.h"
 
-/* Exit codes, as `cacreg status --help` documents them. */
-enum {
-    EXIT_READY = 0,      /* a card whose identity certificate passed pre-flight */
-    EXIT_NO_CARD = 1,    /* no reader, or no card in any */
-    EXIT_MIDDLEWARE = 2, /* pcscd down or refusing, or no PKCS#11 module */
-    EXIT_CARD = 3,       /* a card, but unusable: not recognised, no identity cert, bad verdict, locked PIN */
-    EXIT_USAGE = 4,      /* bad options or configuration */
-};
-
 struct status {
     cacreg_config cfg;
     cacreg_trust *trust;
@@ -78,22 +69,10 @@ static cacreg_err job_read(void *arg)
     return CACREG_OK;
 }
 
-/* Runs one job on the worker and waits for it, keeping other events queued. */
+/* Runs one job on the worker and waits for it. */
 static cacreg_err run_job(cacreg_job_fn fn)
 {
-    int id = cacreg_worker_submit(st.worker, fn, &st);
-    cacreg_event ev;
-
-    if (id < 0)
-        return CACREG_ERR_SYSTEM;
-    for (;;) {
-        struct pollfd pfd = {.fd = st.events[0], .events = POLLIN};
-        if (poll(&pfd, 1, -1) < 0)
-            continue;
-        while (cacreg_event_read(st.events[0], &ev) == CACREG_OK)
-            if (ev.type == CACREG_EV_JOB_DONE && ev.job == id)
-                return ev.status;
-    }
+    return cli_run_job(st.worker, st.events[0], fn, &st);
 }
 
 static const char *pcsc_name(cacreg_pcsc_status s)
@@ -145,16 +124,16 @@ static int card_verdict(const cacreg_token_info *info, size_t *chosen, cacreg_ve
     snprintf(detail, size, "%s", st.job_detail);
     if (!info->recognised) {
         snprintf(detail, size, "The card has no certificates this program can read.");
-        return EXIT_CARD;
+        return CLI_CARD;
     }
     if (*chosen >= info->ncerts) {
         snprintf(detail, size, "None of the card's certificates is an identity certificate.");
         *v = CACREG_VERDICT_WRONG_KIND;
-        return EXIT_CARD;
+        return CLI_CARD;
     }
     if (*v != CACREG_VERDICT_OK || info->pin == CACREG_PIN_LOCKED)
-        return EXIT_CARD;
-    return EXIT_READY;
+        return CLI_CARD;
+    return CLI_OK;
 }
 
 static json_t *card_json(const cacreg_token_info *info, int *code)
@@ -234,7 +213,7 @@ static int report(void)
 {
     cacreg_readers readers;
     json_t *root = NULL, *jreaders = NULL, *jcards = NULL;
-    int code = EXIT_NO_CARD;
+    int code = CLI_NO_CARD;
     char atr[128];
 
     cacreg_watcher_snapshot(st.watcher, &readers);
@@ -274,7 +253,7 @@ static int report(void)
             printf("Readers:        none connected\n");
     }
     if (readers.status != CACREG_PCSC_UP || !st.token)
-        code = EXIT_MIDDLEWARE;
+        code = CLI_MIDDLEWARE;
     for (size_t i = 0; i < readers.count; i++) {
         const cacreg_reader *r = &readers.readers[i];
         atr_hex(r, atr, sizeof atr);
@@ -287,7 +266,7 @@ static int report(void)
             printf("Reader:         %s: %s%s%s\n", r->name,
                    r->card_present ? "card present" : "no card", r->mute ? " (not answering)" : "",
                    r->exclusive ? " (in use by another program)" : "");
-        if (!r->card_present || !st.token || code == EXIT_MIDDLEWARE)
+        if (!r->card_present || !st.token || code == CLI_MIDDLEWARE)
             continue;
         snprintf(st.job_reader, sizeof st.job_reader, "%s", r->name);
         if (run_job(job_read) != CACREG_OK) {
@@ -296,7 +275,7 @@ static int report(void)
                                                         "recognised", 0, "error", st.job_error));
             else
                 printf("Card:           %s\n", st.job_error);
-            code = code == EXIT_READY ? EXIT_READY : EXIT_CARD;
+            code = code == CLI_OK ? CLI_OK : CLI_CARD;
             continue;
         }
         int card_code;
@@ -304,7 +283,7 @@ static int report(void)
             json_array_append_new(jcards, card_json(&st.job_info, &card_code));
         else
             print_card(&st.job_info, &card_code);
-        if (code != EXIT_READY)
+        if (code != CLI_OK)
             code = card_code;
     }
     /* No PC/SC (a token forwarded over SSH by p11-kit, say): the module's own slots. */
@@ -360,7 +339,7 @@ static int watch_loop(void)
         if (poll(pfd, 2, -1) < 0)
             continue;
         if (pfd[1].revents & POLLIN)
-            return EXIT_READY;
+            return CLI_OK;
         while (cacreg_event_read(st.events[0], &ev) == CACREG_OK) {
             if (ev.type == CACREG_EV_READERS || ev.type == CACREG_EV_JOB_DONE)
                 continue;
@@ -401,27 +380,12 @@ int cli_status(int argc, char **argv)
         {"reader", required_argument, NULL, 'R'},  {"wait", required_argument, NULL, 'W'},
         {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
     };
-    const char *config_file = NULL;
-    char err[512];
     int opt, code, wait_ms = 3000;
     sigset_t mask;
-    cacreg_err rc;
 
-    cacreg_config_defaults(&st.cfg);
     st.events[0] = st.events[1] = st.signal_fd = -1;
-    for (int i = 1; i < argc; i++)
-        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
-            config_file = argv[i + 1];
-    rc = config_file ? cacreg_config_load_file(&st.cfg, config_file, err, sizeof err)
-                     : cacreg_config_load_standard(&st.cfg, false, err, sizeof err);
-    if (rc == CACREG_ERR_NOT_FOUND) {
-        fprintf(stderr, "cacreg: %s: no such file\n", config_file);
-        return EXIT_USAGE;
-    }
-    if (rc != CACREG_OK) {
-        fprintf(stderr, "cacreg: %s\n", err);
-        return EXIT_USAGE;
-    }
+    if (!cli_load_config(&st.cfg, argc, argv))
+        return CLI_USAGE;
     while ((opt = getopt_long(argc, argv, "jwh", opts, NULL)) != -1) {
         const char *key = NULL;
         switch (opt) {
@@ -456,16 +420,14 @@ int cli_status(int argc, char **argv)
             return 0;
         default:
             usage(stderr);
-            return EXIT_USAGE;
+            return CLI_USAGE;
         }
-        if (key && cacreg_config_set(&st.cfg, key, optarg, err, sizeof err) != CACREG_OK) {
-            fprintf(stderr, "cacreg: %s\n", err);
-            return EXIT_USAGE;
-        }
+        if (key && !cli_set(&st.cfg, key, optarg))
+            return CLI_USAGE;
     }
     if (optind < argc) {
         usage(stderr);
-        return EXIT_USAGE;
+        return CLI_USAGE;
     }
 
     if (cacreg_trust_load(&st.trust, st.cfg.ca_bundle, st.cfg.crl_file, st.trust_error,
@@ -482,21 +444,12 @@ int cli_status(int argc, char **argv)
         cacreg_worker_start(&st.worker, st.events[1]) != CACREG_OK ||
         cacreg_watcher_start(&st.watcher, st.cfg.reader_filter, st.events[1]) != CACREG_OK) {
         fprintf(stderr, "cacreg: cannot start: %s\n", cacreg_strerror(CACREG_ERR_SYSTEM));
-        return EXIT_MIDDLEWARE;
+        return CLI_MIDDLEWARE;
     }
     if (run_job(job_load) != CACREG_OK)
         st.token = NULL;
 
-    /* Wait for the watcher's first word on pcscd (up, down or denied). */
-    for (int waited = 0; waited < wait_ms; waited += 20) {
-        cacreg_readers r;
-        cacreg_watcher_snapshot(st.watcher, &r);
-        /* UP is final; DOWN may turn into DENIED on the watcher's second try. */
-        if (r.status == CACREG_PCSC_UP || r.status == CACREG_PCSC_DENIED ||
-            (r.status != CACREG_PCSC_STARTING && waited >= 1000))
-            break;
-        nanosleep(&(struct timespec){.tv_nsec = 20000000}, NULL);
-    }
+    cli_wait_pcsc(st.watcher, wait_ms);
     code = report();
     if (st.watch)
         code = watch_loop();

@@ -1,0 +1,160 @@
+/* Diagnosis: every failure the core can name, in words a person can act on. */
+#include <string.h>
+
+#include "cacreg.h"
+
+static const cacreg_diagnosis CARD_OFFICE = {
+    "Your card cannot be used as it is.",
+    "Take it to a CAC office (RAPIDS ID card office) to have it checked or replaced."};
+
+cacreg_diagnosis cacreg_diagnose_verdict(cacreg_verdict v)
+{
+    switch (v) {
+    case CACREG_VERDICT_OK:
+        return (cacreg_diagnosis){"Your card's identity certificate is in order.", ""};
+    case CACREG_VERDICT_UNTRUSTED:
+        return (cacreg_diagnosis){
+            "Your card's certificate was issued by an authority this machine does not trust.",
+            "If this is a DoD CAC, ask the help desk to install the DoD root certificates on "
+            "this machine. Other cards (ECA, PIV-I, a foreign card) cannot be registered here."};
+    case CACREG_VERDICT_NOT_YET_VALID:
+        return (cacreg_diagnosis){
+            "Your card's certificate is not valid yet, which usually means this machine's "
+            "clock is wrong.",
+            "Check the date and time on this machine; if they are right, wait until the "
+            "certificate's start date or ask the CAC office."};
+    case CACREG_VERDICT_EXPIRED:
+        return (cacreg_diagnosis){"Your card's certificates have expired.",
+                                  "Get a new CAC at a CAC office (RAPIDS)."};
+    case CACREG_VERDICT_REVOKED:
+        return (cacreg_diagnosis){
+            "Your card's certificates have been revoked (cancelled).",
+            "Take the card to a CAC office (RAPIDS); a revoked card cannot be registered."};
+    case CACREG_VERDICT_REVOCATION_UNKNOWN:
+        return (cacreg_diagnosis){
+            "Whether your card has been revoked cannot be checked right now.",
+            "Try again in a few minutes; if it goes on, tell the help desk that the revocation "
+            "service (CRL or OCSP) cannot be reached."};
+    case CACREG_VERDICT_WRONG_KIND:
+        return (cacreg_diagnosis){
+            "The certificate chosen is not your identity certificate.",
+            "Choose the certificate with your name that is for identity (authentication), "
+            "not an email certificate."};
+    case CACREG_VERDICT_EDIPI_MISMATCH:
+    case CACREG_VERDICT_NO_TRUST_STORE:
+        break;
+    }
+    if (v == CACREG_VERDICT_NO_TRUST_STORE)
+        return (cacreg_diagnosis){
+            "This machine has no certificate authorities set up to check cards against.",
+            "Tell the help desk: cacreg's ca_bundle setting is missing or unreadable."};
+    return CARD_OFFICE;
+}
+
+/* The portal's reasons (docs/portal-api.md), each with its words. */
+static const struct {
+    const char *error;
+    cacreg_diagnosis d;
+} portal_reasons[] = {
+    {"no_client_certificate",
+     {"The portal did not receive your card's certificate.",
+      "Make sure the card is fully inserted and the reader's light is on, then try again."}},
+    {"untrusted_issuer",
+     {"The portal does not accept the authority that issued your card's certificate.",
+      "Only DoD CAC certificates can be registered. If this is a CAC, ask the help desk."}},
+    {"certificate_not_yet_valid",
+     {"The portal says your card's certificate is not valid yet.",
+      "Check this machine's date and time; a clock set wrong causes this."}},
+    {"certificate_expired",
+     {"The portal says your card's certificates have expired.",
+      "Get a new CAC at a CAC office (RAPIDS)."}},
+    {"certificate_revoked",
+     {"The portal says your card's certificates have been revoked.",
+      "Take the card to a CAC office (RAPIDS)."}},
+    {"not_identity_certificate",
+     {"The certificate sent was not your identity certificate (an email one was used).",
+      "Choose the identity certificate, the one with your name for logging in."}},
+    {"no_account",
+     {"The portal has no account for the person on this card.",
+      "Log in with your username and password to register the card, or ask the help desk "
+      "to create or link your account."}},
+    {"account_not_permitted",
+     {"Your account may not use a CAC (it may be suspended).",
+      "Contact the help desk about your account."}},
+    {"registered_to_other_account",
+     {"This card is already registered to another account.",
+      "Log in to that account and clear its registered information, or ask the help desk."}},
+    {"edipi_mismatch",
+     {"This card belongs to someone else than the account you are logged in to.",
+      "Insert your own CAC, or log in to the account of the card's holder."}},
+    {"invalid_credentials",
+     {"The username or password is wrong.",
+      "Check them and try again; too many wrong passwords lock the account."}},
+    {"password_expired",
+     {"Your portal password has expired.",
+      "Log in with your CAC instead (that also renews the password for 150 days), or ask "
+      "for a new password with 'I need a password'."}},
+    {"account_locked",
+     {"Your account is locked after too many wrong passwords.",
+      "Log in with your CAC (that unlocks it), or ask the help desk."}},
+    {"session_expired",
+     {"Your session with the portal has ended.", "Log in again."}},
+    {"no_session", {"You are not logged in to the portal.", "Log in again."}},
+    {"revocation_unavailable",
+     {"The portal cannot check your card's revocation status right now.",
+      "Try again in a few minutes."}},
+};
+
+cacreg_diagnosis cacreg_diagnose_portal(const cacreg_portal_result *r)
+{
+    switch (r->outcome) {
+    case CACREG_PORTAL_OK:
+        return (cacreg_diagnosis){"Done.", ""};
+    case CACREG_PORTAL_REFUSED:
+        for (size_t i = 0; i < sizeof portal_reasons / sizeof portal_reasons[0]; i++)
+            if (strcmp(portal_reasons[i].error, r->error) == 0)
+                return portal_reasons[i].d;
+        return (cacreg_diagnosis){"The portal refused the request.",
+                                  "Note the message shown and tell the help desk."};
+    case CACREG_PORTAL_UNREACHABLE:
+        return (cacreg_diagnosis){
+            "The portal cannot be reached from this machine right now.",
+            "Check the network connection and try again in a few minutes."};
+    case CACREG_PORTAL_TLS:
+        return (cacreg_diagnosis){
+            "The connection to the portal is not safe: its identity could not be verified.",
+            "Do not go on. Tell the help desk; this machine's clock, its certificate "
+            "authorities or the network may be wrong."};
+    case CACREG_PORTAL_BAD_ANSWER:
+        return (cacreg_diagnosis){"The portal gave an answer that cannot be used.",
+                                  "Try again in a few minutes; nothing was changed."};
+    case CACREG_PORTAL_CANCELLED:
+        break;
+    }
+    return (cacreg_diagnosis){"Cancelled.", ""};
+}
+
+cacreg_diagnosis cacreg_diagnose_login(cacreg_login_result r)
+{
+    switch (r) {
+    case CACREG_LOGIN_OK:
+        return (cacreg_diagnosis){"PIN accepted.", ""};
+    case CACREG_LOGIN_WRONG_PIN:
+        return (cacreg_diagnosis){
+            "The PIN is wrong.",
+            "Enter it carefully: a CAC locks after 3 wrong PINs. If you do not know it, the "
+            "CAC office can reset it."};
+    case CACREG_LOGIN_LOCKED:
+        return (cacreg_diagnosis){"Your card's PIN is locked after too many wrong tries.",
+                                  "A CAC office (RAPIDS) can reset the PIN; bring your card."};
+    case CACREG_LOGIN_BAD_FORMAT:
+        return (cacreg_diagnosis){"A CAC PIN is 6 to 8 digits.", "Enter the PIN again."};
+    case CACREG_LOGIN_NO_CARD:
+        return (cacreg_diagnosis){"The card was removed or cannot be read.",
+                                  "Insert your CAC and try again."};
+    case CACREG_LOGIN_ERROR:
+        break;
+    }
+    return (cacreg_diagnosis){"The card could not check the PIN.",
+                              "Take the card out, put it back, and try again."};
+}

@@ -1,0 +1,394 @@
+/*
+ * `cacreg login --cac`: the help article's first path without a screen.
+ * Card in, certificates read and checked, PIN, TLS login to the portal with
+ * the card: logged in, the card registered (or replacing an older one), the
+ * password good for 150 days. The PIN comes from a file descriptor or the
+ * terminal, never from the command line or the environment.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <openssl/evp.h>
+
+#include "cacreg.h"
+#include "cli.h"
+
+struct login {
+    cacreg_config cfg;
+    cacreg_trust *trust;
+    cacreg_token *token;
+    cacreg_worker *worker;
+    cacreg_watcher *watcher;
+    cacreg_portal *portal;
+    int events[2];
+    bool json;
+    char reader[128];
+    char err[512];
+    cacreg_token_info info;
+    size_t chosen;
+    cacreg_verdict verdict;
+    char verdict_detail[512];
+    cacreg_secret *pin;
+    cacreg_login_result login;
+    int tries_left;
+};
+
+static struct login lg; /* one per process; large (certificates) */
+
+static cacreg_err job_load(void *arg)
+{
+    struct login *l = arg;
+
+    return cacreg_token_load(&l->token, l->cfg.pkcs11_module, l->cfg.opensc_file_cache,
+                             l->cfg.pin_max_tries, l->err, sizeof l->err);
+}
+
+static cacreg_err job_read(void *arg)
+{
+    struct login *l = arg;
+    cacreg_err rc = cacreg_token_read(l->token, l->reader, &l->info, l->err, sizeof l->err);
+
+    if (rc != CACREG_OK)
+        return rc;
+    l->chosen = cacreg_cert_choose(l->info.certs, l->info.ncerts);
+    l->verdict = l->chosen < l->info.ncerts
+                     ? cacreg_cert_preflight(&l->info.certs[l->chosen], l->trust,
+                                             (long long)time(NULL), l->verdict_detail,
+                                             sizeof l->verdict_detail)
+                     : CACREG_VERDICT_WRONG_KIND;
+    return CACREG_OK;
+}
+
+/* Logs in with the PIN, then hands the identity key to the portal client. */
+static cacreg_err job_pin(void *arg)
+{
+    struct login *l = arg;
+    EVP_PKEY *key;
+    cacreg_err rc;
+
+    l->login = cacreg_token_login(l->token, l->reader, l->pin, &l->tries_left, l->err,
+                                  sizeof l->err);
+    if (l->login != CACREG_LOGIN_OK)
+        return CACREG_ERR_INVALID;
+    rc = cacreg_token_identity_key(l->token, l->reader, &key, l->err, sizeof l->err);
+    if (rc != CACREG_OK)
+        return rc;
+    rc = cacreg_portal_use_card(l->portal, &l->info.certs[l->chosen], key);
+    EVP_PKEY_free(key);
+    return rc;
+}
+
+/* Reads the PIN from fd (a line), or from the terminal without echo. */
+static bool read_pin(int fd, cacreg_secret *pin)
+{
+    struct termios old, quiet;
+    bool tty = fd < 0;
+    char c;
+
+    if (tty) {
+        fd = open("/dev/tty", O_RDWR | O_CLOEXEC);
+        if (fd < 0)
+            return false;
+        if (write(fd, "CAC PIN: ", 9) != 9 || tcgetattr(fd, &old) != 0) {
+            close(fd);
+            return false;
+        }
+        quiet = old;
+        quiet.c_lflag &= ~(tcflag_t)(ECHO | ECHONL);
+        tcsetattr(fd, TCSAFLUSH, &quiet);
+    }
+    for (;;) {
+        ssize_t n = read(fd, &c, 1);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0 || c == '\n')
+            break;
+        if (c == '\r')
+            continue;
+        if (cacreg_secret_append(pin, &c, 1) != CACREG_OK) {
+            cacreg_secret_clear(pin); /* too long: not a PIN, and not kept */
+            break;
+        }
+    }
+    c = 0;
+    if (tty) {
+        tcsetattr(fd, TCSAFLUSH, &old);
+        if (write(fd, "\n", 1) != 1) {
+            /* the terminal went away; the PIN is read already */
+        }
+        close(fd);
+    }
+    return true;
+}
+
+/* Waits for a card in a reader (up to wait_ms); false when none came. */
+static bool find_card(int wait_ms)
+{
+    struct timespec t0, t;
+
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        cacreg_readers r;
+        struct pollfd pfd = {.fd = lg.events[0], .events = POLLIN};
+        cacreg_event ev;
+        long left;
+
+        cacreg_watcher_snapshot(lg.watcher, &r);
+        for (size_t i = 0; i < r.count; i++)
+            if (r.readers[i].card_present) {
+                snprintf(lg.reader, sizeof lg.reader, "%s", r.readers[i].name);
+                return true;
+            }
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        left = wait_ms - ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000);
+        if (left <= 0)
+            return false;
+        if (poll(&pfd, 1, (int)left) > 0)
+            while (cacreg_event_read(lg.events[0], &ev) == CACREG_OK) {
+            }
+    }
+}
+
+/* Prints the outcome, for people or (--json) for machines; returns the exit status. */
+static int finish(int code, const char *stage, cacreg_diagnosis d, const char *detail,
+                  const cacreg_portal_result *r)
+{
+    if (lg.json) {
+        json_t *o = json_pack("{s:i, s:s, s:s, s:s, s:s}", "exit", code, "stage", stage,
+                              "cause", d.cause, "steps", d.steps, "detail", detail ? detail : "");
+        if (lg.tries_left >= 0 && strcmp(stage, "pin") == 0)
+            json_object_set_new(o, "tries_left", json_integer(lg.tries_left));
+        if (r) {
+            json_object_set_new(o, "portal_error", json_string(r->error));
+            json_object_set_new(o, "http_status", json_integer(r->http_status));
+            if (r->outcome == CACREG_PORTAL_OK) {
+                json_object_set_new(o, "username", json_string(r->username));
+                json_object_set_new(o, "account_type", json_string(r->account_type));
+                json_object_set_new(o, "registration", json_string(r->registration));
+                json_object_set_new(o, "certificate_serial", json_string(r->cert_serial));
+                json_object_set_new(o, "replaced_serial", json_string(r->replaced_serial));
+                json_object_set_new(o, "password_expires", json_string(r->password_expires));
+            }
+        }
+        json_dumpf(o, stdout, JSON_INDENT(2) | JSON_SORT_KEYS);
+        putchar('\n');
+        json_decref(o);
+    } else if (code != CLI_OK) {
+        printf("%s\n%s\n", d.cause, d.steps);
+        if (detail && detail[0])
+            printf("(%s)\n", detail);
+        if (strcmp(stage, "pin") == 0 && lg.login == CACREG_LOGIN_WRONG_PIN)
+            printf(lg.tries_left == 1 ? "1 try left before the card locks.\n"
+                   : lg.tries_left > 1 ? "%d tries left.\n" : "",
+                   lg.tries_left);
+    }
+    return code;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: cacreg login --cac [--pin-fd N] [--json] [--portal URL] [--config FILE]\n"
+               "                    [--ca-bundle FILE] [--crl FILE] [--ocsp URL] [--module PATH]\n"
+               "                    [--reader TEXT] [--wait MS]\n"
+               "\n"
+               "Logs in to the portal with the CAC in the reader, which registers the card\n"
+               "to your account (replacing an older card's certificates) and renews your\n"
+               "password for 150 days. The PIN is read from file descriptor N (one line),\n"
+               "or asked for on the terminal; it is sent to the card once.\n"
+               "  --wait MS  how long to wait for a card (default 0: it must be in)\n"
+               "\n"
+               "Exit status: 0 logged in and registered; 1 no card; 2 smart-card service\n"
+               "or module missing; 3 the card cannot be used (certificate, wrong or locked\n"
+               "PIN: nothing was sent to the portal); 4 bad options; 5 the portal said no;\n"
+               "6 the portal cannot be reached or answered something unusable.\n");
+}
+
+static int run(int pin_fd, int wait_ms)
+{
+    cacreg_portal_result r;
+    cacreg_readers readers;
+    char when[16];
+
+    if (cli_run_job(lg.worker, lg.events[0], job_load, &lg) != CACREG_OK)
+        return finish(CLI_MIDDLEWARE, "module", (cacreg_diagnosis){"No PKCS#11 module.", ""},
+                      lg.err, NULL);
+    cli_wait_pcsc(lg.watcher, 3000);
+    cacreg_watcher_snapshot(lg.watcher, &readers);
+    if (readers.status != CACREG_PCSC_UP)
+        return finish(CLI_MIDDLEWARE, "pcsc",
+                      (cacreg_diagnosis){"The smart-card service is not available.",
+                                         "Run 'cacreg status' for details."},
+                      readers.detail, NULL);
+    if (!find_card(wait_ms))
+        return finish(CLI_NO_CARD, "card",
+                      (cacreg_diagnosis){"No card is in a reader.", "Insert your CAC."}, NULL,
+                      NULL);
+    if (cli_run_job(lg.worker, lg.events[0], job_read, &lg) != CACREG_OK)
+        return finish(CLI_CARD, "card", cacreg_diagnose_login(CACREG_LOGIN_NO_CARD), lg.err,
+                      NULL);
+    if (lg.verdict != CACREG_VERDICT_OK)
+        return finish(CLI_CARD, "preflight", cacreg_diagnose_verdict(lg.verdict),
+                      lg.verdict_detail, NULL);
+    if (lg.info.pin == CACREG_PIN_LOCKED)
+        return finish(CLI_CARD, "pin", cacreg_diagnose_login(CACREG_LOGIN_LOCKED), NULL, NULL);
+    if (!read_pin(pin_fd, lg.pin))
+        return finish(CLI_USAGE, "pin",
+                      (cacreg_diagnosis){"The PIN could not be read.",
+                                         "Use --pin-fd, or run from a terminal."},
+                      NULL, NULL);
+    if (cli_run_job(lg.worker, lg.events[0], job_pin, &lg) != CACREG_OK) {
+        if (lg.login != CACREG_LOGIN_OK)
+            return finish(lg.login == CACREG_LOGIN_BAD_FORMAT ? CLI_USAGE : CLI_CARD, "pin",
+                          cacreg_diagnose_login(lg.login), lg.err, NULL);
+        return finish(CLI_CARD, "key", cacreg_diagnose_verdict(CACREG_VERDICT_WRONG_KIND),
+                      lg.err, NULL);
+    }
+    {
+        int id = cacreg_portal_cac_login(lg.portal);
+        cacreg_event ev;
+        bool done = false;
+
+        while (!done) {
+            struct pollfd pfd = {.fd = lg.events[0], .events = POLLIN};
+            if (id < 0 || poll(&pfd, 1, -1) < 0)
+                break;
+            while (cacreg_event_read(lg.events[0], &ev) == CACREG_OK) {
+                if (ev.type == CACREG_EV_JOB_DONE && ev.job == id)
+                    done = true;
+                if (ev.type == CACREG_EV_CARD_OUT && strcmp(ev.reader, lg.reader) == 0)
+                    cacreg_portal_cancel(lg.portal); /* card pulled: stop, start over */
+            }
+        }
+    }
+    cacreg_portal_result_get(lg.portal, &r);
+    if (r.outcome == CACREG_PORTAL_CANCELLED)
+        return finish(CLI_NO_CARD, "portal",
+                      (cacreg_diagnosis){"The card was removed; nothing was finished.",
+                                         "Insert your CAC and start again."},
+                      NULL, &r);
+    if (r.outcome != CACREG_PORTAL_OK)
+        return finish(r.outcome == CACREG_PORTAL_REFUSED ? CLI_REFUSED : CLI_PORTAL, "portal",
+                      cacreg_diagnose_portal(&r), r.message, &r);
+    snprintf(when, sizeof when, "%.10s", r.password_expires);
+    if (!lg.json) {
+        printf("Logged in as %s (%s).\n", r.username, r.display_name);
+        if (strcmp(r.registration, "replaced") == 0)
+            printf("Your CAC is registered; it replaces the card registered before "
+                   "(serial %s).\n", r.replaced_serial);
+        else if (strcmp(r.registration, "unchanged") == 0)
+            printf("This CAC was registered already.\n");
+        else
+            printf("Your CAC is registered.\n");
+        printf("Your portal password is good until %s (150 days).\n", when);
+    }
+    return finish(CLI_OK, "done", cacreg_diagnose_portal(&r), NULL, &r);
+}
+
+int cli_login(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"cac", no_argument, NULL, 'C'},          {"pin-fd", required_argument, NULL, 'p'},
+        {"json", no_argument, NULL, 'j'},         {"portal", required_argument, NULL, 'P'},
+        {"config", required_argument, NULL, 'c'}, {"ca-bundle", required_argument, NULL, 'a'},
+        {"crl", required_argument, NULL, 'r'},    {"ocsp", required_argument, NULL, 'o'},
+        {"module", required_argument, NULL, 'm'}, {"reader", required_argument, NULL, 'R'},
+        {"wait", required_argument, NULL, 'W'},   {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int opt, code, pin_fd = -1, wait_ms = 0;
+    bool cac = false;
+    char err[512];
+
+    lg.events[0] = lg.events[1] = -1;
+    lg.tries_left = -1;
+    if (!cli_load_config(&lg.cfg, argc, argv))
+        return CLI_USAGE;
+    while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        const char *key = NULL;
+        switch (opt) {
+        case 'C':
+            cac = true;
+            break;
+        case 'p':
+            pin_fd = (int)strtol(optarg, NULL, 10);
+            break;
+        case 'j':
+            lg.json = true;
+            break;
+        case 'P':
+            key = "portal_url";
+            break;
+        case 'c':
+            break;
+        case 'a':
+            key = "ca_bundle";
+            break;
+        case 'r':
+            key = "crl_file";
+            break;
+        case 'o':
+            key = "ocsp_url";
+            break;
+        case 'm':
+            key = "pkcs11_module";
+            break;
+        case 'R':
+            key = "reader_filter";
+            break;
+        case 'W':
+            wait_ms = (int)strtol(optarg, NULL, 10);
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return CLI_USAGE;
+        }
+        if (key && !cli_set(&lg.cfg, key, optarg))
+            return CLI_USAGE;
+    }
+    if (!cac || optind < argc) {
+        usage(stderr);
+        return CLI_USAGE;
+    }
+    if (cacreg_trust_load(&lg.trust, lg.cfg.ca_bundle, lg.cfg.crl_file, err, sizeof err) !=
+        CACREG_OK) {
+        fprintf(stderr, "cacreg: %s\n", err);
+        return CLI_USAGE;
+    }
+    if (lg.cfg.ocsp_url[0])
+        cacreg_trust_set_ocsp(lg.trust, lg.cfg.ocsp_url, lg.cfg.connect_timeout_s);
+    lg.pin = cacreg_secret_new();
+    if (!lg.pin || cacreg_event_pipe(lg.events) != CACREG_OK ||
+        cacreg_worker_start(&lg.worker, lg.events[1]) != CACREG_OK ||
+        cacreg_watcher_start(&lg.watcher, lg.cfg.reader_filter, lg.events[1]) != CACREG_OK) {
+        fprintf(stderr, "cacreg: cannot start (locked memory or threads unavailable)\n");
+        return CLI_MIDDLEWARE;
+    }
+    if (cacreg_portal_new(&lg.portal, &lg.cfg, lg.events[1], err, sizeof err) != CACREG_OK) {
+        fprintf(stderr, "cacreg: %s\n", err);
+        code = CLI_USAGE;
+    } else {
+        code = run(pin_fd, wait_ms);
+    }
+    cacreg_portal_free(lg.portal);
+    cacreg_watcher_stop(lg.watcher);
+    cacreg_worker_stop(lg.worker);
+    cacreg_token_free(lg.token); /* releases the slots, and libp11's copy of the PIN */
+    cacreg_trust_free(lg.trust);
+    cacreg_secret_free(lg.pin);
+    close(lg.events[0]);
+    close(lg.events[1]);
+    return code;
+}
