@@ -362,8 +362,17 @@ static void classify(cacreg_portal *p, CURLcode cc, cacreg_portal_result *r)
             cacreg_errf(r->message, sizeof r->message, "The secure connection failed: %s",
                         p->curl_error);
             return;
+        case CURLE_PARTIAL_FILE:
+        case CURLE_RECV_ERROR:
+        case CURLE_GOT_NOTHING:
+            r->outcome = CACREG_PORTAL_UNREACHABLE;
+            cacreg_errf(r->message, sizeof r->message,
+                        "The connection to the portal was cut off during its answer (%s).",
+                        p->curl_error[0] ? p->curl_error : curl_easy_strerror(cc));
+            return;
+        case CURLE_FILESIZE_EXCEEDED:
         case CURLE_WRITE_ERROR:
-            if (p->answer_too_large) {
+            if (p->answer_too_large || cc == CURLE_FILESIZE_EXCEEDED) {
                 r->outcome = CACREG_PORTAL_BAD_ANSWER;
                 cacreg_errf(r->message, sizeof r->message,
                             "The portal's answer was larger than %zu bytes; it was not read.",

@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# `cacreg login --cac` on the bench against the reference portal: registers,
+# unchanged, replaced, 150 days; wrong and locked PINs and bad certificates
+# stop before the portal; each 403 becomes a diagnosis; every portal fault
+# mode gives a clear failure; one card signature per login; a card pulled
+# while the portal is answering cancels the flow.
+# Needs a running bench (PCSCLITE_CSOCK_NAME, CACREG_BENCH): see tests/run.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+pki=${CACREG_PKI:-$CACREG_BUILD/pki}
+bin=${CACREG_BIN:-$CACREG_BUILD/plain/cacreg}
+portal=$here/../portal/portal
+tmp=$(mktemp -d)
+cleanup() {
+    for d in "$tmp"/portal-*; do [ -d "$d" ] && "$portal" stop "$d"; done
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+ok() { echo "ok: $*"; }
+ctl() { "$here/bench" ctl "$CACREG_BENCH" "$@" >/dev/null; }
+counter() { "$here/bench" ctl "$CACREG_BENCH" counters | tr ' ' '\n' | sed -n "s/^$1=//p"; }
+json() { /usr/bin/python3 -c 'import json,sys; d=json.load(sys.stdin)
+for k in sys.argv[1].split("."): d = d[k]
+print(d)' "$1"; }
+insert() {
+    ctl remove
+    "$here/bench" wait "$CACREG_BENCH" absent >/dev/null
+    ctl insert "$1"
+    "$here/bench" wait "$CACREG_BENCH" present >/dev/null
+}
+start_portal() { # name [fault options...]
+    local name=$1
+    shift
+    "$portal" start "$tmp/portal-$name" --crl "$pki/inter.crl" "$@"
+}
+login() { # expected-exit pin [options...]: one login, output in $tmp/out
+    local want=$1 pin=$2 rc=0
+    shift 2
+    printf '%s\n' "$pin" | "$bin" login --cac --pin-fd 0 --ca-bundle "$pki/ca-bundle.pem" \
+        --crl "$pki/inter.crl" --reader "Virtual CAC" --portal "https://localhost:$port/api/v1/" \
+        "$@" >"$tmp/out" 2>&1 || rc=$?
+    [ "$rc" = "$want" ] || { cat "$tmp/out"; fail "exit $rc, want $want"; }
+}
+portal_requests() { grep -c '"POST /api/v1/cac-login' "$tmp/portal-main/portal.log" || true; }
+
+port=$(start_portal main)
+ctl unblock valid
+
+insert valid
+login 0 123456 --json
+[ "$(json registration <"$tmp/out")" = registered ] || { cat "$tmp/out"; fail "first login"; }
+[ "$(json username <"$tmp/out")" = jane.doe ] || fail "username"
+days=$(( ($(date -d "$(json password_expires <"$tmp/out")" +%s) - $(date +%s)) / 86400 ))
+[ "$days" -ge 149 ] && [ "$days" -le 150 ] || fail "password expiry $days days, want 150"
+[ "$(counter signatures)" = 1 ] && [ "$(counter verifies)" = 1 ] ||
+    fail "one login should cost one VERIFY and one signature: $(counter verifies)/$(counter signatures)"
+ok "first CAC login registers, password good for 150 days, one VERIFY and one signature"
+
+insert valid
+login 0 123456
+grep -q "This CAC was registered already" "$tmp/out" || { cat "$tmp/out"; fail "unchanged"; }
+insert valid2
+login 0 24681357
+grep -q "it replaces the card registered before" "$tmp/out" || { cat "$tmp/out"; fail "replaced"; }
+ok "the same card: unchanged; the person's newer card: replaces the old one"
+
+# A wrong PIN: told, tries left, never re-sent, the portal never asked.
+insert valid
+before=$(portal_requests)
+login 3 999999
+grep -q "The PIN is wrong" "$tmp/out" && grep -q "2 tries left" "$tmp/out" || { cat "$tmp/out"; fail "wrong PIN"; }
+[ "$(counter verifies)" = 1 ] || fail "a wrong PIN was sent $(counter verifies) times"
+login 3 888888
+grep -q "1 try left before the card locks" "$tmp/out" || { cat "$tmp/out"; fail "final try"; }
+login 3 777777
+grep -q "PIN is locked" "$tmp/out" || { cat "$tmp/out"; fail "locked"; }
+login 3 123456
+grep -q "PIN is locked" "$tmp/out" || { cat "$tmp/out"; fail "still locked"; }
+[ "$(counter verifies)" = 3 ] || fail "VERIFYs: $(counter verifies), want 3 (none once locked)"
+[ "$(portal_requests)" = "$before" ] || fail "the portal was asked after a PIN failure"
+ctl unblock valid
+login 4 12ab
+grep -q "6 to 8 digits" "$tmp/out" || fail "malformed PIN"
+ok "wrong PIN: 2, then 1 tries left, then locked; one VERIFY each, none once locked, portal never asked"
+
+# Bad certificates stop before the PIN and before the portal.
+for pair in expired:expired revoked:revoked untrusted:"does not trust"; do
+    insert "${pair%%:*}"
+    login 3 000000
+    grep -q "${pair#*:}" "$tmp/out" || { cat "$tmp/out"; fail "${pair%%:*}"; }
+    [ "$(counter verifies)" = 0 ] || fail "${pair%%:*}: a PIN was sent"
+done
+[ "$(portal_requests)" = "$before" ] || fail "the portal was asked about a bad card"
+ok "expired, revoked and untrusted cards: diagnosed before any PIN or portal request"
+
+# 403s from the portal, in words.
+insert noaccount
+login 5 135790 --json
+[ "$(json portal_error <"$tmp/out")" = no_account ] || { cat "$tmp/out"; fail "no_account"; }
+insert suspended
+login 5 864209
+grep -q "may not use a CAC" "$tmp/out" || { cat "$tmp/out"; fail "suspended"; }
+ok "403 no_account and account_not_permitted: exit 5 with the cause and the steps"
+
+# Portal faults: each a clear failure, exit 6, nothing half done.
+insert valid
+fault() { # fault-option expected-text
+    local fport
+    fport=$("$portal" start "$tmp/portal-$1" --fault "$1")
+    printf '123456\n' | "$bin" login --cac --pin-fd 0 --ca-bundle "$pki/ca-bundle.pem" \
+        --reader "Virtual CAC" --portal "https://localhost:$fport/api/v1/" \
+        --config "$tmp/fast.conf" >"$tmp/out" 2>&1 && fail "fault $1: exit 0"
+    grep -q "$2" "$tmp/out" || { cat "$tmp/out"; fail "fault $1: no '$2'"; }
+    "$portal" stop "$tmp/portal-$1"
+    ok "portal fault $1: '$2'"
+}
+printf 'total_timeout = 2\nconnect_timeout = 2\n' >"$tmp/fast.conf"
+fault delay=4000 "did not answer in time"
+fault status=502 "having trouble (HTTP 502)"
+fault malformed "could not be read"
+fault truncated "cut off during its answer"
+fault close "cut off during its answer"
+fault huge "larger than"
+fault content-type "not its API"
+fault cert=other-ca "not trusted"
+fault cert=expired "not trusted"
+fault cert=wrong-host "not trusted"
+login 6 123456 --portal "https://localhost:1/api/v1/"
+grep -q "cannot be reached" "$tmp/out" || { cat "$tmp/out"; fail "refused"; }
+ok "portal not listening: cannot be reached, exit 6"
+
+# The card pulled while the portal takes its time: cancelled, back to the start.
+dport=$("$portal" start "$tmp/portal-slow" --fault delay=3000)
+insert valid
+printf '123456\n' | "$bin" login --cac --pin-fd 0 --ca-bundle "$pki/ca-bundle.pem" \
+    --reader "Virtual CAC" --portal "https://localhost:$dport/api/v1/" >"$tmp/out" 2>&1 &
+login_pid=$!
+for _ in $(seq 100); do [ "$(counter signatures)" = 1 ] && break; sleep 0.05; done
+t0=$(date +%s%N)
+ctl remove
+rc=0
+wait "$login_pid" || rc=$?
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+[ "$rc" = 1 ] || { cat "$tmp/out"; fail "card pulled: exit $rc, want 1"; }
+grep -q "The card was removed" "$tmp/out" || { cat "$tmp/out"; fail "card pulled message"; }
+[ "$ms" -lt 2500 ] || fail "cancelling took $ms ms"
+ok "card pulled while the portal answers: cancelled in $ms ms (before the portal's 3 s), exit 1"
