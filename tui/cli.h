@@ -23,6 +23,9 @@ int cli_status(int argc, char **argv);
 /* `cacreg login --cac`; returns the exit status. */
 int cli_login(int argc, char **argv);
 
+/* `cacreg register` (or, with reset, `cacreg reset`); returns the exit status. */
+int cli_register(int argc, char **argv, bool reset);
+
 /*
  * Loads the configuration: the --config FILE among argv if there is one,
  * else the standard files. Prints the problem and returns false on error.

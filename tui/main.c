@@ -12,6 +12,8 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: cacreg status [options]       the readers, the card and its certificates\n"
                "       cacreg login --cac [options]  log in with the CAC, registering it\n"
+               "       cacreg register --user NAME   password login, then register the CAC\n"
+               "       cacreg reset --user NAME      ask for a new portal password\n"
                "       cacreg --version\n"
                "Run 'cacreg status --help' for its options.\n");
 }
@@ -26,6 +28,10 @@ int main(int argc, char **argv)
         return cli_status(argc - 1, argv + 1);
     if (argc >= 2 && strcmp(argv[1], "login") == 0)
         return cli_login(argc - 1, argv + 1);
+    if (argc >= 2 && strcmp(argv[1], "register") == 0)
+        return cli_register(argc - 1, argv + 1, false);
+    if (argc >= 2 && strcmp(argv[1], "reset") == 0)
+        return cli_register(argc - 1, argv + 1, true);
     if (argc >= 2 && strcmp(argv[1], "--version") == 0) {
         printf("cacreg 0.1\n");
         return 0;
