@@ -185,7 +185,7 @@ static int finish(int code, const char *stage, cacreg_diagnosis d, const char *d
         json_decref(o);
     } else if (code != CLI_OK) {
         printf("%s\n%s\n", d.cause, d.steps);
-        if (detail && detail[0])
+        if (detail && detail[0] && strcmp(detail, d.cause) != 0)
             printf("(%s)\n", detail);
         if (strcmp(stage, "pin") == 0 && lg.login == CACREG_LOGIN_WRONG_PIN)
             printf(lg.tries_left == 1 ? "1 try left before the card locks.\n"

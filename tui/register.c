@@ -153,7 +153,7 @@ static bool read_secret(int fd, const char *prompt, cacreg_secret *s)
 static int say(int code, cacreg_diagnosis d, const char *detail)
 {
     printf("%s\n%s\n", d.cause, d.steps);
-    if (detail && detail[0])
+    if (detail && detail[0] && strcmp(detail, d.cause) != 0)
         printf("(%s)\n", detail);
     return code;
 }

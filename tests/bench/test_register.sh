@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# `cacreg register` and `cacreg reset` on the bench against the reference
+# portal: the registration view, register, clear and register again, one card
+# signature per registration, wrong password, someone else's card, an expired
+# password, and the password-reset request.
+# Needs a running bench (PCSCLITE_CSOCK_NAME, CACREG_BENCH): see tests/run.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+pki=${CACREG_PKI:-$CACREG_BUILD/pki}
+bin=${CACREG_BIN:-$CACREG_BUILD/plain/cacreg}
+portal=$here/../portal/portal
+tmp=$(mktemp -d)
+trap '"$portal" stop "$tmp/portal"; rm -rf "$tmp"' EXIT
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+ok() { echo "ok: $*"; }
+ctl() { "$here/bench" ctl "$CACREG_BENCH" "$@" >/dev/null; }
+counter() { "$here/bench" ctl "$CACREG_BENCH" counters | tr ' ' '\n' | sed -n "s/^$1=//p"; }
+insert() {
+    ctl remove
+    "$here/bench" wait "$CACREG_BENCH" absent >/dev/null
+    ctl insert "$1"
+    "$here/bench" wait "$CACREG_BENCH" present >/dev/null
+}
+port=$("$portal" start "$tmp/portal" --crl "$pki/inter.crl")
+run() { # expected-exit stdin-lines args...
+    local want=$1 input=$2 rc=0
+    shift 2
+    printf "$input" | "$bin" "$@" --portal "https://localhost:$port/api/v1/" \
+        --ca-bundle "$pki/ca-bundle.pem" --crl "$pki/inter.crl" --reader "Virtual CAC" \
+        >"$tmp/out" 2>&1 || rc=$?
+    [ "$rc" = "$want" ] || { cat "$tmp/out"; fail "exit $rc, want $want ($*)"; }
+}
+has() { grep -q "$1" "$tmp/out" || { cat "$tmp/out"; fail "no '$1'"; }; }
+
+ctl unblock emailonly
+insert emailonly
+run 0 'Email-Only-3\n' register --user linda.loe --password-fd 0 --state
+has "email-only account"
+has "Not registered"
+ok "the registration view: email-only account, not registered"
+
+run 0 'Email-Only-3\n246802\n' register --user linda.loe --password-fd 0 --pin-fd 0
+has "Your CAC is registered."
+has "Registered now: CN=LOE.LINDA.D.1000000007"
+[ "$(counter signatures)" = 1 ] || fail "register cost $(counter signatures) signatures"
+run 0 'Email-Only-3\n' register --user linda.loe --password-fd 0 --state
+has "Current registered information: CN=LOE.LINDA.D.1000000007"
+ok "register with card, PIN and password (one signature); the view shows it"
+
+insert emailonly
+run 0 'Email-Only-3\n246802\n' register --user linda.loe --password-fd 0 --pin-fd 0 --clear
+has "Registered information cleared."
+has "Your CAC is registered."
+ok "clear the registered information, then register again"
+
+run 5 'wrong-one\n' register --user linda.loe --password-fd 0 --state
+has "The username or password is wrong."
+has "4 attempts left"
+ok "a wrong portal password: exit 5 with attempts left"
+
+# jane's account, linda's card (registered to linda): refused, in words.
+run 5 'Correct-Horse-1\n246802\n' register --user jane.doe --password-fd 0 --pin-fd 0
+has "already registered to another account"
+ok "someone else's card: refused, said so"
+
+run 5 'Stale-Pass-5\n' register --user old.timer --password-fd 0 --state
+has "password has expired"
+has "Log in with your CAC"
+ok "an expired password: told to log in with the CAC or ask for a new password"
+
+run 0 '' reset --user jane.doe
+has "instructions for a new password"
+ok "password reset request"
+ctl remove
