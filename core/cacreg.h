@@ -378,6 +378,7 @@ typedef struct cacreg_config {
     int idle_timeout_s;                  /* a flow left alone this long starts over */
     char crl_file[CACREG_PATH_MAX];      /* "" = no CRL check */
     char ocsp_url[CACREG_URL_MAX];       /* "" = no OCSP check */
+    char portal_pins[CACREG_URL_MAX];    /* "sha256//B64;sha256//B64" pinned portal keys, "" = none */
     int pin_max_tries;                   /* the card's PIN try counter when full (CAC: 3) */
     bool opensc_file_cache;              /* let OpenSC cache card files on disk */
 } cacreg_config;
@@ -438,6 +439,7 @@ typedef struct cacreg_portal_result {
     char message[512];        /* the portal's words, or ours for the other outcomes */
     int attempts_left;        /* -1 unless the portal said */
     long long server_time;    /* its Date header (0: none), for clock skew */
+    long long clock_skew_s;   /* this machine's clock minus the portal's (0 if unknown) */
     char username[64], display_name[128], account_type[16], edipi[16];
     char password_expires[32];
     bool registered;
@@ -496,5 +498,12 @@ cacreg_diagnosis cacreg_diagnose_portal(const cacreg_portal_result *r);
 
 /* For a PIN login that failed. */
 cacreg_diagnosis cacreg_diagnose_login(cacreg_login_result r);
+
+/*
+ * When this machine's clock is more than five minutes off the portal's (the
+ * usual cause of "not yet valid" and some TLS failures), a sentence saying so
+ * goes into buf and true is returned.
+ */
+bool cacreg_diagnose_clock(const cacreg_portal_result *r, char *buf, size_t size);
 
 #endif

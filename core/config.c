@@ -36,6 +36,7 @@ static const struct key keys[] = {
     INT_KEY("idle_timeout", idle_timeout_s, 10, 86400),
     STR_KEY("crl_file", V_PATH, crl_file),
     STR_KEY("ocsp_url", V_URL, ocsp_url),
+    STR_KEY("portal_pins", V_STRING, portal_pins),
     INT_KEY("pin_max_tries", pin_max_tries, 1, 15),
     BOOL_KEY("opensc_file_cache", opensc_file_cache),
 };
@@ -85,7 +86,7 @@ cacreg_err cacreg_config_set(cacreg_config *cfg, const char *key, const char *va
     if (!k) {
         cacreg_errf(err, err_size, "unknown key '%.64s' (known: portal_url, ca_bundle, pkcs11_module, "
              "reader_filter, connect_timeout, total_timeout, idle_timeout, crl_file, ocsp_url, "
-             "pin_max_tries, opensc_file_cache)", key);
+             "portal_pins, pin_max_tries, opensc_file_cache)", key);
         return CACREG_ERR_CONFIG;
     }
     field = (char *)cfg + k->offset;

@@ -1,4 +1,5 @@
 /* Diagnosis: every failure the core can name, in words a person can act on. */
+#include <stdio.h>
 #include <string.h>
 
 #include "cacreg.h"
@@ -157,4 +158,17 @@ cacreg_diagnosis cacreg_diagnose_login(cacreg_login_result r)
     }
     return (cacreg_diagnosis){"The card could not check the PIN.",
                               "Take the card out, put it back, and try again."};
+}
+
+bool cacreg_diagnose_clock(const cacreg_portal_result *r, char *buf, size_t size)
+{
+    long long skew = r->clock_skew_s < 0 ? -r->clock_skew_s : r->clock_skew_s;
+
+    if (!r->server_time || skew <= 300)
+        return false;
+    snprintf(buf, size, "This machine's clock is %lld minutes %s the portal's; a wrong clock "
+                        "makes valid certificates look expired or not yet valid. Have the "
+                        "clock set right.",
+             skew / 60, r->clock_skew_s > 0 ? "ahead of" : "behind");
+    return true;
 }

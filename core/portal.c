@@ -342,6 +342,7 @@ static void classify(cacreg_portal *p, CURLcode cc, cacreg_portal_result *r)
     bool is_json;
 
     r->server_time = p->date_header;
+    r->clock_skew_s = p->date_header ? (long long)time(NULL) - p->date_header : 0;
     if (p->cancel || cc == CURLE_ABORTED_BY_CALLBACK) {
         r->outcome = CACREG_PORTAL_CANCELLED;
         cacreg_errf(r->message, sizeof r->message, "Cancelled.");
@@ -354,7 +355,10 @@ static void classify(cacreg_portal *p, CURLcode cc, cacreg_portal_result *r)
         case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
             r->outcome = CACREG_PORTAL_TLS;
             cacreg_errf(r->message, sizeof r->message,
-                        "The portal's server certificate is not trusted: %s", p->curl_error);
+                        "The portal's server certificate is not trusted: %s",
+                        cc == CURLE_SSL_PINNEDPUBKEYNOTMATCH
+                            ? "its key is not the one this machine was set up to expect"
+                            : p->curl_error);
             return;
         case CURLE_SSL_CONNECT_ERROR:
         case CURLE_SSL_CERTPROBLEM:
@@ -455,6 +459,8 @@ static void base_options(cacreg_portal *p, struct curl_slist *headers)
     curl_easy_setopt(e, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
     curl_easy_setopt(e, CURLOPT_CAINFO, p->cfg.ca_bundle);
     curl_easy_setopt(e, CURLOPT_PROXY, ""); /* never from the environment */
+    if (p->cfg.portal_pins[0])
+        curl_easy_setopt(e, CURLOPT_PINNEDPUBLICKEY, p->cfg.portal_pins);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, (long)p->cfg.connect_timeout_s);
     curl_easy_setopt(e, CURLOPT_TIMEOUT, (long)p->cfg.total_timeout_s);
     curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);

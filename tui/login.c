@@ -276,9 +276,13 @@ static int run(int pin_fd, int wait_ms)
                       (cacreg_diagnosis){"The card was removed; nothing was finished.",
                                          "Insert your CAC and start again."},
                       NULL, &r);
-    if (r.outcome != CACREG_PORTAL_OK)
+    if (r.outcome != CACREG_PORTAL_OK) {
+        char clock[256];
+        if (!lg.json && cacreg_diagnose_clock(&r, clock, sizeof clock))
+            printf("%s\n", clock);
         return finish(r.outcome == CACREG_PORTAL_REFUSED ? CLI_REFUSED : CLI_PORTAL, "portal",
                       cacreg_diagnose_portal(&r), r.message, &r);
+    }
     snprintf(when, sizeof when, "%.10s", r.password_expires);
     if (!lg.json) {
         printf("Logged in as %s (%s).\n", r.username, r.display_name);

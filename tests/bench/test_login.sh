@@ -148,3 +148,15 @@ ms=$(( ($(date +%s%N) - t0) / 1000000 ))
 grep -q "The card was removed" "$tmp/out" || { cat "$tmp/out"; fail "card pulled message"; }
 [ "$ms" -lt 2500 ] || fail "cancelling took $ms ms"
 ok "card pulled while the portal answers: cancelled in $ms ms (before the portal's 3 s), exit 1"
+
+# A pinned portal key: the right pin logs in, a wrong one refuses the server.
+right=$(openssl x509 -in "$pki/server.pem" -pubkey -noout | openssl pkey -pubin -outform DER |
+    openssl dgst -sha256 -binary | base64)
+printf 'portal_pins = sha256//%s\n' "$right" >"$tmp/pinned.conf"
+insert valid
+login 0 123456 --config "$tmp/pinned.conf"
+printf 'portal_pins = sha256//AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n' >"$tmp/wrongpin.conf"
+insert valid
+login 6 123456 --config "$tmp/wrongpin.conf"
+grep -q "not the one this machine was set up to expect" "$tmp/out" || { cat "$tmp/out"; fail "pin mismatch"; }
+ok "pinned portal key: the right pin logs in, a wrong pin refuses the server"

@@ -65,6 +65,12 @@ run 5 'Correct-Horse-1\n246802\n' register --user jane.doe --password-fd 0 --pin
 has "already registered to another account"
 ok "someone else's card: refused, said so"
 
+# jane's account, a card registered nowhere but not hers: edipi_mismatch.
+insert noaccount
+run 5 'Correct-Horse-1\n135790\n' register --user jane.doe --password-fd 0 --pin-fd 0
+has "belongs to someone else"
+ok "a card that is not the account holder's: refused, said so"
+
 run 5 'Stale-Pass-5\n' register --user old.timer --password-fd 0 --state
 has "password has expired"
 has "Log in with your CAC"
