@@ -151,7 +151,7 @@ cacreg_diagnosis cacreg_diagnose_login(cacreg_login_result r)
     case CACREG_LOGIN_BAD_FORMAT:
         return (cacreg_diagnosis){"A CAC PIN is 6 to 8 digits.", "Enter the PIN again."};
     case CACREG_LOGIN_NO_CARD:
-        return (cacreg_diagnosis){"The card was removed or cannot be read.",
+        return (cacreg_diagnosis){"The card was removed, or cannot be read.",
                                   "Insert your CAC and try again."};
     case CACREG_LOGIN_ERROR:
         break;

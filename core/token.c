@@ -25,6 +25,10 @@
 #define CKR_PIN_LEN_RANGE_ 0xA2UL
 #define CKR_PIN_LOCKED_ 0xA4UL
 #define CKR_USER_ALREADY_LOGGED_IN_ 0x100UL
+#define CKR_DEVICE_ERROR_ 0x30UL
+#define CKR_DEVICE_REMOVED_ 0x32UL
+#define CKR_SESSION_HANDLE_INVALID_ 0xB3UL
+#define CKR_TOKEN_NOT_PRESENT_ 0xE0UL
 
 struct cacreg_token {
     PKCS11_CTX *ctx;
@@ -344,6 +348,12 @@ cacreg_login_result cacreg_token_login(cacreg_token *t, const char *reader, cacr
         cacreg_errf(err, err_size, result == CACREG_LOGIN_LOCKED
                                 ? "Wrong PIN. The card is now locked."
                                 : "Wrong PIN.");
+        goto out;
+    }
+    if (reason == CKR_DEVICE_REMOVED_ || reason == CKR_TOKEN_NOT_PRESENT_ ||
+        reason == CKR_DEVICE_ERROR_ || reason == CKR_SESSION_HANDLE_INVALID_) {
+        cacreg_errf(err, err_size, "The card was removed.");
+        result = CACREG_LOGIN_NO_CARD;
         goto out;
     }
     if (reason == CKR_PIN_LEN_RANGE_ || reason == CKR_PIN_INVALID_) {

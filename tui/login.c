@@ -241,6 +241,12 @@ static int run(int pin_fd, int wait_ms)
                       lg.verdict_detail, NULL);
     if (lg.info.pin == CACREG_PIN_LOCKED)
         return finish(CLI_CARD, "pin", cacreg_diagnose_login(CACREG_LOGIN_LOCKED), NULL, NULL);
+    if (!lg.json) {
+        const cacreg_cert *c = &lg.info.certs[lg.chosen];
+        printf("Card: %s, identity certificate from %s (serial %s) checked.\n", c->holder,
+               c->issuer_cn, c->serial);
+        fflush(stdout);
+    }
     if (!read_pin(pin_fd, lg.pin))
         return finish(CLI_USAGE, "pin",
                       (cacreg_diagnosis){"The PIN could not be read.",

@@ -160,3 +160,25 @@ insert valid
 login 6 123456 --config "$tmp/wrongpin.conf"
 grep -q "not the one this machine was set up to expect" "$tmp/out" || { cat "$tmp/out"; fail "pin mismatch"; }
 ok "pinned portal key: the right pin logs in, a wrong pin refuses the server"
+
+# The card pulled while the PIN is being typed: nothing is sent anywhere.
+insert valid
+mkfifo "$tmp/pin"
+"$bin" login --cac --pin-fd 3 --ca-bundle "$pki/ca-bundle.pem" --reader "Virtual CAC" \
+    --portal "https://localhost:$port/api/v1/" 3<"$tmp/pin" >"$tmp/out" 2>&1 &
+login_pid=$!
+exec 4>"$tmp/pin"
+# It says when it has checked the card and waits for the PIN.
+for _ in $(seq 200); do grep -q "identity certificate from" "$tmp/out" && break; sleep 0.05; done
+grep -q "identity certificate from" "$tmp/out" || { cat "$tmp/out"; fail "never asked for the PIN"; }
+before=$(portal_requests)
+ctl remove
+"$here/bench" wait "$CACREG_BENCH" absent >/dev/null
+printf '123456\n' >&4
+exec 4>&-
+rc=0
+wait "$login_pid" || rc=$?
+[ "$rc" = 3 ] || { cat "$tmp/out"; fail "card pulled at the PIN: exit $rc, want 3"; }
+grep -q "The card was removed" "$tmp/out" || { cat "$tmp/out"; fail "card pulled at the PIN: message"; }
+[ "$(portal_requests)" = "$before" ] || fail "the portal was asked without a card"
+ok "card pulled while the PIN is typed: no VERIFY, no portal request, told the card was removed"
