@@ -1,8 +1,14 @@
 /* What the headless commands share: configuration, jobs, the first word from pcscd. */
 #define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <string.h>
+#include <termios.h>
 #include <time.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
 
 #include "cli.h"
 
@@ -67,4 +73,103 @@ void cli_wait_pcsc(cacreg_watcher *w, int wait_ms)
             break;
         nanosleep(&(struct timespec){.tv_nsec = 20000000}, NULL);
     }
+}
+
+int cli_common_option(cacreg_config *cfg, int opt, const char *arg)
+{
+    static const struct {
+        int opt;
+        const char *key;
+    } keys[] = {{'a', "ca_bundle"}, {'r', "crl_file"},      {'o', "ocsp_url"},
+                {'m', "pkcs11_module"}, {'R', "reader_filter"}, {'P', "portal_url"}};
+
+    if (opt == 'c')
+        return 1; /* read before the other options, by cli_load_config */
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+        if (keys[i].opt == opt)
+            return cli_set(cfg, keys[i].key, arg) ? 1 : -1;
+    return 0;
+}
+
+bool cli_read_secret(int fd, const char *prompt, cacreg_secret *s)
+{
+    struct termios old, quiet;
+    bool tty = fd < 0;
+    char c;
+
+    cacreg_secret_clear(s);
+    if (tty) {
+        fd = open("/dev/tty", O_RDWR | O_CLOEXEC);
+        if (fd < 0)
+            return false;
+        if (write(fd, prompt, strlen(prompt)) < 0 || tcgetattr(fd, &old) != 0) {
+            close(fd);
+            return false;
+        }
+        quiet = old;
+        quiet.c_lflag &= ~(tcflag_t)(ECHO | ECHONL);
+        tcsetattr(fd, TCSAFLUSH, &quiet);
+    }
+    for (;;) {
+        ssize_t n = read(fd, &c, 1);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0 || c == '\n')
+            break;
+        if (c != '\r' && cacreg_secret_append(s, &c, 1) != CACREG_OK) {
+            cacreg_secret_clear(s); /* longer than any PIN or password: not kept */
+            break;
+        }
+    }
+    c = 0;
+    if (tty) {
+        tcsetattr(fd, TCSAFLUSH, &old);
+        if (write(fd, "\n", 1) != 1) {
+            /* nothing more to say to a terminal that went away */
+        }
+        close(fd);
+    }
+    return cacreg_secret_len(s) > 0;
+}
+
+cacreg_err cli_card_load(void *arg)
+{
+    struct cli_card *c = arg;
+
+    return cacreg_token_load(&c->token, c->cfg->pkcs11_module, c->cfg->opensc_file_cache,
+                             c->cfg->pin_max_tries, c->err, sizeof c->err);
+}
+
+cacreg_err cli_card_read(void *arg)
+{
+    struct cli_card *c = arg;
+    cacreg_err rc = cacreg_token_read(c->token, c->reader, &c->info, c->err, sizeof c->err);
+
+    if (rc != CACREG_OK)
+        return rc;
+    c->chosen = cacreg_cert_choose(c->info.certs, c->info.ncerts);
+    c->verdict = c->chosen < c->info.ncerts
+                     ? cacreg_cert_preflight(&c->info.certs[c->chosen], c->trust,
+                                             (long long)time(NULL), c->verdict_detail,
+                                             sizeof c->verdict_detail)
+                     : CACREG_VERDICT_WRONG_KIND;
+    return CACREG_OK;
+}
+
+cacreg_err cli_card_pin(void *arg)
+{
+    struct cli_card *c = arg;
+    EVP_PKEY *key;
+    cacreg_err rc;
+
+    c->login = cacreg_token_login(c->token, c->reader, c->pin, &c->tries_left, c->err,
+                                  sizeof c->err);
+    if (c->login != CACREG_LOGIN_OK)
+        return CACREG_ERR_INVALID;
+    rc = cacreg_token_identity_key(c->token, c->reader, &key, c->err, sizeof c->err);
+    if (rc != CACREG_OK)
+        return rc;
+    rc = cacreg_portal_use_card(c->portal, &c->info.certs[c->chosen], key);
+    EVP_PKEY_free(key);
+    return rc;
 }

@@ -41,4 +41,40 @@ cacreg_err cli_run_job(cacreg_worker *w, int events_rd, cacreg_job_fn fn, void *
 /* Waits up to wait_ms for the watcher to know whether pcscd is up. */
 void cli_wait_pcsc(cacreg_watcher *w, int wait_ms);
 
+/* The long options every command takes, mapped to configuration keys by cli_common_option(). */
+#define CLI_COMMON_OPTIONS                                                                   \
+    {"config", required_argument, NULL, 'c'}, {"ca-bundle", required_argument, NULL, 'a'},  \
+        {"crl", required_argument, NULL, 'r'}, {"ocsp", required_argument, NULL, 'o'},      \
+        {"module", required_argument, NULL, 'm'}, {"reader", required_argument, NULL, 'R'}, \
+        {"portal", required_argument, NULL, 'P'}
+
+/* Applies one of CLI_COMMON_OPTIONS: 1 taken, 0 not one of them, -1 bad value (printed). */
+int cli_common_option(cacreg_config *cfg, int opt, const char *arg);
+
+/* Reads one line from fd, or from the terminal without echo after prompt (fd < 0). */
+bool cli_read_secret(int fd, const char *prompt, cacreg_secret *s);
+
+/* A card, from module load to the key handed to the portal: the jobs share it. */
+struct cli_card {
+    const cacreg_config *cfg;
+    const cacreg_trust *trust;
+    cacreg_token *token;
+    cacreg_portal *portal;
+    char reader[128];
+    char err[512];
+    cacreg_token_info info;
+    size_t chosen;
+    cacreg_verdict verdict;
+    char verdict_detail[512];
+    cacreg_secret *pin;
+    cacreg_login_result login;
+    int tries_left;
+};
+
+/* Worker jobs on a struct cli_card: load the module; read the card and check its
+ * identity certificate; log in with the PIN and give the portal the identity key. */
+cacreg_err cli_card_load(void *card);
+cacreg_err cli_card_read(void *card);
+cacreg_err cli_card_pin(void *card);
+
 #endif

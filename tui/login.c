@@ -26,110 +26,18 @@
 struct login {
     cacreg_config cfg;
     cacreg_trust *trust;
-    cacreg_token *token;
     cacreg_worker *worker;
     cacreg_watcher *watcher;
-    cacreg_portal *portal;
     int events[2];
     bool json;
-    char reader[128];
-    char err[512];
-    cacreg_token_info info;
-    size_t chosen;
-    cacreg_verdict verdict;
-    char verdict_detail[512];
-    cacreg_secret *pin;
-    cacreg_login_result login;
-    int tries_left;
+    struct cli_card card;
 };
 
 static struct login lg; /* one per process; large (certificates) */
 
-static cacreg_err job_load(void *arg)
-{
-    struct login *l = arg;
 
-    return cacreg_token_load(&l->token, l->cfg.pkcs11_module, l->cfg.opensc_file_cache,
-                             l->cfg.pin_max_tries, l->err, sizeof l->err);
-}
 
-static cacreg_err job_read(void *arg)
-{
-    struct login *l = arg;
-    cacreg_err rc = cacreg_token_read(l->token, l->reader, &l->info, l->err, sizeof l->err);
 
-    if (rc != CACREG_OK)
-        return rc;
-    l->chosen = cacreg_cert_choose(l->info.certs, l->info.ncerts);
-    l->verdict = l->chosen < l->info.ncerts
-                     ? cacreg_cert_preflight(&l->info.certs[l->chosen], l->trust,
-                                             (long long)time(NULL), l->verdict_detail,
-                                             sizeof l->verdict_detail)
-                     : CACREG_VERDICT_WRONG_KIND;
-    return CACREG_OK;
-}
-
-/* Logs in with the PIN, then hands the identity key to the portal client. */
-static cacreg_err job_pin(void *arg)
-{
-    struct login *l = arg;
-    EVP_PKEY *key;
-    cacreg_err rc;
-
-    l->login = cacreg_token_login(l->token, l->reader, l->pin, &l->tries_left, l->err,
-                                  sizeof l->err);
-    if (l->login != CACREG_LOGIN_OK)
-        return CACREG_ERR_INVALID;
-    rc = cacreg_token_identity_key(l->token, l->reader, &key, l->err, sizeof l->err);
-    if (rc != CACREG_OK)
-        return rc;
-    rc = cacreg_portal_use_card(l->portal, &l->info.certs[l->chosen], key);
-    EVP_PKEY_free(key);
-    return rc;
-}
-
-/* Reads the PIN from fd (a line), or from the terminal without echo. */
-static bool read_pin(int fd, cacreg_secret *pin)
-{
-    struct termios old, quiet;
-    bool tty = fd < 0;
-    char c;
-
-    if (tty) {
-        fd = open("/dev/tty", O_RDWR | O_CLOEXEC);
-        if (fd < 0)
-            return false;
-        if (write(fd, "CAC PIN: ", 9) != 9 || tcgetattr(fd, &old) != 0) {
-            close(fd);
-            return false;
-        }
-        quiet = old;
-        quiet.c_lflag &= ~(tcflag_t)(ECHO | ECHONL);
-        tcsetattr(fd, TCSAFLUSH, &quiet);
-    }
-    for (;;) {
-        ssize_t n = read(fd, &c, 1);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0 || c == '\n')
-            break;
-        if (c == '\r')
-            continue;
-        if (cacreg_secret_append(pin, &c, 1) != CACREG_OK) {
-            cacreg_secret_clear(pin); /* too long: not a PIN, and not kept */
-            break;
-        }
-    }
-    c = 0;
-    if (tty) {
-        tcsetattr(fd, TCSAFLUSH, &old);
-        if (write(fd, "\n", 1) != 1) {
-            /* the terminal went away; the PIN is read already */
-        }
-        close(fd);
-    }
-    return true;
-}
 
 /* Waits for a card in a reader (up to wait_ms); false when none came. */
 static bool find_card(int wait_ms)
@@ -146,7 +54,7 @@ static bool find_card(int wait_ms)
         cacreg_watcher_snapshot(lg.watcher, &r);
         for (size_t i = 0; i < r.count; i++)
             if (r.readers[i].card_present) {
-                snprintf(lg.reader, sizeof lg.reader, "%s", r.readers[i].name);
+                snprintf(lg.card.reader, sizeof lg.card.reader, "%s", r.readers[i].name);
                 return true;
             }
         clock_gettime(CLOCK_MONOTONIC, &t);
@@ -166,8 +74,8 @@ static int finish(int code, const char *stage, cacreg_diagnosis d, const char *d
     if (lg.json) {
         json_t *o = json_pack("{s:i, s:s, s:s, s:s, s:s}", "exit", code, "stage", stage,
                               "cause", d.cause, "steps", d.steps, "detail", detail ? detail : "");
-        if (lg.tries_left >= 0 && strcmp(stage, "pin") == 0)
-            json_object_set_new(o, "tries_left", json_integer(lg.tries_left));
+        if (lg.card.tries_left >= 0 && strcmp(stage, "pin") == 0)
+            json_object_set_new(o, "tries_left", json_integer(lg.card.tries_left));
         if (r) {
             json_object_set_new(o, "portal_error", json_string(r->error));
             json_object_set_new(o, "http_status", json_integer(r->http_status));
@@ -187,10 +95,10 @@ static int finish(int code, const char *stage, cacreg_diagnosis d, const char *d
         printf("%s\n%s\n", d.cause, d.steps);
         if (detail && detail[0] && strcmp(detail, d.cause) != 0)
             printf("(%s)\n", detail);
-        if (strcmp(stage, "pin") == 0 && lg.login == CACREG_LOGIN_WRONG_PIN)
-            printf(lg.tries_left == 1 ? "1 try left before the card locks.\n"
-                   : lg.tries_left > 1 ? "%d tries left.\n" : "",
-                   lg.tries_left);
+        if (strcmp(stage, "pin") == 0 && lg.card.login == CACREG_LOGIN_WRONG_PIN)
+            printf(lg.card.tries_left == 1 ? "1 try left before the card locks.\n"
+                   : lg.card.tries_left > 1 ? "%d tries left.\n" : "",
+                   lg.card.tries_left);
     }
     return code;
 }
@@ -219,9 +127,9 @@ static int run(int pin_fd, int wait_ms)
     cacreg_readers readers;
     char when[16];
 
-    if (cli_run_job(lg.worker, lg.events[0], job_load, &lg) != CACREG_OK)
+    if (cli_run_job(lg.worker, lg.events[0], cli_card_load, &lg.card) != CACREG_OK)
         return finish(CLI_MIDDLEWARE, "module", (cacreg_diagnosis){"No PKCS#11 module.", ""},
-                      lg.err, NULL);
+                      lg.card.err, NULL);
     cli_wait_pcsc(lg.watcher, 3000);
     cacreg_watcher_snapshot(lg.watcher, &readers);
     if (readers.status != CACREG_PCSC_UP)
@@ -233,34 +141,34 @@ static int run(int pin_fd, int wait_ms)
         return finish(CLI_NO_CARD, "card",
                       (cacreg_diagnosis){"No card is in a reader.", "Insert your CAC."}, NULL,
                       NULL);
-    if (cli_run_job(lg.worker, lg.events[0], job_read, &lg) != CACREG_OK)
-        return finish(CLI_CARD, "card", cacreg_diagnose_login(CACREG_LOGIN_NO_CARD), lg.err,
+    if (cli_run_job(lg.worker, lg.events[0], cli_card_read, &lg.card) != CACREG_OK)
+        return finish(CLI_CARD, "card", cacreg_diagnose_login(CACREG_LOGIN_NO_CARD), lg.card.err,
                       NULL);
-    if (lg.verdict != CACREG_VERDICT_OK)
-        return finish(CLI_CARD, "preflight", cacreg_diagnose_verdict(lg.verdict),
-                      lg.verdict_detail, NULL);
-    if (lg.info.pin == CACREG_PIN_LOCKED)
+    if (lg.card.verdict != CACREG_VERDICT_OK)
+        return finish(CLI_CARD, "preflight", cacreg_diagnose_verdict(lg.card.verdict),
+                      lg.card.verdict_detail, NULL);
+    if (lg.card.info.pin == CACREG_PIN_LOCKED)
         return finish(CLI_CARD, "pin", cacreg_diagnose_login(CACREG_LOGIN_LOCKED), NULL, NULL);
     if (!lg.json) {
-        const cacreg_cert *c = &lg.info.certs[lg.chosen];
+        const cacreg_cert *c = &lg.card.info.certs[lg.card.chosen];
         printf("Card: %s, identity certificate from %s (serial %s) checked.\n", c->holder,
                c->issuer_cn, c->serial);
         fflush(stdout);
     }
-    if (!read_pin(pin_fd, lg.pin))
+    if (!cli_read_secret(pin_fd, "CAC PIN: ", lg.card.pin))
         return finish(CLI_USAGE, "pin",
                       (cacreg_diagnosis){"The PIN could not be read.",
                                          "Use --pin-fd, or run from a terminal."},
                       NULL, NULL);
-    if (cli_run_job(lg.worker, lg.events[0], job_pin, &lg) != CACREG_OK) {
-        if (lg.login != CACREG_LOGIN_OK)
-            return finish(lg.login == CACREG_LOGIN_BAD_FORMAT ? CLI_USAGE : CLI_CARD, "pin",
-                          cacreg_diagnose_login(lg.login), lg.err, NULL);
+    if (cli_run_job(lg.worker, lg.events[0], cli_card_pin, &lg.card) != CACREG_OK) {
+        if (lg.card.login != CACREG_LOGIN_OK)
+            return finish(lg.card.login == CACREG_LOGIN_BAD_FORMAT ? CLI_USAGE : CLI_CARD, "pin",
+                          cacreg_diagnose_login(lg.card.login), lg.card.err, NULL);
         return finish(CLI_CARD, "key", cacreg_diagnose_verdict(CACREG_VERDICT_WRONG_KIND),
-                      lg.err, NULL);
+                      lg.card.err, NULL);
     }
     {
-        int id = cacreg_portal_cac_login(lg.portal);
+        int id = cacreg_portal_cac_login(lg.card.portal);
         cacreg_event ev;
         bool done = false;
 
@@ -271,12 +179,12 @@ static int run(int pin_fd, int wait_ms)
             while (cacreg_event_read(lg.events[0], &ev) == CACREG_OK) {
                 if (ev.type == CACREG_EV_JOB_DONE && ev.job == id)
                     done = true;
-                if (ev.type == CACREG_EV_CARD_OUT && strcmp(ev.reader, lg.reader) == 0)
-                    cacreg_portal_cancel(lg.portal); /* card pulled: stop, start over */
+                if (ev.type == CACREG_EV_CARD_OUT && strcmp(ev.reader, lg.card.reader) == 0)
+                    cacreg_portal_cancel(lg.card.portal); /* card pulled: stop, start over */
             }
         }
     }
-    cacreg_portal_result_get(lg.portal, &r);
+    cacreg_portal_result_get(lg.card.portal, &r);
     if (r.outcome == CACREG_PORTAL_CANCELLED)
         return finish(CLI_NO_CARD, "portal",
                       (cacreg_diagnosis){"The card was removed; nothing was finished.",
@@ -307,12 +215,9 @@ static int run(int pin_fd, int wait_ms)
 int cli_login(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"cac", no_argument, NULL, 'C'},          {"pin-fd", required_argument, NULL, 'p'},
-        {"json", no_argument, NULL, 'j'},         {"portal", required_argument, NULL, 'P'},
-        {"config", required_argument, NULL, 'c'}, {"ca-bundle", required_argument, NULL, 'a'},
-        {"crl", required_argument, NULL, 'r'},    {"ocsp", required_argument, NULL, 'o'},
-        {"module", required_argument, NULL, 'm'}, {"reader", required_argument, NULL, 'R'},
-        {"wait", required_argument, NULL, 'W'},   {"help", no_argument, NULL, 'h'},
+        {"cac", no_argument, NULL, 'C'},        {"pin-fd", required_argument, NULL, 'p'},
+        {"json", no_argument, NULL, 'j'},       {"wait", required_argument, NULL, 'W'},
+        {"help", no_argument, NULL, 'h'},       CLI_COMMON_OPTIONS,
         {NULL, 0, NULL, 0},
     };
     int opt, code, pin_fd = -1, wait_ms = 0;
@@ -320,11 +225,16 @@ int cli_login(int argc, char **argv)
     char err[512];
 
     lg.events[0] = lg.events[1] = -1;
-    lg.tries_left = -1;
+    lg.card.tries_left = -1;
     if (!cli_load_config(&lg.cfg, argc, argv))
         return CLI_USAGE;
     while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        const char *key = NULL;
+        int common = cli_common_option(&lg.cfg, opt, optarg);
+
+        if (common < 0)
+            return CLI_USAGE;
+        if (common > 0)
+            continue;
         switch (opt) {
         case 'C':
             cac = true;
@@ -334,26 +244,6 @@ int cli_login(int argc, char **argv)
             break;
         case 'j':
             lg.json = true;
-            break;
-        case 'P':
-            key = "portal_url";
-            break;
-        case 'c':
-            break;
-        case 'a':
-            key = "ca_bundle";
-            break;
-        case 'r':
-            key = "crl_file";
-            break;
-        case 'o':
-            key = "ocsp_url";
-            break;
-        case 'm':
-            key = "pkcs11_module";
-            break;
-        case 'R':
-            key = "reader_filter";
             break;
         case 'W':
             wait_ms = (int)strtol(optarg, NULL, 10);
@@ -365,8 +255,6 @@ int cli_login(int argc, char **argv)
             usage(stderr);
             return CLI_USAGE;
         }
-        if (key && !cli_set(&lg.cfg, key, optarg))
-            return CLI_USAGE;
     }
     if (!cac || optind < argc) {
         usage(stderr);
@@ -379,25 +267,27 @@ int cli_login(int argc, char **argv)
     }
     if (lg.cfg.ocsp_url[0])
         cacreg_trust_set_ocsp(lg.trust, lg.cfg.ocsp_url, lg.cfg.connect_timeout_s);
-    lg.pin = cacreg_secret_new();
-    if (!lg.pin || cacreg_event_pipe(lg.events) != CACREG_OK ||
+    lg.card.cfg = &lg.cfg;
+    lg.card.trust = lg.trust;
+    lg.card.pin = cacreg_secret_new();
+    if (!lg.card.pin || cacreg_event_pipe(lg.events) != CACREG_OK ||
         cacreg_worker_start(&lg.worker, lg.events[1]) != CACREG_OK ||
         cacreg_watcher_start(&lg.watcher, lg.cfg.reader_filter, lg.events[1]) != CACREG_OK) {
         fprintf(stderr, "cacreg: cannot start (locked memory or threads unavailable)\n");
         return CLI_MIDDLEWARE;
     }
-    if (cacreg_portal_new(&lg.portal, &lg.cfg, lg.events[1], err, sizeof err) != CACREG_OK) {
+    if (cacreg_portal_new(&lg.card.portal, &lg.cfg, lg.events[1], err, sizeof err) != CACREG_OK) {
         fprintf(stderr, "cacreg: %s\n", err);
         code = CLI_USAGE;
     } else {
         code = run(pin_fd, wait_ms);
     }
-    cacreg_portal_free(lg.portal);
+    cacreg_portal_free(lg.card.portal);
     cacreg_watcher_stop(lg.watcher);
     cacreg_worker_stop(lg.worker);
-    cacreg_token_free(lg.token); /* releases the slots, and libp11's copy of the PIN */
+    cacreg_token_free(lg.card.token); /* releases the slots, and libp11's copy of the PIN */
     cacreg_trust_free(lg.trust);
-    cacreg_secret_free(lg.pin);
+    cacreg_secret_free(lg.card.pin);
     close(lg.events[0]);
     close(lg.events[1]);
     return code;

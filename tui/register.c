@@ -25,21 +25,12 @@
 struct reg {
     cacreg_config cfg;
     cacreg_trust *trust;
-    cacreg_token *token;
     cacreg_worker *worker;
     cacreg_watcher *watcher;
-    cacreg_portal *portal;
     int events[2];
     char user[128];
-    char reader[128];
-    char err[512];
-    cacreg_token_info info;
-    size_t chosen;
-    cacreg_verdict verdict;
-    char verdict_detail[512];
-    cacreg_secret *pin, *password, *password_again;
-    cacreg_login_result login;
-    int tries_left;
+    cacreg_secret *password, *password_again;
+    struct cli_card card;
 };
 
 static struct reg rg; /* one per process; large (certificates) */
@@ -57,98 +48,20 @@ static void portal_wait(int id, cacreg_portal_result *r)
         while (cacreg_event_read(rg.events[0], &ev) == CACREG_OK) {
             if (ev.type == CACREG_EV_JOB_DONE && ev.job == id)
                 done = true;
-            if (ev.type == CACREG_EV_CARD_OUT && rg.reader[0] && strcmp(ev.reader, rg.reader) == 0)
-                cacreg_portal_cancel(rg.portal);
+            if (ev.type == CACREG_EV_CARD_OUT && rg.card.reader[0] && strcmp(ev.reader, rg.card.reader) == 0)
+                cacreg_portal_cancel(rg.card.portal);
         }
     }
-    cacreg_portal_result_get(rg.portal, r);
+    cacreg_portal_result_get(rg.card.portal, r);
     if (id < 0) {
         r->outcome = CACREG_PORTAL_CANCELLED;
         snprintf(r->message, sizeof r->message, "The request could not be started.");
     }
 }
 
-static cacreg_err job_load(void *arg)
-{
-    struct reg *g = arg;
 
-    return cacreg_token_load(&g->token, g->cfg.pkcs11_module, g->cfg.opensc_file_cache,
-                             g->cfg.pin_max_tries, g->err, sizeof g->err);
-}
 
-static cacreg_err job_card(void *arg)
-{
-    struct reg *g = arg;
-    cacreg_err rc = cacreg_token_read(g->token, g->reader, &g->info, g->err, sizeof g->err);
 
-    if (rc != CACREG_OK)
-        return rc;
-    g->chosen = cacreg_cert_choose(g->info.certs, g->info.ncerts);
-    g->verdict = g->chosen < g->info.ncerts
-                     ? cacreg_cert_preflight(&g->info.certs[g->chosen], g->trust,
-                                             (long long)time(NULL), g->verdict_detail,
-                                             sizeof g->verdict_detail)
-                     : CACREG_VERDICT_WRONG_KIND;
-    return CACREG_OK;
-}
-
-static cacreg_err job_pin(void *arg)
-{
-    struct reg *g = arg;
-    EVP_PKEY *key;
-    cacreg_err rc;
-
-    g->login = cacreg_token_login(g->token, g->reader, g->pin, &g->tries_left, g->err,
-                                  sizeof g->err);
-    if (g->login != CACREG_LOGIN_OK)
-        return CACREG_ERR_INVALID;
-    rc = cacreg_token_identity_key(g->token, g->reader, &key, g->err, sizeof g->err);
-    if (rc != CACREG_OK)
-        return rc;
-    rc = cacreg_portal_use_card(g->portal, &g->info.certs[g->chosen], key);
-    EVP_PKEY_free(key);
-    return rc;
-}
-
-/* Reads one line from fd, or from the terminal without echo after prompt. */
-static bool read_secret(int fd, const char *prompt, cacreg_secret *s)
-{
-    struct termios old, quiet;
-    bool tty = fd < 0;
-    char c;
-
-    cacreg_secret_clear(s);
-    if (tty) {
-        fd = open("/dev/tty", O_RDWR | O_CLOEXEC);
-        if (fd < 0)
-            return false;
-        if (write(fd, prompt, strlen(prompt)) < 0 || tcgetattr(fd, &old) != 0) {
-            close(fd);
-            return false;
-        }
-        quiet = old;
-        quiet.c_lflag &= ~(tcflag_t)(ECHO | ECHONL);
-        tcsetattr(fd, TCSAFLUSH, &quiet);
-    }
-    for (;;) {
-        ssize_t n = read(fd, &c, 1);
-        if (n <= 0 || c == '\n')
-            break;
-        if (c != '\r' && cacreg_secret_append(s, &c, 1) != CACREG_OK) {
-            cacreg_secret_clear(s);
-            break;
-        }
-    }
-    c = 0;
-    if (tty) {
-        tcsetattr(fd, TCSAFLUSH, &old);
-        if (write(fd, "\n", 1) != 1) {
-            /* nothing more to say to a terminal that went away */
-        }
-        close(fd);
-    }
-    return cacreg_secret_len(s) > 0;
-}
 
 static int say(int code, cacreg_diagnosis d, const char *detail)
 {
@@ -186,23 +99,23 @@ static int take_card(void)
 {
     cacreg_readers readers;
 
-    if (cli_run_job(rg.worker, rg.events[0], job_load, &rg) != CACREG_OK)
-        return say(CLI_MIDDLEWARE, (cacreg_diagnosis){"No PKCS#11 module.", ""}, rg.err);
+    if (cli_run_job(rg.worker, rg.events[0], cli_card_load, &rg.card) != CACREG_OK)
+        return say(CLI_MIDDLEWARE, (cacreg_diagnosis){"No PKCS#11 module.", ""}, rg.card.err);
     cli_wait_pcsc(rg.watcher, 3000);
     cacreg_watcher_snapshot(rg.watcher, &readers);
-    for (size_t i = 0; i < readers.count && !rg.reader[0]; i++)
+    for (size_t i = 0; i < readers.count && !rg.card.reader[0]; i++)
         if (readers.readers[i].card_present)
-            snprintf(rg.reader, sizeof rg.reader, "%s", readers.readers[i].name);
-    if (!rg.reader[0])
+            snprintf(rg.card.reader, sizeof rg.card.reader, "%s", readers.readers[i].name);
+    if (!rg.card.reader[0])
         return say(CLI_NO_CARD, (cacreg_diagnosis){"No card is in a reader.", "Insert your CAC."},
                    readers.status == CACREG_PCSC_UP ? NULL : readers.detail);
-    if (cli_run_job(rg.worker, rg.events[0], job_card, &rg) != CACREG_OK)
-        return say(CLI_CARD, cacreg_diagnose_login(CACREG_LOGIN_NO_CARD), rg.err);
-    if (rg.verdict != CACREG_VERDICT_OK)
-        return say(CLI_CARD, cacreg_diagnose_verdict(rg.verdict), rg.verdict_detail);
+    if (cli_run_job(rg.worker, rg.events[0], cli_card_read, &rg.card) != CACREG_OK)
+        return say(CLI_CARD, cacreg_diagnose_login(CACREG_LOGIN_NO_CARD), rg.card.err);
+    if (rg.card.verdict != CACREG_VERDICT_OK)
+        return say(CLI_CARD, cacreg_diagnose_verdict(rg.card.verdict), rg.card.verdict_detail);
     printf("Certificate:    %s, identity certificate, issuer %s, serial %s\n",
-           rg.info.certs[rg.chosen].holder, rg.info.certs[rg.chosen].issuer_cn,
-           rg.info.certs[rg.chosen].serial);
+           rg.card.info.certs[rg.card.chosen].holder, rg.card.info.certs[rg.card.chosen].issuer_cn,
+           rg.card.info.certs[rg.card.chosen].serial);
     return 0;
 }
 
@@ -211,20 +124,20 @@ static int run_register(int password_fd, int pin_fd, bool clear, bool state_only
     cacreg_portal_result r;
     int code;
 
-    if (!read_secret(password_fd, "Portal password: ", rg.password))
+    if (!cli_read_secret(password_fd, "Portal password: ", rg.password))
         return say(CLI_USAGE, (cacreg_diagnosis){"No password was given.", ""}, NULL);
     /* Kept for the confirmation the register step asks for; wiped with the other. */
     cacreg_secret_append(rg.password_again, cacreg_secret_data(rg.password),
                          cacreg_secret_len(rg.password));
-    portal_wait(cacreg_portal_password_login(rg.portal, rg.user, rg.password), &r);
+    portal_wait(cacreg_portal_password_login(rg.card.portal, rg.user, rg.password), &r);
     if (r.outcome != CACREG_PORTAL_OK)
         return portal_failure(&r);
-    portal_wait(cacreg_portal_get_registration(rg.portal), &r);
+    portal_wait(cacreg_portal_get_registration(rg.card.portal), &r);
     if (r.outcome != CACREG_PORTAL_OK)
         return portal_failure(&r);
     print_registration(&r);
     if (clear) {
-        portal_wait(cacreg_portal_clear_registration(rg.portal), &r);
+        portal_wait(cacreg_portal_clear_registration(rg.card.portal), &r);
         if (r.outcome != CACREG_PORTAL_OK)
             return portal_failure(&r);
         printf("Registered information cleared.\n");
@@ -234,16 +147,16 @@ static int run_register(int password_fd, int pin_fd, bool clear, bool state_only
     code = take_card();
     if (code != 0)
         return code;
-    if (!read_secret(pin_fd, "CAC PIN: ", rg.pin))
+    if (!cli_read_secret(pin_fd, "CAC PIN: ", rg.card.pin))
         return say(CLI_USAGE, (cacreg_diagnosis){"No PIN was given.", ""}, NULL);
-    if (cli_run_job(rg.worker, rg.events[0], job_pin, &rg) != CACREG_OK) {
-        say(rg.login == CACREG_LOGIN_BAD_FORMAT ? CLI_USAGE : CLI_CARD,
-            cacreg_diagnose_login(rg.login), rg.err);
-        if (rg.login == CACREG_LOGIN_WRONG_PIN && rg.tries_left > 0)
-            printf("%d %s left.\n", rg.tries_left, rg.tries_left == 1 ? "try" : "tries");
-        return rg.login == CACREG_LOGIN_BAD_FORMAT ? CLI_USAGE : CLI_CARD;
+    if (cli_run_job(rg.worker, rg.events[0], cli_card_pin, &rg.card) != CACREG_OK) {
+        say(rg.card.login == CACREG_LOGIN_BAD_FORMAT ? CLI_USAGE : CLI_CARD,
+            cacreg_diagnose_login(rg.card.login), rg.card.err);
+        if (rg.card.login == CACREG_LOGIN_WRONG_PIN && rg.card.tries_left > 0)
+            printf("%d %s left.\n", rg.card.tries_left, rg.card.tries_left == 1 ? "try" : "tries");
+        return rg.card.login == CACREG_LOGIN_BAD_FORMAT ? CLI_USAGE : CLI_CARD;
     }
-    portal_wait(cacreg_portal_register(rg.portal, rg.password_again), &r);
+    portal_wait(cacreg_portal_register(rg.card.portal, rg.password_again), &r);
     if (r.outcome == CACREG_PORTAL_CANCELLED)
         return say(CLI_NO_CARD, (cacreg_diagnosis){"The card was removed; nothing was finished.",
                                                    "Insert your CAC and start again."},
@@ -257,7 +170,7 @@ static int run_register(int password_fd, int pin_fd, bool clear, bool state_only
     else
         printf("Your CAC is registered.\n");
     printf("Registered now: %s, serial %s.\n", r.cert_subject, r.cert_serial);
-    portal_wait(cacreg_portal_logout(rg.portal), &r);
+    portal_wait(cacreg_portal_logout(rg.card.portal), &r);
     return CLI_OK;
 }
 
@@ -286,11 +199,8 @@ int cli_register(int argc, char **argv, bool reset)
     static const struct option opts[] = {
         {"user", required_argument, NULL, 'u'},      {"password-fd", required_argument, NULL, 'w'},
         {"pin-fd", required_argument, NULL, 'p'},    {"clear", no_argument, NULL, 'x'},
-        {"state", no_argument, NULL, 's'},           {"portal", required_argument, NULL, 'P'},
-        {"config", required_argument, NULL, 'c'},    {"ca-bundle", required_argument, NULL, 'a'},
-        {"crl", required_argument, NULL, 'r'},       {"ocsp", required_argument, NULL, 'o'},
-        {"module", required_argument, NULL, 'm'},    {"reader", required_argument, NULL, 'R'},
-        {"help", no_argument, NULL, 'h'},            {NULL, 0, NULL, 0},
+        {"state", no_argument, NULL, 's'},           {"help", no_argument, NULL, 'h'},
+        CLI_COMMON_OPTIONS,                          {NULL, 0, NULL, 0},
     };
     int opt, code, password_fd = -1, pin_fd = -1;
     bool clear = false, state_only = false;
@@ -298,11 +208,16 @@ int cli_register(int argc, char **argv, bool reset)
     char err[512];
 
     rg.events[0] = rg.events[1] = -1;
-    rg.tries_left = -1;
+    rg.card.tries_left = -1;
     if (!cli_load_config(&rg.cfg, argc, argv))
         return CLI_USAGE;
     while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        const char *key = NULL;
+        int common = cli_common_option(&rg.cfg, opt, optarg);
+
+        if (common < 0)
+            return CLI_USAGE;
+        if (common > 0)
+            continue;
         switch (opt) {
         case 'u':
             snprintf(rg.user, sizeof rg.user, "%s", optarg);
@@ -319,26 +234,6 @@ int cli_register(int argc, char **argv, bool reset)
         case 's':
             state_only = true;
             break;
-        case 'P':
-            key = "portal_url";
-            break;
-        case 'c':
-            break;
-        case 'a':
-            key = "ca_bundle";
-            break;
-        case 'r':
-            key = "crl_file";
-            break;
-        case 'o':
-            key = "ocsp_url";
-            break;
-        case 'm':
-            key = "pkcs11_module";
-            break;
-        case 'R':
-            key = "reader_filter";
-            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -346,8 +241,6 @@ int cli_register(int argc, char **argv, bool reset)
             usage(stderr);
             return CLI_USAGE;
         }
-        if (key && !cli_set(&rg.cfg, key, optarg))
-            return CLI_USAGE;
     }
     if (!rg.user[0] || optind < argc) {
         usage(stderr);
@@ -360,20 +253,22 @@ int cli_register(int argc, char **argv, bool reset)
     }
     if (rg.cfg.ocsp_url[0])
         cacreg_trust_set_ocsp(rg.trust, rg.cfg.ocsp_url, rg.cfg.connect_timeout_s);
-    rg.pin = cacreg_secret_new();
+    rg.card.cfg = &rg.cfg;
+    rg.card.trust = rg.trust;
+    rg.card.pin = cacreg_secret_new();
     rg.password = cacreg_secret_new();
     rg.password_again = cacreg_secret_new();
-    if (!rg.pin || !rg.password || !rg.password_again || cacreg_event_pipe(rg.events) != CACREG_OK ||
+    if (!rg.card.pin || !rg.password || !rg.password_again || cacreg_event_pipe(rg.events) != CACREG_OK ||
         cacreg_worker_start(&rg.worker, rg.events[1]) != CACREG_OK ||
         cacreg_watcher_start(&rg.watcher, rg.cfg.reader_filter, rg.events[1]) != CACREG_OK) {
         fprintf(stderr, "cacreg: cannot start (locked memory or threads unavailable)\n");
         return CLI_MIDDLEWARE;
     }
-    if (cacreg_portal_new(&rg.portal, &rg.cfg, rg.events[1], err, sizeof err) != CACREG_OK) {
+    if (cacreg_portal_new(&rg.card.portal, &rg.cfg, rg.events[1], err, sizeof err) != CACREG_OK) {
         fprintf(stderr, "cacreg: %s\n", err);
         code = CLI_USAGE;
     } else if (reset) {
-        portal_wait(cacreg_portal_password_reset(rg.portal, rg.user), &r);
+        portal_wait(cacreg_portal_password_reset(rg.card.portal, rg.user), &r);
         code = r.outcome == CACREG_PORTAL_OK ? CLI_OK : portal_failure(&r);
         if (code == CLI_OK)
             printf("Asked: if %s is an account, instructions for a new password go to its "
@@ -381,12 +276,12 @@ int cli_register(int argc, char **argv, bool reset)
     } else {
         code = run_register(password_fd, pin_fd, clear, state_only);
     }
-    cacreg_portal_free(rg.portal);
+    cacreg_portal_free(rg.card.portal);
     cacreg_watcher_stop(rg.watcher);
     cacreg_worker_stop(rg.worker);
-    cacreg_token_free(rg.token);
+    cacreg_token_free(rg.card.token);
     cacreg_trust_free(rg.trust);
-    cacreg_secret_free(rg.pin);
+    cacreg_secret_free(rg.card.pin);
     cacreg_secret_free(rg.password);
     cacreg_secret_free(rg.password_again);
     close(rg.events[0]);

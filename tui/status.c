@@ -374,11 +374,8 @@ int cli_status(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"json", no_argument, NULL, 'j'},          {"watch", no_argument, NULL, 'w'},
-        {"config", required_argument, NULL, 'c'},  {"ca-bundle", required_argument, NULL, 'a'},
-        {"crl", required_argument, NULL, 'r'},     {"module", required_argument, NULL, 'm'},
-        {"ocsp", required_argument, NULL, 'o'},
-        {"reader", required_argument, NULL, 'R'},  {"wait", required_argument, NULL, 'W'},
-        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
+        {"wait", required_argument, NULL, 'W'},    {"help", no_argument, NULL, 'h'},
+        CLI_COMMON_OPTIONS,                        {NULL, 0, NULL, 0},
     };
     int opt, code, wait_ms = 3000;
     sigset_t mask;
@@ -387,30 +384,18 @@ int cli_status(int argc, char **argv)
     if (!cli_load_config(&st.cfg, argc, argv))
         return CLI_USAGE;
     while ((opt = getopt_long(argc, argv, "jwh", opts, NULL)) != -1) {
-        const char *key = NULL;
+        int common = cli_common_option(&st.cfg, opt, optarg);
+
+        if (common < 0)
+            return CLI_USAGE;
+        if (common > 0)
+            continue;
         switch (opt) {
         case 'j':
             st.json = true;
             break;
         case 'w':
             st.watch = true;
-            break;
-        case 'c':
-            break;
-        case 'a':
-            key = "ca_bundle";
-            break;
-        case 'r':
-            key = "crl_file";
-            break;
-        case 'o':
-            key = "ocsp_url";
-            break;
-        case 'm':
-            key = "pkcs11_module";
-            break;
-        case 'R':
-            key = "reader_filter";
             break;
         case 'W':
             wait_ms = (int)strtol(optarg, NULL, 10);
@@ -422,8 +407,6 @@ int cli_status(int argc, char **argv)
             usage(stderr);
             return CLI_USAGE;
         }
-        if (key && !cli_set(&st.cfg, key, optarg))
-            return CLI_USAGE;
     }
     if (optind < argc) {
         usage(stderr);

@@ -8,6 +8,8 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=lib.sh
+. "$here/lib.sh"
 pki=${CACREG_PKI:-$CACREG_BUILD/pki}
 bin=${CACREG_BIN:-$CACREG_BUILD/plain/cacreg}
 portal=$here/../portal/portal
@@ -18,19 +20,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-fail() { echo "FAIL: $*" >&2; exit 1; }
-ok() { echo "ok: $*"; }
-ctl() { "$here/bench" ctl "$CACREG_BENCH" "$@" >/dev/null; }
-counter() { "$here/bench" ctl "$CACREG_BENCH" counters | tr ' ' '\n' | sed -n "s/^$1=//p"; }
-json() { /usr/bin/python3 -c 'import json,sys; d=json.load(sys.stdin)
-for k in sys.argv[1].split("."): d = d[k]
-print(d)' "$1"; }
-insert() {
-    ctl remove
-    "$here/bench" wait "$CACREG_BENCH" absent >/dev/null
-    ctl insert "$1"
-    "$here/bench" wait "$CACREG_BENCH" present >/dev/null
-}
 start_portal() { # name [fault options...]
     local name=$1
     shift

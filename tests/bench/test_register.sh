@@ -7,22 +7,14 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=lib.sh
+. "$here/lib.sh"
 pki=${CACREG_PKI:-$CACREG_BUILD/pki}
 bin=${CACREG_BIN:-$CACREG_BUILD/plain/cacreg}
 portal=$here/../portal/portal
 tmp=$(mktemp -d)
 trap '"$portal" stop "$tmp/portal"; rm -rf "$tmp"' EXIT
 
-fail() { echo "FAIL: $*" >&2; exit 1; }
-ok() { echo "ok: $*"; }
-ctl() { "$here/bench" ctl "$CACREG_BENCH" "$@" >/dev/null; }
-counter() { "$here/bench" ctl "$CACREG_BENCH" counters | tr ' ' '\n' | sed -n "s/^$1=//p"; }
-insert() {
-    ctl remove
-    "$here/bench" wait "$CACREG_BENCH" absent >/dev/null
-    ctl insert "$1"
-    "$here/bench" wait "$CACREG_BENCH" present >/dev/null
-}
 port=$("$portal" start "$tmp/portal" --crl "$pki/inter.crl")
 run() { # expected-exit stdin-lines args...
     local want=$1 input=$2 rc=0

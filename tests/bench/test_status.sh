@@ -6,6 +6,8 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=lib.sh
+. "$here/lib.sh"
 pki=${CACREG_PKI:-$CACREG_BUILD/pki}
 bin=${CACREG_BIN:-$CACREG_BUILD/plain/cacreg}
 tmp=$(mktemp -d)
@@ -16,18 +18,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-fail() { echo "FAIL: $*" >&2; exit 1; }
-ok() { echo "ok: $*"; }
-ctl() { "$here/bench" ctl "$CACREG_BENCH" "$@" >/dev/null; }
-json() { /usr/bin/python3 -c 'import json,sys; d=json.load(sys.stdin)
-for k in sys.argv[1].split("."): d = d[int(k)] if isinstance(d, list) else d[k]
-print(d)' "$1"; }
-insert() {
-    ctl remove
-    "$here/bench" wait "$CACREG_BENCH" absent >/dev/null
-    ctl insert "$1"
-    "$here/bench" wait "$CACREG_BENCH" present >/dev/null
-}
 status() { # expected-exit args...: runs cacreg status, checks the exit status, keeps the output
     local want=$1 rc=0
     shift

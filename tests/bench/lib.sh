@@ -1,0 +1,19 @@
+# Helpers the bench's shell tests share. Source it after setting `here`
+# (this directory); the bench is named by $CACREG_BENCH.
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+ok() { echo "ok: $*"; }
+ctl() { "$here/bench" ctl "$CACREG_BENCH" "$@" >/dev/null; }
+# counter NAME: one counter of the card session now in the reader.
+counter() { "$here/bench" ctl "$CACREG_BENCH" counters | tr ' ' '\n' | sed -n "s/^$1=//p"; }
+# json a.0.b <file: one value of a JSON document (lists indexed by number).
+json() { /usr/bin/python3 -c 'import json,sys; d=json.load(sys.stdin)
+for k in sys.argv[1].split("."): d = d[int(k)] if isinstance(d, list) else d[k]
+print(d)' "$1"; }
+# insert NAME: pull whatever card is in, insert NAME, and wait until PC/SC sees it.
+insert() {
+    ctl remove
+    "$here/bench" wait "$CACREG_BENCH" absent >/dev/null
+    ctl insert "$1"
+    "$here/bench" wait "$CACREG_BENCH" present >/dev/null
+}
