@@ -94,6 +94,15 @@ login 5 864209
 grep -q "may not use a CAC" "$tmp/out" || { cat "$tmp/out"; fail "suspended"; }
 ok "403 no_account and account_not_permitted: exit 5 with the cause and the steps"
 
+# With no CRL here, the revoked card passes pre-flight; the portal's 403 says it.
+insert revoked
+rc=0
+printf '445566\n' | "$bin" login --cac --pin-fd 0 --ca-bundle "$pki/ca-bundle.pem" \
+    --reader "Virtual CAC" --portal "https://localhost:$port/api/v1/" --json >"$tmp/out" 2>&1 || rc=$?
+[ "$rc" = 5 ] || { cat "$tmp/out"; fail "revoked without a local CRL: exit $rc, want 5"; }
+[ "$(json portal_error <"$tmp/out")" = certificate_revoked ] || { cat "$tmp/out"; fail "revoked 403"; }
+ok "revoked card with no local CRL: the portal's 403 certificate_revoked, exit 5"
+
 # Portal faults: each a clear failure, exit 6, nothing half done.
 insert valid
 fault() { # fault-option expected-text

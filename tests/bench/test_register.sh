@@ -68,6 +68,24 @@ has "password has expired"
 has "Log in with your CAC"
 ok "an expired password: told to log in with the CAC or ask for a new password"
 
+# jane through the second path: clear, register her card, then her newer card replaces it.
+insert valid
+run 0 'Correct-Horse-1\n123456\n' register --user jane.doe --password-fd 0 --pin-fd 0 --clear
+has "Your CAC is registered."
+insert valid2
+run 0 'Correct-Horse-1\n24681357\n' register --user jane.doe --password-fd 0 --pin-fd 0
+has "it replaces the card registered before"
+ok "register jane's card, then her newer card replaces it"
+
+insert suspended
+run 5 'Suspended-4\n864209\n' register --user sally.sue --password-fd 0 --pin-fd 0
+has "may not use a CAC"
+insert expired
+run 3 'Roe-Pass-2026\n112233\n' register --user richard.roe --password-fd 0 --pin-fd 0
+has "have expired"
+[ "$(counter verifies)" = 0 ] || fail "an expired card was asked for its PIN"
+ok "suspended account: refused by the portal; expired card: stopped before its PIN"
+
 run 0 '' reset --user jane.doe
 has "instructions for a new password"
 ok "password reset request"
