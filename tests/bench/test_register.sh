@@ -13,7 +13,7 @@ pki=${CACREG_PKI:-$CACREG_BUILD/pki}
 bin=${CACREG_BIN:-$CACREG_BUILD/plain/cacreg}
 portal=$here/../portal/portal
 tmp=$(mktemp -d)
-trap '"$portal" stop "$tmp/portal"; rm -rf "$tmp"' EXIT
+trap '"$portal" stop "$tmp/portal"; "$portal" stop "$tmp/slow"; rm -rf "$tmp"' EXIT
 
 port=$("$portal" start "$tmp/portal" --crl "$pki/inter.crl")
 run() { # expected-exit stdin-lines args...
@@ -85,6 +85,23 @@ run 3 'Roe-Pass-2026\n112233\n' register --user richard.roe --password-fd 0 --pi
 has "have expired"
 [ "$(counter verifies)" = 0 ] || fail "an expired card was asked for its PIN"
 ok "suspended account: refused by the portal; expired card: stopped before its PIN"
+
+# The card pulled while the portal registers it: cancelled, nothing half done.
+dport=$("$portal" start "$tmp/slow" --crl "$pki/inter.crl" --fault delay=1500)
+insert emailonly
+printf 'Email-Only-3\n246802\n' | "$bin" register --user linda.loe --password-fd 0 --pin-fd 0 \
+    --portal "https://localhost:$dport/api/v1/" --ca-bundle "$pki/ca-bundle.pem" \
+    --reader "Virtual CAC" >"$tmp/out" 2>&1 &
+reg_pid=$!
+for _ in $(seq 200); do [ "$(counter signatures)" = 1 ] && break; sleep 0.05; done
+[ "$(counter signatures)" = 1 ] || { cat "$tmp/out"; fail "the register step never started"; }
+ctl remove
+rc=0
+wait "$reg_pid" || rc=$?
+"$portal" stop "$tmp/slow"
+[ "$rc" = 1 ] || { cat "$tmp/out"; fail "card pulled while registering: exit $rc, want 1"; }
+has "The card was removed; nothing was finished."
+ok "card pulled while the portal registers it: cancelled, exit 1"
 
 run 0 '' reset --user jane.doe
 has "instructions for a new password"
