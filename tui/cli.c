@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdio.h>
 #include <string.h>
 #include <termios.h>
 #include <time.h>
@@ -172,4 +173,72 @@ cacreg_err cli_card_pin(void *arg)
     rc = cacreg_portal_use_card(c->portal, &c->info.certs[c->chosen], key);
     EVP_PKEY_free(key);
     return rc;
+}
+
+int cli_flow_start(struct cli_flow *f)
+{
+    char err[512];
+
+    f->events[0] = f->events[1] = -1;
+    if (cacreg_trust_load(&f->trust, f->cfg.ca_bundle, f->cfg.crl_file, err, sizeof err) !=
+        CACREG_OK) {
+        fprintf(stderr, "cacreg: %s\n", err);
+        return CLI_USAGE;
+    }
+    if (f->cfg.ocsp_url[0])
+        cacreg_trust_set_ocsp(f->trust, f->cfg.ocsp_url, f->cfg.connect_timeout_s);
+    f->card.cfg = &f->cfg;
+    f->card.trust = f->trust;
+    f->card.tries_left = -1;
+    f->card.pin = cacreg_secret_new();
+    if (!f->card.pin || cacreg_event_pipe(f->events) != CACREG_OK ||
+        cacreg_worker_start(&f->worker, f->events[1]) != CACREG_OK ||
+        cacreg_watcher_start(&f->watcher, f->cfg.reader_filter, f->events[1]) != CACREG_OK) {
+        fprintf(stderr, "cacreg: cannot start (locked memory or threads unavailable)\n");
+        return CLI_MIDDLEWARE;
+    }
+    if (cacreg_portal_new(&f->card.portal, &f->cfg, f->events[1], err, sizeof err) !=
+        CACREG_OK) {
+        fprintf(stderr, "cacreg: %s\n", err);
+        return CLI_USAGE;
+    }
+    return CLI_OK;
+}
+
+void cli_flow_stop(struct cli_flow *f)
+{
+    cacreg_portal_free(f->card.portal);
+    cacreg_watcher_stop(f->watcher);
+    cacreg_worker_stop(f->worker);
+    cacreg_token_free(f->card.token); /* releases the slots, and libp11's copy of the PIN */
+    cacreg_trust_free(f->trust);
+    cacreg_secret_free(f->card.pin);
+    if (f->events[0] >= 0)
+        close(f->events[0]);
+    if (f->events[1] >= 0)
+        close(f->events[1]);
+}
+
+void cli_flow_portal(struct cli_flow *f, int id, cacreg_portal_result *r)
+{
+    cacreg_event ev;
+    bool done = id < 0;
+
+    while (!done) {
+        struct pollfd pfd = {.fd = f->events[0], .events = POLLIN};
+        if (poll(&pfd, 1, -1) < 0)
+            continue;
+        while (cacreg_event_read(f->events[0], &ev) == CACREG_OK) {
+            if (ev.type == CACREG_EV_JOB_DONE && ev.job == id)
+                done = true;
+            if (ev.type == CACREG_EV_CARD_OUT && f->card.reader[0] &&
+                strcmp(ev.reader, f->card.reader) == 0)
+                cacreg_portal_cancel(f->card.portal); /* card pulled: stop, start over */
+        }
+    }
+    cacreg_portal_result_get(f->card.portal, r);
+    if (id < 0) {
+        r->outcome = CACREG_PORTAL_CANCELLED;
+        snprintf(r->message, sizeof r->message, "The request could not be started.");
+    }
 }

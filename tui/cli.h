@@ -71,6 +71,25 @@ struct cli_card {
     int tries_left;
 };
 
+/* What a card flow runs on: configuration, trust, the threads, the pipe, the card. */
+struct cli_flow {
+    cacreg_config cfg;
+    cacreg_trust *trust;
+    cacreg_worker *worker;
+    cacreg_watcher *watcher;
+    int events[2];
+    struct cli_card card;
+};
+
+/* Starts a flow once its options are read; prints why and returns an exit status on failure. */
+int cli_flow_start(struct cli_flow *f);
+
+/* Stops what cli_flow_start started, wiping the PIN and releasing the card. */
+void cli_flow_stop(struct cli_flow *f);
+
+/* Waits for portal request id; a card pulled from the flow's reader cancels it. */
+void cli_flow_portal(struct cli_flow *f, int id, cacreg_portal_result *r);
+
 /* Worker jobs on a struct cli_card: load the module; read the card and check its
  * identity certificate; log in with the PIN and give the portal the identity key. */
 cacreg_err cli_card_load(void *card);

@@ -6,31 +6,21 @@
  * terminal, never from the command line or the environment.
  */
 #define _GNU_SOURCE
-#include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <termios.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <jansson.h>
-#include <openssl/evp.h>
 
 #include "cacreg.h"
 #include "cli.h"
 
 struct login {
-    cacreg_config cfg;
-    cacreg_trust *trust;
-    cacreg_worker *worker;
-    cacreg_watcher *watcher;
-    int events[2];
+    struct cli_flow f;
     bool json;
-    struct cli_card card;
 };
 
 static struct login lg; /* one per process; large (certificates) */
@@ -47,14 +37,14 @@ static bool find_card(int wait_ms)
     clock_gettime(CLOCK_MONOTONIC, &t0);
     for (;;) {
         cacreg_readers r;
-        struct pollfd pfd = {.fd = lg.events[0], .events = POLLIN};
+        struct pollfd pfd = {.fd = lg.f.events[0], .events = POLLIN};
         cacreg_event ev;
         long left;
 
-        cacreg_watcher_snapshot(lg.watcher, &r);
+        cacreg_watcher_snapshot(lg.f.watcher, &r);
         for (size_t i = 0; i < r.count; i++)
             if (r.readers[i].card_present) {
-                snprintf(lg.card.reader, sizeof lg.card.reader, "%s", r.readers[i].name);
+                snprintf(lg.f.card.reader, sizeof lg.f.card.reader, "%s", r.readers[i].name);
                 return true;
             }
         clock_gettime(CLOCK_MONOTONIC, &t);
@@ -62,7 +52,7 @@ static bool find_card(int wait_ms)
         if (left <= 0)
             return false;
         if (poll(&pfd, 1, (int)left) > 0)
-            while (cacreg_event_read(lg.events[0], &ev) == CACREG_OK) {
+            while (cacreg_event_read(lg.f.events[0], &ev) == CACREG_OK) {
             }
     }
 }
@@ -74,8 +64,8 @@ static int finish(int code, const char *stage, cacreg_diagnosis d, const char *d
     if (lg.json) {
         json_t *o = json_pack("{s:i, s:s, s:s, s:s, s:s}", "exit", code, "stage", stage,
                               "cause", d.cause, "steps", d.steps, "detail", detail ? detail : "");
-        if (lg.card.tries_left >= 0 && strcmp(stage, "pin") == 0)
-            json_object_set_new(o, "tries_left", json_integer(lg.card.tries_left));
+        if (lg.f.card.tries_left >= 0 && strcmp(stage, "pin") == 0)
+            json_object_set_new(o, "tries_left", json_integer(lg.f.card.tries_left));
         if (r) {
             json_object_set_new(o, "portal_error", json_string(r->error));
             json_object_set_new(o, "http_status", json_integer(r->http_status));
@@ -95,10 +85,10 @@ static int finish(int code, const char *stage, cacreg_diagnosis d, const char *d
         printf("%s\n%s\n", d.cause, d.steps);
         if (detail && detail[0] && strcmp(detail, d.cause) != 0)
             printf("(%s)\n", detail);
-        if (strcmp(stage, "pin") == 0 && lg.card.login == CACREG_LOGIN_WRONG_PIN)
-            printf(lg.card.tries_left == 1 ? "1 try left before the card locks.\n"
-                   : lg.card.tries_left > 1 ? "%d tries left.\n" : "",
-                   lg.card.tries_left);
+        if (strcmp(stage, "pin") == 0 && lg.f.card.login == CACREG_LOGIN_WRONG_PIN)
+            printf(lg.f.card.tries_left == 1 ? "1 try left before the card locks.\n"
+                   : lg.f.card.tries_left > 1 ? "%d tries left.\n" : "",
+                   lg.f.card.tries_left);
     }
     return code;
 }
@@ -127,11 +117,11 @@ static int run(int pin_fd, int wait_ms)
     cacreg_readers readers;
     char when[16];
 
-    if (cli_run_job(lg.worker, lg.events[0], cli_card_load, &lg.card) != CACREG_OK)
+    if (cli_run_job(lg.f.worker, lg.f.events[0], cli_card_load, &lg.f.card) != CACREG_OK)
         return finish(CLI_MIDDLEWARE, "module", (cacreg_diagnosis){"No PKCS#11 module.", ""},
-                      lg.card.err, NULL);
-    cli_wait_pcsc(lg.watcher, 3000);
-    cacreg_watcher_snapshot(lg.watcher, &readers);
+                      lg.f.card.err, NULL);
+    cli_wait_pcsc(lg.f.watcher, 3000);
+    cacreg_watcher_snapshot(lg.f.watcher, &readers);
     if (readers.status != CACREG_PCSC_UP)
         return finish(CLI_MIDDLEWARE, "pcsc",
                       (cacreg_diagnosis){"The smart-card service is not available.",
@@ -141,50 +131,33 @@ static int run(int pin_fd, int wait_ms)
         return finish(CLI_NO_CARD, "card",
                       (cacreg_diagnosis){"No card is in a reader.", "Insert your CAC."}, NULL,
                       NULL);
-    if (cli_run_job(lg.worker, lg.events[0], cli_card_read, &lg.card) != CACREG_OK)
-        return finish(CLI_CARD, "card", cacreg_diagnose_login(CACREG_LOGIN_NO_CARD), lg.card.err,
+    if (cli_run_job(lg.f.worker, lg.f.events[0], cli_card_read, &lg.f.card) != CACREG_OK)
+        return finish(CLI_CARD, "card", cacreg_diagnose_login(CACREG_LOGIN_NO_CARD), lg.f.card.err,
                       NULL);
-    if (lg.card.verdict != CACREG_VERDICT_OK)
-        return finish(CLI_CARD, "preflight", cacreg_diagnose_verdict(lg.card.verdict),
-                      lg.card.verdict_detail, NULL);
-    if (lg.card.info.pin == CACREG_PIN_LOCKED)
+    if (lg.f.card.verdict != CACREG_VERDICT_OK)
+        return finish(CLI_CARD, "preflight", cacreg_diagnose_verdict(lg.f.card.verdict),
+                      lg.f.card.verdict_detail, NULL);
+    if (lg.f.card.info.pin == CACREG_PIN_LOCKED)
         return finish(CLI_CARD, "pin", cacreg_diagnose_login(CACREG_LOGIN_LOCKED), NULL, NULL);
     if (!lg.json) {
-        const cacreg_cert *c = &lg.card.info.certs[lg.card.chosen];
+        const cacreg_cert *c = &lg.f.card.info.certs[lg.f.card.chosen];
         printf("Card: %s, identity certificate from %s (serial %s) checked.\n", c->holder,
                c->issuer_cn, c->serial);
         fflush(stdout);
     }
-    if (!cli_read_secret(pin_fd, "CAC PIN: ", lg.card.pin))
+    if (!cli_read_secret(pin_fd, "CAC PIN: ", lg.f.card.pin))
         return finish(CLI_USAGE, "pin",
                       (cacreg_diagnosis){"The PIN could not be read.",
                                          "Use --pin-fd, or run from a terminal."},
                       NULL, NULL);
-    if (cli_run_job(lg.worker, lg.events[0], cli_card_pin, &lg.card) != CACREG_OK) {
-        if (lg.card.login != CACREG_LOGIN_OK)
-            return finish(lg.card.login == CACREG_LOGIN_BAD_FORMAT ? CLI_USAGE : CLI_CARD, "pin",
-                          cacreg_diagnose_login(lg.card.login), lg.card.err, NULL);
+    if (cli_run_job(lg.f.worker, lg.f.events[0], cli_card_pin, &lg.f.card) != CACREG_OK) {
+        if (lg.f.card.login != CACREG_LOGIN_OK)
+            return finish(lg.f.card.login == CACREG_LOGIN_BAD_FORMAT ? CLI_USAGE : CLI_CARD, "pin",
+                          cacreg_diagnose_login(lg.f.card.login), lg.f.card.err, NULL);
         return finish(CLI_CARD, "key", cacreg_diagnose_verdict(CACREG_VERDICT_WRONG_KIND),
-                      lg.card.err, NULL);
+                      lg.f.card.err, NULL);
     }
-    {
-        int id = cacreg_portal_cac_login(lg.card.portal);
-        cacreg_event ev;
-        bool done = false;
-
-        while (!done) {
-            struct pollfd pfd = {.fd = lg.events[0], .events = POLLIN};
-            if (id < 0 || poll(&pfd, 1, -1) < 0)
-                break;
-            while (cacreg_event_read(lg.events[0], &ev) == CACREG_OK) {
-                if (ev.type == CACREG_EV_JOB_DONE && ev.job == id)
-                    done = true;
-                if (ev.type == CACREG_EV_CARD_OUT && strcmp(ev.reader, lg.card.reader) == 0)
-                    cacreg_portal_cancel(lg.card.portal); /* card pulled: stop, start over */
-            }
-        }
-    }
-    cacreg_portal_result_get(lg.card.portal, &r);
+    cli_flow_portal(&lg.f, cacreg_portal_cac_login(lg.f.card.portal), &r);
     if (r.outcome == CACREG_PORTAL_CANCELLED)
         return finish(CLI_NO_CARD, "portal",
                       (cacreg_diagnosis){"The card was removed; nothing was finished.",
@@ -222,14 +195,12 @@ int cli_login(int argc, char **argv)
     };
     int opt, code, pin_fd = -1, wait_ms = 0;
     bool cac = false;
-    char err[512];
 
-    lg.events[0] = lg.events[1] = -1;
-    lg.card.tries_left = -1;
-    if (!cli_load_config(&lg.cfg, argc, argv))
+    lg.f.events[0] = lg.f.events[1] = -1;
+    if (!cli_load_config(&lg.f.cfg, argc, argv))
         return CLI_USAGE;
     while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        int common = cli_common_option(&lg.cfg, opt, optarg);
+        int common = cli_common_option(&lg.f.cfg, opt, optarg);
 
         if (common < 0)
             return CLI_USAGE;
@@ -260,35 +231,9 @@ int cli_login(int argc, char **argv)
         usage(stderr);
         return CLI_USAGE;
     }
-    if (cacreg_trust_load(&lg.trust, lg.cfg.ca_bundle, lg.cfg.crl_file, err, sizeof err) !=
-        CACREG_OK) {
-        fprintf(stderr, "cacreg: %s\n", err);
-        return CLI_USAGE;
-    }
-    if (lg.cfg.ocsp_url[0])
-        cacreg_trust_set_ocsp(lg.trust, lg.cfg.ocsp_url, lg.cfg.connect_timeout_s);
-    lg.card.cfg = &lg.cfg;
-    lg.card.trust = lg.trust;
-    lg.card.pin = cacreg_secret_new();
-    if (!lg.card.pin || cacreg_event_pipe(lg.events) != CACREG_OK ||
-        cacreg_worker_start(&lg.worker, lg.events[1]) != CACREG_OK ||
-        cacreg_watcher_start(&lg.watcher, lg.cfg.reader_filter, lg.events[1]) != CACREG_OK) {
-        fprintf(stderr, "cacreg: cannot start (locked memory or threads unavailable)\n");
-        return CLI_MIDDLEWARE;
-    }
-    if (cacreg_portal_new(&lg.card.portal, &lg.cfg, lg.events[1], err, sizeof err) != CACREG_OK) {
-        fprintf(stderr, "cacreg: %s\n", err);
-        code = CLI_USAGE;
-    } else {
+    code = cli_flow_start(&lg.f);
+    if (code == CLI_OK)
         code = run(pin_fd, wait_ms);
-    }
-    cacreg_portal_free(lg.card.portal);
-    cacreg_watcher_stop(lg.watcher);
-    cacreg_worker_stop(lg.worker);
-    cacreg_token_free(lg.card.token); /* releases the slots, and libp11's copy of the PIN */
-    cacreg_trust_free(lg.trust);
-    cacreg_secret_free(lg.card.pin);
-    close(lg.events[0]);
-    close(lg.events[1]);
+    cli_flow_stop(&lg.f);
     return code;
 }

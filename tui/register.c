@@ -7,30 +7,19 @@
  * Secrets come from descriptors or the terminal, never from the command line.
  */
 #define _GNU_SOURCE
-#include <fcntl.h>
 #include <getopt.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <termios.h>
-#include <time.h>
-#include <unistd.h>
 
-#include <openssl/evp.h>
 
 #include "cacreg.h"
 #include "cli.h"
 
 struct reg {
-    cacreg_config cfg;
-    cacreg_trust *trust;
-    cacreg_worker *worker;
-    cacreg_watcher *watcher;
-    int events[2];
+    struct cli_flow f;
     char user[128];
     cacreg_secret *password, *password_again;
-    struct cli_card card;
 };
 
 static struct reg rg; /* one per process; large (certificates) */
@@ -38,25 +27,7 @@ static struct reg rg; /* one per process; large (certificates) */
 /* Runs one portal request and waits for it; the result goes in r. */
 static void portal_wait(int id, cacreg_portal_result *r)
 {
-    cacreg_event ev;
-    bool done = id < 0;
-
-    while (!done) {
-        struct pollfd pfd = {.fd = rg.events[0], .events = POLLIN};
-        if (poll(&pfd, 1, -1) < 0)
-            continue;
-        while (cacreg_event_read(rg.events[0], &ev) == CACREG_OK) {
-            if (ev.type == CACREG_EV_JOB_DONE && ev.job == id)
-                done = true;
-            if (ev.type == CACREG_EV_CARD_OUT && rg.card.reader[0] && strcmp(ev.reader, rg.card.reader) == 0)
-                cacreg_portal_cancel(rg.card.portal);
-        }
-    }
-    cacreg_portal_result_get(rg.card.portal, r);
-    if (id < 0) {
-        r->outcome = CACREG_PORTAL_CANCELLED;
-        snprintf(r->message, sizeof r->message, "The request could not be started.");
-    }
+    cli_flow_portal(&rg.f, id, r);
 }
 
 
@@ -99,23 +70,23 @@ static int take_card(void)
 {
     cacreg_readers readers;
 
-    if (cli_run_job(rg.worker, rg.events[0], cli_card_load, &rg.card) != CACREG_OK)
-        return say(CLI_MIDDLEWARE, (cacreg_diagnosis){"No PKCS#11 module.", ""}, rg.card.err);
-    cli_wait_pcsc(rg.watcher, 3000);
-    cacreg_watcher_snapshot(rg.watcher, &readers);
-    for (size_t i = 0; i < readers.count && !rg.card.reader[0]; i++)
+    if (cli_run_job(rg.f.worker, rg.f.events[0], cli_card_load, &rg.f.card) != CACREG_OK)
+        return say(CLI_MIDDLEWARE, (cacreg_diagnosis){"No PKCS#11 module.", ""}, rg.f.card.err);
+    cli_wait_pcsc(rg.f.watcher, 3000);
+    cacreg_watcher_snapshot(rg.f.watcher, &readers);
+    for (size_t i = 0; i < readers.count && !rg.f.card.reader[0]; i++)
         if (readers.readers[i].card_present)
-            snprintf(rg.card.reader, sizeof rg.card.reader, "%s", readers.readers[i].name);
-    if (!rg.card.reader[0])
+            snprintf(rg.f.card.reader, sizeof rg.f.card.reader, "%s", readers.readers[i].name);
+    if (!rg.f.card.reader[0])
         return say(CLI_NO_CARD, (cacreg_diagnosis){"No card is in a reader.", "Insert your CAC."},
                    readers.status == CACREG_PCSC_UP ? NULL : readers.detail);
-    if (cli_run_job(rg.worker, rg.events[0], cli_card_read, &rg.card) != CACREG_OK)
-        return say(CLI_CARD, cacreg_diagnose_login(CACREG_LOGIN_NO_CARD), rg.card.err);
-    if (rg.card.verdict != CACREG_VERDICT_OK)
-        return say(CLI_CARD, cacreg_diagnose_verdict(rg.card.verdict), rg.card.verdict_detail);
+    if (cli_run_job(rg.f.worker, rg.f.events[0], cli_card_read, &rg.f.card) != CACREG_OK)
+        return say(CLI_CARD, cacreg_diagnose_login(CACREG_LOGIN_NO_CARD), rg.f.card.err);
+    if (rg.f.card.verdict != CACREG_VERDICT_OK)
+        return say(CLI_CARD, cacreg_diagnose_verdict(rg.f.card.verdict), rg.f.card.verdict_detail);
     printf("Certificate:    %s, identity certificate, issuer %s, serial %s\n",
-           rg.card.info.certs[rg.card.chosen].holder, rg.card.info.certs[rg.card.chosen].issuer_cn,
-           rg.card.info.certs[rg.card.chosen].serial);
+           rg.f.card.info.certs[rg.f.card.chosen].holder, rg.f.card.info.certs[rg.f.card.chosen].issuer_cn,
+           rg.f.card.info.certs[rg.f.card.chosen].serial);
     return 0;
 }
 
@@ -129,15 +100,15 @@ static int run_register(int password_fd, int pin_fd, bool clear, bool state_only
     /* Kept for the confirmation the register step asks for; wiped with the other. */
     cacreg_secret_append(rg.password_again, cacreg_secret_data(rg.password),
                          cacreg_secret_len(rg.password));
-    portal_wait(cacreg_portal_password_login(rg.card.portal, rg.user, rg.password), &r);
+    portal_wait(cacreg_portal_password_login(rg.f.card.portal, rg.user, rg.password), &r);
     if (r.outcome != CACREG_PORTAL_OK)
         return portal_failure(&r);
-    portal_wait(cacreg_portal_get_registration(rg.card.portal), &r);
+    portal_wait(cacreg_portal_get_registration(rg.f.card.portal), &r);
     if (r.outcome != CACREG_PORTAL_OK)
         return portal_failure(&r);
     print_registration(&r);
     if (clear) {
-        portal_wait(cacreg_portal_clear_registration(rg.card.portal), &r);
+        portal_wait(cacreg_portal_clear_registration(rg.f.card.portal), &r);
         if (r.outcome != CACREG_PORTAL_OK)
             return portal_failure(&r);
         printf("Registered information cleared.\n");
@@ -147,16 +118,16 @@ static int run_register(int password_fd, int pin_fd, bool clear, bool state_only
     code = take_card();
     if (code != 0)
         return code;
-    if (!cli_read_secret(pin_fd, "CAC PIN: ", rg.card.pin))
+    if (!cli_read_secret(pin_fd, "CAC PIN: ", rg.f.card.pin))
         return say(CLI_USAGE, (cacreg_diagnosis){"No PIN was given.", ""}, NULL);
-    if (cli_run_job(rg.worker, rg.events[0], cli_card_pin, &rg.card) != CACREG_OK) {
-        say(rg.card.login == CACREG_LOGIN_BAD_FORMAT ? CLI_USAGE : CLI_CARD,
-            cacreg_diagnose_login(rg.card.login), rg.card.err);
-        if (rg.card.login == CACREG_LOGIN_WRONG_PIN && rg.card.tries_left > 0)
-            printf("%d %s left.\n", rg.card.tries_left, rg.card.tries_left == 1 ? "try" : "tries");
-        return rg.card.login == CACREG_LOGIN_BAD_FORMAT ? CLI_USAGE : CLI_CARD;
+    if (cli_run_job(rg.f.worker, rg.f.events[0], cli_card_pin, &rg.f.card) != CACREG_OK) {
+        say(rg.f.card.login == CACREG_LOGIN_BAD_FORMAT ? CLI_USAGE : CLI_CARD,
+            cacreg_diagnose_login(rg.f.card.login), rg.f.card.err);
+        if (rg.f.card.login == CACREG_LOGIN_WRONG_PIN && rg.f.card.tries_left > 0)
+            printf("%d %s left.\n", rg.f.card.tries_left, rg.f.card.tries_left == 1 ? "try" : "tries");
+        return rg.f.card.login == CACREG_LOGIN_BAD_FORMAT ? CLI_USAGE : CLI_CARD;
     }
-    portal_wait(cacreg_portal_register(rg.card.portal, rg.password_again), &r);
+    portal_wait(cacreg_portal_register(rg.f.card.portal, rg.password_again), &r);
     if (r.outcome == CACREG_PORTAL_CANCELLED)
         return say(CLI_NO_CARD, (cacreg_diagnosis){"The card was removed; nothing was finished.",
                                                    "Insert your CAC and start again."},
@@ -170,7 +141,7 @@ static int run_register(int password_fd, int pin_fd, bool clear, bool state_only
     else
         printf("Your CAC is registered.\n");
     printf("Registered now: %s, serial %s.\n", r.cert_subject, r.cert_serial);
-    portal_wait(cacreg_portal_logout(rg.card.portal), &r);
+    portal_wait(cacreg_portal_logout(rg.f.card.portal), &r);
     return CLI_OK;
 }
 
@@ -205,14 +176,12 @@ int cli_register(int argc, char **argv, bool reset)
     int opt, code, password_fd = -1, pin_fd = -1;
     bool clear = false, state_only = false;
     cacreg_portal_result r;
-    char err[512];
 
-    rg.events[0] = rg.events[1] = -1;
-    rg.card.tries_left = -1;
-    if (!cli_load_config(&rg.cfg, argc, argv))
+    rg.f.events[0] = rg.f.events[1] = -1;
+    if (!cli_load_config(&rg.f.cfg, argc, argv))
         return CLI_USAGE;
     while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        int common = cli_common_option(&rg.cfg, opt, optarg);
+        int common = cli_common_option(&rg.f.cfg, opt, optarg);
 
         if (common < 0)
             return CLI_USAGE;
@@ -246,29 +215,13 @@ int cli_register(int argc, char **argv, bool reset)
         usage(stderr);
         return CLI_USAGE;
     }
-    if (cacreg_trust_load(&rg.trust, rg.cfg.ca_bundle, rg.cfg.crl_file, err, sizeof err) !=
-        CACREG_OK) {
-        fprintf(stderr, "cacreg: %s\n", err);
-        return CLI_USAGE;
-    }
-    if (rg.cfg.ocsp_url[0])
-        cacreg_trust_set_ocsp(rg.trust, rg.cfg.ocsp_url, rg.cfg.connect_timeout_s);
-    rg.card.cfg = &rg.cfg;
-    rg.card.trust = rg.trust;
-    rg.card.pin = cacreg_secret_new();
     rg.password = cacreg_secret_new();
     rg.password_again = cacreg_secret_new();
-    if (!rg.card.pin || !rg.password || !rg.password_again || cacreg_event_pipe(rg.events) != CACREG_OK ||
-        cacreg_worker_start(&rg.worker, rg.events[1]) != CACREG_OK ||
-        cacreg_watcher_start(&rg.watcher, rg.cfg.reader_filter, rg.events[1]) != CACREG_OK) {
-        fprintf(stderr, "cacreg: cannot start (locked memory or threads unavailable)\n");
-        return CLI_MIDDLEWARE;
-    }
-    if (cacreg_portal_new(&rg.card.portal, &rg.cfg, rg.events[1], err, sizeof err) != CACREG_OK) {
-        fprintf(stderr, "cacreg: %s\n", err);
-        code = CLI_USAGE;
+    code = rg.password && rg.password_again ? cli_flow_start(&rg.f) : CLI_MIDDLEWARE;
+    if (code != CLI_OK) {
+        /* nothing more to do: cli_flow_stop cleans up what started */
     } else if (reset) {
-        portal_wait(cacreg_portal_password_reset(rg.card.portal, rg.user), &r);
+        portal_wait(cacreg_portal_password_reset(rg.f.card.portal, rg.user), &r);
         code = r.outcome == CACREG_PORTAL_OK ? CLI_OK : portal_failure(&r);
         if (code == CLI_OK)
             printf("Asked: if %s is an account, instructions for a new password go to its "
@@ -276,15 +229,8 @@ int cli_register(int argc, char **argv, bool reset)
     } else {
         code = run_register(password_fd, pin_fd, clear, state_only);
     }
-    cacreg_portal_free(rg.card.portal);
-    cacreg_watcher_stop(rg.watcher);
-    cacreg_worker_stop(rg.worker);
-    cacreg_token_free(rg.card.token);
-    cacreg_trust_free(rg.trust);
-    cacreg_secret_free(rg.card.pin);
+    cli_flow_stop(&rg.f);
     cacreg_secret_free(rg.password);
     cacreg_secret_free(rg.password_again);
-    close(rg.events[0]);
-    close(rg.events[1]);
     return code;
 }
