@@ -92,12 +92,13 @@ int cli_common_option(cacreg_config *cfg, int opt, const char *arg)
     return 0;
 }
 
-bool cli_read_secret(int fd, const char *prompt, cacreg_secret *s)
+bool cli_read_secret(int fd, const char *prompt, int idle_s, cacreg_secret *s, bool *idle)
 {
     struct termios old, quiet;
     bool tty = fd < 0;
     char c;
 
+    *idle = false;
     cacreg_secret_clear(s);
     if (tty) {
         fd = open("/dev/tty", O_RDWR | O_CLOEXEC);
@@ -112,7 +113,15 @@ bool cli_read_secret(int fd, const char *prompt, cacreg_secret *s)
         tcsetattr(fd, TCSAFLUSH, &quiet);
     }
     for (;;) {
-        ssize_t n = read(fd, &c, 1);
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        ssize_t n;
+
+        if (poll(&pfd, 1, idle_s * 1000) == 0) {
+            cacreg_secret_clear(s); /* left alone: nothing typed is kept */
+            *idle = true;
+            break;
+        }
+        n = read(fd, &c, 1);
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0 || c == '\n')
@@ -130,7 +139,7 @@ bool cli_read_secret(int fd, const char *prompt, cacreg_secret *s)
         }
         close(fd);
     }
-    return cacreg_secret_len(s) > 0;
+    return !*idle && cacreg_secret_len(s) > 0;
 }
 
 cacreg_err cli_card_load(void *arg)

@@ -51,8 +51,17 @@ void cli_wait_pcsc(cacreg_watcher *w, int wait_ms);
 /* Applies one of CLI_COMMON_OPTIONS: 1 taken, 0 not one of them, -1 bad value (printed). */
 int cli_common_option(cacreg_config *cfg, int opt, const char *arg);
 
-/* Reads one line from fd, or from the terminal without echo after prompt (fd < 0). */
-bool cli_read_secret(int fd, const char *prompt, cacreg_secret *s);
+/*
+ * Reads one line from fd, or from the terminal without echo after prompt
+ * (fd < 0). Nothing typed for idle_s seconds ends it: false, *idle set, and
+ * whatever was typed is wiped.
+ */
+bool cli_read_secret(int fd, const char *prompt, int idle_s, cacreg_secret *s, bool *idle);
+
+/* What a flow left alone for idle_timeout says. */
+#define CLI_IDLE                                                                             \
+    ((cacreg_diagnosis){"Nothing was typed for a while, so this was stopped and cleared.",   \
+                        "Start again when you are ready."})
 
 /* A card, from module load to the key handed to the portal: the jobs share it. */
 struct cli_card {

@@ -116,6 +116,7 @@ static int run(int pin_fd, int wait_ms)
     cacreg_portal_result r;
     cacreg_readers readers;
     char when[16];
+    bool idle;
 
     if (cli_run_job(lg.f.worker, lg.f.events[0], cli_card_load, &lg.f.card) != CACREG_OK)
         return finish(CLI_MIDDLEWARE, "module", (cacreg_diagnosis){"No PKCS#11 module.", ""},
@@ -145,10 +146,11 @@ static int run(int pin_fd, int wait_ms)
                c->issuer_cn, c->serial);
         fflush(stdout);
     }
-    if (!cli_read_secret(pin_fd, "CAC PIN: ", lg.f.card.pin))
+    if (!cli_read_secret(pin_fd, "CAC PIN: ", lg.f.cfg.idle_timeout_s, lg.f.card.pin, &idle))
         return finish(CLI_USAGE, "pin",
-                      (cacreg_diagnosis){"The PIN could not be read.",
-                                         "Use --pin-fd, or run from a terminal."},
+                      idle ? CLI_IDLE
+                           : (cacreg_diagnosis){"The PIN could not be read.",
+                                                "Use --pin-fd, or run from a terminal."},
                       NULL, NULL);
     if (cli_run_job(lg.f.worker, lg.f.events[0], cli_card_pin, &lg.f.card) != CACREG_OK) {
         if (lg.f.card.login != CACREG_LOGIN_OK)

@@ -93,10 +93,13 @@ static int take_card(void)
 static int run_register(int password_fd, int pin_fd, bool clear, bool state_only)
 {
     cacreg_portal_result r;
+    bool idle;
     int code;
 
-    if (!cli_read_secret(password_fd, "Portal password: ", rg.password))
-        return say(CLI_USAGE, (cacreg_diagnosis){"No password was given.", ""}, NULL);
+    if (!cli_read_secret(password_fd, "Portal password: ", rg.f.cfg.idle_timeout_s, rg.password,
+                         &idle))
+        return say(CLI_USAGE, idle ? CLI_IDLE : (cacreg_diagnosis){"No password was given.", ""},
+                   NULL);
     /* Kept for the confirmation the register step asks for; wiped with the other. */
     cacreg_secret_append(rg.password_again, cacreg_secret_data(rg.password),
                          cacreg_secret_len(rg.password));
@@ -118,8 +121,8 @@ static int run_register(int password_fd, int pin_fd, bool clear, bool state_only
     code = take_card();
     if (code != 0)
         return code;
-    if (!cli_read_secret(pin_fd, "CAC PIN: ", rg.f.card.pin))
-        return say(CLI_USAGE, (cacreg_diagnosis){"No PIN was given.", ""}, NULL);
+    if (!cli_read_secret(pin_fd, "CAC PIN: ", rg.f.cfg.idle_timeout_s, rg.f.card.pin, &idle))
+        return say(CLI_USAGE, idle ? CLI_IDLE : (cacreg_diagnosis){"No PIN was given.", ""}, NULL);
     if (cli_run_job(rg.f.worker, rg.f.events[0], cli_card_pin, &rg.f.card) != CACREG_OK) {
         say(rg.f.card.login == CACREG_LOGIN_BAD_FORMAT ? CLI_USAGE : CLI_CARD,
             cacreg_diagnose_login(rg.f.card.login), rg.f.card.err);

@@ -180,3 +180,19 @@ wait "$login_pid" || rc=$?
 grep -q "The card was removed" "$tmp/out" || { cat "$tmp/out"; fail "card pulled at the PIN: message"; }
 [ "$(portal_requests)" = "$before" ] || fail "the portal was asked without a card"
 ok "card pulled while the PIN is typed: no VERIFY, no portal request, told the card was removed"
+
+# Left alone at the PIN prompt for idle_timeout: stopped, nothing sent, nothing kept.
+insert valid
+printf 'idle_timeout = 10\n' >"$tmp/idle.conf"
+rm -f "$tmp/pin"
+mkfifo "$tmp/pin"
+exec 4<>"$tmp/pin" # a writer that never writes
+t0=$(date +%s)
+rc=0
+"$bin" login --cac --pin-fd 4 --config "$tmp/idle.conf" --ca-bundle "$pki/ca-bundle.pem" \
+    --reader "Virtual CAC" --portal "https://localhost:$port/api/v1/" >"$tmp/out" 2>&1 || rc=$?
+exec 4>&-
+[ "$rc" = 4 ] || { cat "$tmp/out"; fail "idle at the PIN: exit $rc, want 4"; }
+grep -q "Nothing was typed for a while" "$tmp/out" || { cat "$tmp/out"; fail "idle message"; }
+[ "$(counter verifies)" = 0 ] || fail "a PIN was sent after an idle timeout"
+ok "idle at the PIN prompt for idle_timeout (10 s): stopped after $(( $(date +%s) - t0 )) s, nothing sent"
