@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
@@ -279,8 +280,8 @@ static void test_wrong_pin_to_lock(void **state)
 static void test_right_pin_and_identity_key(void **state)
 {
     static const unsigned char data[] = "cacreg test data";
-    unsigned char sig[512];
-    size_t sig_len = sizeof sig;
+    unsigned char sig[512], sig2[512];
+    size_t sig_len = sizeof sig, sig2_len = sizeof sig2;
     cacreg_token_info info;
     const unsigned char *p;
     EVP_PKEY *key, *pub;
@@ -303,10 +304,21 @@ static void test_right_pin_and_identity_key(void **state)
     assert_int_equal(EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, key), 1);
     assert_int_equal(EVP_DigestSign(md, sig, &sig_len, data, sizeof data), 1);
     EVP_MD_CTX_free(md);
-    EVP_PKEY_free(key);
     assert_int_equal(bench_counter("signatures"), 1);
 
-    /* It verifies with the identity certificate's public key. */
+    /* The card loses its power (and its login): OpenSC must not log in again with a
+     * PIN it kept. With its PIN cache on, it would re-send the PIN here; ours is off. */
+    bench_ok("poweroff", NULL);
+    md = EVP_MD_CTX_new();
+    assert_int_equal(EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, key), 1);
+    assert_int_not_equal(EVP_DigestSign(md, sig2, &sig2_len, data, sizeof data), 1);
+    EVP_MD_CTX_free(md);
+    EVP_PKEY_free(key);
+    ERR_clear_error();
+    assert_int_equal(bench_counter("verifies"), 1);
+    assert_int_equal(bench_counter("signatures"), 1);
+
+    /* The first signature verifies with the identity certificate's public key. */
     assert_int_equal(cacreg_token_read(token, first_reader(), &info, err, sizeof err), CACREG_OK);
     chosen = cacreg_cert_choose(info.certs, info.ncerts);
     p = info.certs[chosen].der;

@@ -298,6 +298,13 @@ static int card_apdu(struct card *c, unsigned char *apdu, size_t len,
         rsp[1] = (unsigned char)sw;
         return 2;
     }
+    /* A private-key operation needs the PIN verified since the card was powered,
+     * as on a real CAC (libcacard's soft keys would sign regardless). */
+    if (ins == 0x42 && !c->verified) {
+        rsp[0] = 0x69;
+        rsp[1] = 0x82;
+        return 2;
+    }
     if (vreader_xfr_bytes(c->reader, apdu, (int)len, rsp, &rlen) != VREADER_OK) {
         rsp[0] = 0x6F;
         rsp[1] = 0x00;
