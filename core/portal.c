@@ -17,8 +17,6 @@
 
 #define ANSWER_MAX ((size_t)64 * 1024) /* the contract's bound on an answer body */
 
-enum request_kind { R_CAC_LOGIN, R_PASSWORD_LOGIN, R_GET_REG, R_CLEAR_REG, R_REGISTER, R_LOGOUT,
-                    R_RESET };
 
 struct cacreg_portal {
     cacreg_worker *thread;     /* the network thread */
@@ -266,25 +264,26 @@ static bool valid_result(const char *s)
 }
 
 /* Keeps the session token of a login answer in locked memory. */
-static bool take_session(cacreg_portal *p, json_t *root)
+static bool take_session(cacreg_secret *session, json_t *root)
 {
     const char *token = jstr(root, "session");
 
     if (!token || !token[0] || strlen(token) > 200)
         return false;
-    cacreg_secret_clear(p->session);
-    return cacreg_secret_append(p->session, token, strlen(token)) == CACREG_OK;
+    cacreg_secret_clear(session);
+    return cacreg_secret_append(session, token, strlen(token)) == CACREG_OK;
 }
 
 /* Checks a 2xx answer against the contract for its request; false names what is wrong. */
-static bool read_success(cacreg_portal *p, json_t *root, cacreg_portal_result *r)
+static bool read_success(enum request_kind kind, cacreg_secret *session, json_t *root,
+                         cacreg_portal_result *r)
 {
     json_t *reg;
 
-    switch (p->kind) {
+    switch (kind) {
     case R_CAC_LOGIN:
         reg = json_object_get(root, "registration");
-        if (!take_session(p, root) || !read_account(json_object_get(root, "account"), r) ||
+        if (!take_session(session, root) || !read_account(json_object_get(root, "account"), r) ||
             !json_is_object(reg) || !valid_result(jstr(reg, "result")) ||
             !read_cert(json_object_get(reg, "certificate"), r->cert_subject,
                        sizeof r->cert_subject, r->cert_serial, sizeof r->cert_serial,
@@ -303,7 +302,7 @@ static bool read_success(cacreg_portal *p, json_t *root, cacreg_portal_result *r
         }
         return true;
     case R_PASSWORD_LOGIN:
-        return take_session(p, root) && read_account(json_object_get(root, "account"), r);
+        return take_session(session, root) && read_account(json_object_get(root, "account"), r);
     case R_GET_REG:
         if (!read_account(json_object_get(root, "account"), r) ||
             !json_is_boolean(json_object_get(root, "registered")))
@@ -337,10 +336,6 @@ static bool read_success(cacreg_portal *p, json_t *root, cacreg_portal_result *r
 /* Turns what came back into a result. */
 static void classify(cacreg_portal *p, CURLcode cc, cacreg_portal_result *r)
 {
-    json_error_t jerr;
-    json_t *root = NULL;
-    bool is_json;
-
     r->server_time = p->date_header;
     r->clock_skew_s = p->date_header ? (long long)time(NULL) - p->date_header : 0;
     if (p->cancel || cc == CURLE_ABORTED_BY_CALLBACK) {
@@ -398,13 +393,25 @@ static void classify(cacreg_portal *p, CURLcode cc, cacreg_portal_result *r)
         return;
     }
     curl_easy_getinfo(p->easy, CURLINFO_RESPONSE_CODE, &r->http_status);
-    is_json = strncasecmp(p->content_type, "application/json", 16) == 0;
-    if (r->http_status == 204 && (p->kind == R_LOGOUT)) {
+    cacreg_portal_parse(p->kind, r->http_status, p->content_type, p->answer, p->answer_len,
+                        p->session, r);
+}
+
+void cacreg_portal_parse(enum request_kind kind, long http_status, const char *content_type,
+                         const char *body, size_t len, cacreg_secret *session,
+                         cacreg_portal_result *r)
+{
+    json_error_t jerr;
+    json_t *root = NULL;
+    bool is_json = strncasecmp(content_type, "application/json", 16) == 0;
+
+    r->http_status = http_status;
+    if (r->http_status == 204 && kind == R_LOGOUT) {
         r->outcome = CACREG_PORTAL_OK;
         return;
     }
-    if (is_json)
-        root = json_loadb(p->answer, p->answer_len, JSON_REJECT_DUPLICATES, &jerr);
+    if (is_json && len <= ANSWER_MAX)
+        root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
     if (!is_json || !json_is_object(root)) {
         r->outcome = CACREG_PORTAL_BAD_ANSWER;
         if (r->http_status >= 500)
@@ -414,15 +421,16 @@ static void classify(cacreg_portal *p, CURLcode cc, cacreg_portal_result *r)
         else if (!is_json)
             cacreg_errf(r->message, sizeof r->message,
                         "The portal answered with something that is not its API (HTTP %ld, %s).",
-                        r->http_status, p->content_type[0] ? p->content_type : "no type");
+                        r->http_status, content_type[0] ? content_type : "no type");
         else
             cacreg_errf(r->message, sizeof r->message,
-                        "The portal's answer could not be read (%s).", jerr.text);
+                        "The portal's answer could not be read (%s).",
+                        root ? "not a JSON object" : jerr.text);
         json_decref(root);
         return;
     }
     if (r->http_status >= 200 && r->http_status < 300) {
-        if (read_success(p, root, r)) {
+        if (read_success(kind, session, root, r)) {
             r->outcome = CACREG_PORTAL_OK;
         } else {
             r->outcome = CACREG_PORTAL_BAD_ANSWER;
@@ -437,7 +445,7 @@ static void classify(cacreg_portal *p, CURLcode cc, cacreg_portal_result *r)
         copy_str(r->message, sizeof r->message, jstr(root, "message"));
         r->attempts_left = json_is_integer(left) ? (int)json_integer_value(left) : -1;
         if (strcmp(r->error, "session_expired") == 0 || strcmp(r->error, "no_session") == 0)
-            cacreg_secret_clear(p->session);
+            cacreg_secret_clear(session);
     } else {
         r->outcome = CACREG_PORTAL_BAD_ANSWER;
         cacreg_errf(r->message, sizeof r->message, "The portal answered HTTP %ld without saying "
