@@ -563,20 +563,30 @@ static cacreg_err run_request(void *arg)
     return r.outcome == CACREG_PORTAL_OK ? CACREG_OK : CACREG_ERR_INVALID;
 }
 
+/*
+ * Starts building a request: false while one is in flight, whose body the
+ * network thread may be sending and must not be touched; else an empty body.
+ */
+static bool begin(cacreg_portal *p)
+{
+    if (p->busy)
+        return false;
+    cacreg_secret_clear(p->body);
+    return true;
+}
+
 static int submit(cacreg_portal *p, enum request_kind kind)
 {
     int id;
 
-    if (p->busy) {
-        cacreg_secret_clear(p->body);
-        return -1;
-    }
     p->kind = kind;
     p->cancel = 0;
     p->busy = 1;
     id = cacreg_worker_submit(p->thread, run_request, p);
-    if (id < 0)
+    if (id < 0) {
+        cacreg_secret_clear(p->body);
         p->busy = 0;
+    }
     return id;
 }
 
@@ -611,52 +621,53 @@ static int body_done(cacreg_portal *p, enum request_kind kind, cacreg_err rc)
 
 int cacreg_portal_cac_login(cacreg_portal *p)
 {
-    cacreg_secret_clear(p->body);
-    return submit(p, R_CAC_LOGIN);
+    return begin(p) ? submit(p, R_CAC_LOGIN) : -1;
 }
 
 int cacreg_portal_password_login(cacreg_portal *p, const char *username, cacreg_secret *password)
 {
-    cacreg_err rc;
+    cacreg_err rc = CACREG_ERR_INVALID;
+    bool ok = begin(p);
 
-    cacreg_secret_clear(p->body);
-    rc = body_add(p, "username", username, strlen(username));
-    if (rc == CACREG_OK)
-        rc = body_add(p, "password", cacreg_secret_data(password), cacreg_secret_len(password));
+    if (ok) {
+        rc = body_add(p, "username", username, strlen(username));
+        if (rc == CACREG_OK)
+            rc = body_add(p, "password", cacreg_secret_data(password),
+                          cacreg_secret_len(password));
+    }
     cacreg_secret_clear(password);
-    return body_done(p, R_PASSWORD_LOGIN, rc);
+    return ok ? body_done(p, R_PASSWORD_LOGIN, rc) : -1;
 }
 
 int cacreg_portal_get_registration(cacreg_portal *p)
 {
-    cacreg_secret_clear(p->body);
-    return submit(p, R_GET_REG);
+    return begin(p) ? submit(p, R_GET_REG) : -1;
 }
 
 int cacreg_portal_clear_registration(cacreg_portal *p)
 {
-    cacreg_secret_clear(p->body);
-    return submit(p, R_CLEAR_REG);
+    return begin(p) ? submit(p, R_CLEAR_REG) : -1;
 }
 
 int cacreg_portal_register(cacreg_portal *p, cacreg_secret *password)
 {
-    cacreg_err rc;
+    cacreg_err rc = CACREG_ERR_INVALID;
+    bool ok = begin(p);
 
-    cacreg_secret_clear(p->body);
-    rc = body_add(p, "password", cacreg_secret_data(password), cacreg_secret_len(password));
+    if (ok)
+        rc = body_add(p, "password", cacreg_secret_data(password), cacreg_secret_len(password));
     cacreg_secret_clear(password);
-    return body_done(p, R_REGISTER, rc);
+    return ok ? body_done(p, R_REGISTER, rc) : -1;
 }
 
 int cacreg_portal_logout(cacreg_portal *p)
 {
-    cacreg_secret_clear(p->body);
-    return submit(p, R_LOGOUT);
+    return begin(p) ? submit(p, R_LOGOUT) : -1;
 }
 
 int cacreg_portal_password_reset(cacreg_portal *p, const char *username)
 {
-    cacreg_secret_clear(p->body);
+    if (!begin(p))
+        return -1;
     return body_done(p, R_RESET, body_add(p, "username", username, strlen(username)));
 }
