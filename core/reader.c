@@ -76,10 +76,11 @@ static const char *pcsc_socket_path(void)
  * Tells "pcscd is not running" from "pcscd refused us". pcscd 1.9 refuses a
  * session its polkit policy denies by closing the connection at once; newer
  * ones answer SCARD_W_SECURITY_VIOLATION. So: a refusal code, or a socket
- * that takes connections while contexts keep failing (live_failures in a
- * row, a daemon restart lasts less), is a refusal; no socket is no daemon.
+ * that takes connections while contexts keep failing (twice in a row: a
+ * daemon restart lasts less), is a refusal; no socket is no daemon.
+ * *live_failures counts the failures against a live socket.
  */
-static cacreg_pcsc_status diagnose_failure(LONG rv, int live_failures, char *detail, size_t size)
+static cacreg_pcsc_status diagnose_failure(LONG rv, int *live_failures, char *detail, size_t size)
 {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     const char *path = pcsc_socket_path();
@@ -91,11 +92,12 @@ static cacreg_pcsc_status diagnose_failure(LONG rv, int live_failures, char *det
     if (fd >= 0)
         close(fd);
     if (!ok) {
+        *live_failures = 0;
         snprintf(detail, size, "The smart-card service (pcscd) is not running (%s: %s).", path,
                  strerror(errno));
         return CACREG_PCSC_DOWN;
     }
-    if (rv != SCARD_W_SECURITY_VIOLATION && rv != SCARD_E_NO_ACCESS && live_failures < 2) {
+    if (rv != SCARD_W_SECURITY_VIOLATION && rv != SCARD_E_NO_ACCESS && ++*live_failures < 2) {
         snprintf(detail, size, "The smart-card service (pcscd) is starting or stopping (%s).",
                  pcsc_stringify_error(rv));
         return CACREG_PCSC_DOWN;
@@ -243,10 +245,7 @@ static void *watcher_main(void *arg)
         LONG rv = SCardEstablishContext(SCARD_SCOPE_SYSTEM, NULL, NULL, &ctx);
 
         if (rv != SCARD_S_SUCCESS) {
-            cacreg_pcsc_status st = diagnose_failure(rv, ++live_failures, detail, sizeof detail);
-            if (st == CACREG_PCSC_DOWN && strstr(detail, "not running"))
-                live_failures = 0;
-            set_status(w, st, detail);
+            set_status(w, diagnose_failure(rv, &live_failures, detail, sizeof detail), detail);
             if (backoff_sleep(w, backoff))
                 break;
             backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
