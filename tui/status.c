@@ -208,6 +208,18 @@ static void print_card(const cacreg_token_info *info, int *code)
     printf("Pre-flight:     %s: %s\n", cacreg_verdict_name(v), detail);
 }
 
+/* Shows the card the last read job saw (into jcards with --json); returns its exit code. */
+static int show_card(json_t *jcards)
+{
+    int code;
+
+    if (st.json)
+        json_array_append_new(jcards, card_json(&st.job_info, &code));
+    else
+        print_card(&st.job_info, &code);
+    return code;
+}
+
 /* One full report; returns the exit code it stands for. */
 static int report(void)
 {
@@ -278,25 +290,15 @@ static int report(void)
             code = code == CLI_OK ? CLI_OK : CLI_CARD;
             continue;
         }
-        int card_code;
-        if (st.json)
-            json_array_append_new(jcards, card_json(&st.job_info, &card_code));
-        else
-            print_card(&st.job_info, &card_code);
+        int card_code = show_card(jcards);
         if (code != CLI_OK)
             code = card_code;
     }
     /* No PC/SC (a token forwarded over SSH by p11-kit, say): the module's own slots. */
     if (readers.status != CACREG_PCSC_UP && st.token) {
         st.job_reader[0] = '\0';
-        if (run_job(job_read) == CACREG_OK) {
-            int card_code;
-            if (st.json)
-                json_array_append_new(jcards, card_json(&st.job_info, &card_code));
-            else
-                print_card(&st.job_info, &card_code);
-            code = card_code;
-        }
+        if (run_job(job_read) == CACREG_OK)
+            code = show_card(jcards);
     }
     if (st.json) {
         json_object_set_new(root, "exit", json_integer(code));
