@@ -506,4 +506,141 @@ cacreg_diagnosis cacreg_diagnose_login(cacreg_login_result r);
  */
 bool cacreg_diagnose_clock(const cacreg_portal_result *r, char *buf, size_t size);
 
+
+/* ---- the flows (core/flow.c) ---- */
+
+/*
+ * The help article's paths as one state machine, for every front end: the
+ * front end polls cacreg_flow_fd() with its keyboard, calls
+ * cacreg_flow_handle() when it is readable (or when cacreg_flow_timeout_ms()
+ * has passed), draws cacreg_flow_state(), and turns keys into the calls
+ * below. The flow owns the threads, the card, the portal client and the
+ * secrets; nothing in it blocks.
+ */
+typedef struct cacreg_flow cacreg_flow;
+
+typedef enum {
+    CACREG_STEP_START,            /* choose a way in */
+    CACREG_STEP_INSERT_CARD,      /* the way chosen needs a card in a reader */
+    CACREG_STEP_BUSY,             /* working: state.busy says on what */
+    CACREG_STEP_PIN,              /* the card's PIN, typed into cacreg_flow_secret() */
+    CACREG_STEP_CREDENTIALS,      /* username and password (cacreg_flow_secret()) */
+    CACREG_STEP_REGISTRATION,     /* what the account has registered: clear, register */
+    CACREG_STEP_CONFIRM_CLEAR,    /* "clear the registered information?" */
+    CACREG_STEP_CHOOSE_CERT,      /* which certificate to register */
+    CACREG_STEP_CONFIRM_PASSWORD, /* the portal password confirms the registration */
+    CACREG_STEP_RESET,            /* username, to ask for a new password */
+    CACREG_STEP_DONE,             /* state.done says what was done */
+    CACREG_STEP_FAILED,           /* state.diagnosis says why */
+} cacreg_step;
+
+typedef enum {
+    CACREG_DONE_NONE,
+    CACREG_DONE_CAC_LOGIN,  /* logged in with the card; state.last has the registration */
+    CACREG_DONE_REGISTERED, /* registered from a password session; state.last */
+    CACREG_DONE_RESET,      /* a new password was asked for */
+} cacreg_done;
+
+/* What kind of failure, for exit statuses and icons; NONE when all is well. */
+typedef enum {
+    CACREG_FAIL_NONE,
+    CACREG_FAIL_NO_CARD,    /* no card, or it was removed */
+    CACREG_FAIL_MIDDLEWARE, /* pcscd or the PKCS#11 module */
+    CACREG_FAIL_CARD,       /* the card: certificate, PIN wrong or locked */
+    CACREG_FAIL_INPUT,      /* what was typed is not of the right form; nothing sent */
+    CACREG_FAIL_REFUSED,    /* the portal said no */
+    CACREG_FAIL_PORTAL,     /* the portal cannot be reached or answered nonsense */
+    CACREG_FAIL_IDLE,       /* left alone for idle_timeout: everything was cleared */
+} cacreg_fail;
+
+/* Everything a front end draws; plain data, valid until the next call on the flow. */
+typedef struct cacreg_flow_state {
+    cacreg_step step;
+    unsigned long generation;   /* changes whenever anything below does */
+    const char *busy;           /* STEP_BUSY: "Reading your card", ... */
+    bool register_path;         /* the password path (register), not a CAC login */
+
+    /* prerequisites, live */
+    bool module_loading;
+    bool module_loaded;
+    char module[CACREG_PATH_MAX];
+    char module_error[512];
+    cacreg_readers readers;
+    char reader[128];           /* the reader with the card in use; "" when none */
+    bool card_reading;
+    bool card_read;             /* info below is the card in reader */
+    char card_error[512];
+    cacreg_token_info info;
+    size_t chosen;              /* the identity certificate (info.ncerts: none) */
+    cacreg_verdict verdict;     /* pre-flight of the chosen certificate */
+    char verdict_detail[512];
+    cacreg_login_result login;  /* the last PIN try */
+    int tries_left;             /* after the last PIN try; -1 unknown */
+
+    /* the portal */
+    char username[128];
+    bool session;               /* logged in with a password session */
+    cacreg_portal_result account;      /* the password login's answer */
+    cacreg_portal_result registration; /* what the account has registered */
+    cacreg_portal_result last;         /* the last answer */
+
+    /* outcome */
+    cacreg_done done;
+    cacreg_fail fail;           /* at FAILED, or at an input step after a wrong try */
+    const char *stage;          /* where it failed: "module", "pcsc", "card", "preflight",
+                                   "pin", "key", "portal", "input", "idle" */
+    cacreg_diagnosis diagnosis;
+    char detail[512];
+    char clock[256];            /* a clock-skew hint, or "" */
+    cacreg_diagnosis notice;    /* said once at START: why it came back there; cause NULL if none */
+    cacreg_fail notice_fail;
+} cacreg_flow_state;
+
+/* Starts the threads and loads the module (in the background) for cfg. */
+cacreg_err cacreg_flow_new(cacreg_flow **out, const cacreg_config *cfg, char *err,
+                           size_t err_size);
+
+/* Stops everything, wipes every secret, releases the card; NULL is allowed. */
+void cacreg_flow_free(cacreg_flow *f);
+
+/* The descriptor to poll for reading. */
+int cacreg_flow_fd(const cacreg_flow *f);
+
+/* Milliseconds until the flow wants cacreg_flow_handle() anyway (idle timeout); -1: never. */
+int cacreg_flow_timeout_ms(const cacreg_flow *f);
+
+/* Takes what the threads reported and what time has done; never blocks. */
+void cacreg_flow_handle(cacreg_flow *f);
+
+/* True when no card job and no portal request is in flight (a logout sent, say). */
+bool cacreg_flow_settled(const cacreg_flow *f);
+
+/* The person did something (a key): the idle timer starts again. */
+void cacreg_flow_touch(cacreg_flow *f);
+
+const cacreg_flow_state *cacreg_flow_state_get(const cacreg_flow *f);
+
+/*
+ * The locked buffer the current step's secret is typed into (the PIN at
+ * STEP_PIN, the password at STEP_CREDENTIALS and STEP_CONFIRM_PASSWORD), or
+ * NULL. It is wiped when the step is left, whichever way.
+ */
+cacreg_secret *cacreg_flow_secret(cacreg_flow *f);
+
+/* The actions; each returns false (and changes nothing) when the step does not take it. */
+bool cacreg_flow_cac_login(cacreg_flow *f);                   /* START */
+bool cacreg_flow_password_login(cacreg_flow *f);              /* START -> CREDENTIALS */
+bool cacreg_flow_reset(cacreg_flow *f);                       /* START -> RESET */
+bool cacreg_flow_submit(cacreg_flow *f, const char *username); /* PIN, CREDENTIALS, CONFIRM_PASSWORD, RESET */
+bool cacreg_flow_register(cacreg_flow *f);                    /* REGISTRATION -> CHOOSE_CERT */
+bool cacreg_flow_clear(cacreg_flow *f);                       /* REGISTRATION -> CONFIRM_CLEAR */
+bool cacreg_flow_confirm(cacreg_flow *f, bool yes);           /* CONFIRM_CLEAR */
+bool cacreg_flow_choose(cacreg_flow *f, size_t cert);         /* CHOOSE_CERT -> PIN */
+
+/* Esc: one step back, cancelling what is in flight; never out of the program. */
+void cacreg_flow_back(cacreg_flow *f);
+
+/* Back to START for the next person: logs out, forgets the card's login, wipes everything. */
+void cacreg_flow_restart(cacreg_flow *f);
+
 #endif

@@ -1,5 +1,6 @@
 /* The worker: one thread for slow card calls, each finishing as an event. */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -7,6 +8,10 @@
 #include "cacreg.h"
 
 #define QUEUE_MAX 16
+
+/* Job ids are unique across every worker of the process (the portal's thread
+ * is one too): their events share one pipe. */
+static atomic_int next_id = 1;
 
 struct job {
     cacreg_job_fn fn;
@@ -20,7 +25,6 @@ struct cacreg_worker {
     pthread_cond_t wake;
     struct job queue[QUEUE_MAX];
     size_t head, count;
-    int next_id;
     bool stopping;
     int event_wr; /* not ours to close */
 };
@@ -64,7 +68,6 @@ cacreg_err cacreg_worker_start(cacreg_worker **out, int event_wr)
     if (!w)
         return CACREG_ERR_NOMEM;
     w->event_wr = event_wr;
-    w->next_id = 1;
     pthread_mutex_init(&w->lock, NULL);
     pthread_cond_init(&w->wake, NULL);
     if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
@@ -83,9 +86,11 @@ int cacreg_worker_submit(cacreg_worker *w, cacreg_job_fn fn, void *arg)
 
     pthread_mutex_lock(&w->lock);
     if (w->count < QUEUE_MAX && !w->stopping) {
-        id = w->next_id++;
-        if (w->next_id <= 0)
-            w->next_id = 1;
+        id = atomic_fetch_add(&next_id, 1);
+        if (id <= 0) { /* wrapped: start again at 1 */
+            atomic_store(&next_id, 2);
+            id = 1;
+        }
         w->queue[(w->head + w->count) % QUEUE_MAX] = (struct job){fn, arg, id};
         w->count++;
         pthread_cond_signal(&w->wake);

@@ -142,112 +142,128 @@ bool cli_read_secret(int fd, const char *prompt, int idle_s, cacreg_secret *s, b
     return !*idle && cacreg_secret_len(s) > 0;
 }
 
-cacreg_err cli_card_load(void *arg)
+int cli_flow_new(cacreg_flow **f, const cacreg_config *cfg)
 {
-    struct cli_card *c = arg;
+    char err[512] = "";
 
-    return cacreg_token_load(&c->token, c->cfg->pkcs11_module, c->cfg->opensc_file_cache,
-                             c->cfg->pin_max_tries, c->err, sizeof c->err);
+    if (cacreg_flow_new(f, cfg, err, sizeof err) == CACREG_OK)
+        return CLI_OK;
+    fprintf(stderr, "cacreg: %s\n", err);
+    return CLI_USAGE;
 }
 
-cacreg_err cli_card_read(void *arg)
+bool cli_flow_busy(const cacreg_flow_state *s)
 {
-    struct cli_card *c = arg;
-    cacreg_err rc = cacreg_token_read(c->token, c->reader, &c->info, c->err, sizeof c->err);
-
-    if (rc != CACREG_OK)
-        return rc;
-    c->chosen = cacreg_cert_choose(c->info.certs, c->info.ncerts);
-    c->verdict = c->chosen < c->info.ncerts
-                     ? cacreg_cert_preflight(&c->info.certs[c->chosen], c->trust,
-                                             (long long)time(NULL), c->verdict_detail,
-                                             sizeof c->verdict_detail)
-                     : CACREG_VERDICT_WRONG_KIND;
-    return CACREG_OK;
+    return s->step == CACREG_STEP_BUSY;
 }
 
-cacreg_err cli_card_pin(void *arg)
+static long long now_ms(void)
 {
-    struct cli_card *c = arg;
-    EVP_PKEY *key;
-    cacreg_err rc;
+    struct timespec t;
 
-    c->login = cacreg_token_login(c->token, c->reader, c->pin, &c->tries_left, c->err,
-                                  sizeof c->err);
-    if (c->login != CACREG_LOGIN_OK)
-        return CACREG_ERR_INVALID;
-    rc = cacreg_token_identity_key(c->token, c->reader, &key, c->err, sizeof c->err);
-    if (rc != CACREG_OK)
-        return rc;
-    rc = cacreg_portal_use_card(c->portal, &c->info.certs[c->chosen], key);
-    EVP_PKEY_free(key);
-    return rc;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1000LL + t.tv_nsec / 1000000;
 }
 
-int cli_flow_start(struct cli_flow *f)
+bool cli_flow_wait(cacreg_flow *f, bool (*busy)(const cacreg_flow_state *), int wait_ms)
 {
-    char err[512];
+    long long end = now_ms() + wait_ms;
 
-    f->events[0] = f->events[1] = -1;
-    if (cacreg_trust_load(&f->trust, f->cfg.ca_bundle, f->cfg.crl_file, err, sizeof err) !=
-        CACREG_OK) {
-        fprintf(stderr, "cacreg: %s\n", err);
-        return CLI_USAGE;
+    cacreg_flow_handle(f);
+    while (busy(cacreg_flow_state_get(f))) {
+        struct pollfd pfd = {.fd = cacreg_flow_fd(f), .events = POLLIN};
+        long long left = end - now_ms();
+        int t = cacreg_flow_timeout_ms(f);
+
+        if (wait_ms >= 0 && left <= 0)
+            return false;
+        if (wait_ms >= 0 && (t < 0 || t > left))
+            t = (int)left;
+        if (poll(&pfd, 1, t) < 0 && errno != EINTR)
+            return false;
+        cacreg_flow_handle(f);
     }
-    if (f->cfg.ocsp_url[0])
-        cacreg_trust_set_ocsp(f->trust, f->cfg.ocsp_url, f->cfg.connect_timeout_s);
-    f->card.cfg = &f->cfg;
-    f->card.trust = f->trust;
-    f->card.tries_left = -1;
-    f->card.pin = cacreg_secret_new();
-    if (!f->card.pin || cacreg_event_pipe(f->events) != CACREG_OK ||
-        cacreg_worker_start(&f->worker, f->events[1]) != CACREG_OK ||
-        cacreg_watcher_start(&f->watcher, f->cfg.reader_filter, f->events[1]) != CACREG_OK) {
-        fprintf(stderr, "cacreg: cannot start (locked memory or threads unavailable)\n");
+    return true;
+}
+
+/* Still finding out whether the module loads and pcscd answers. */
+static long long settle_start;
+static bool settling(const cacreg_flow_state *s)
+{
+    /* UP is final; DOWN may turn into DENIED on the watcher's second try. */
+    return s->module_loading || s->readers.status == CACREG_PCSC_STARTING ||
+           (s->readers.status == CACREG_PCSC_DOWN && now_ms() - settle_start < 1000);
+}
+
+static bool no_card(const cacreg_flow_state *s)
+{
+    return !s->reader[0] && s->readers.status == CACREG_PCSC_UP;
+}
+
+int cli_flow_card(cacreg_flow *f, int wait_ms)
+{
+    const cacreg_flow_state *s = cacreg_flow_state_get(f);
+
+    settle_start = now_ms();
+    /* Polled rather than woken: DOWN's second look is a matter of time, not of an event. */
+    while (settling(s) && now_ms() - settle_start < 3000) {
+        cli_flow_wait(f, settling, 50);
+    }
+    if (!s->module_loaded) {
+        cli_say((cacreg_diagnosis){"No PKCS#11 module.", ""}, s->module_error);
         return CLI_MIDDLEWARE;
     }
-    if (cacreg_portal_new(&f->card.portal, &f->cfg, f->events[1], err, sizeof err) !=
-        CACREG_OK) {
-        fprintf(stderr, "cacreg: %s\n", err);
-        return CLI_USAGE;
+    if (s->readers.status != CACREG_PCSC_UP) {
+        cli_say((cacreg_diagnosis){"The smart-card service is not available.",
+                                   "Run 'cacreg status' for details."},
+                s->readers.detail);
+        return CLI_MIDDLEWARE;
+    }
+    cli_flow_wait(f, no_card, wait_ms);
+    if (!s->reader[0]) {
+        cli_say((cacreg_diagnosis){"No card is in a reader.", "Insert your CAC."}, NULL);
+        return CLI_NO_CARD;
     }
     return CLI_OK;
 }
 
-void cli_flow_stop(struct cli_flow *f)
+int cli_exit_for(cacreg_fail fail)
 {
-    cacreg_portal_free(f->card.portal);
-    cacreg_watcher_stop(f->watcher);
-    cacreg_worker_stop(f->worker);
-    cacreg_token_free(f->card.token); /* releases the slots, and libp11's copy of the PIN */
-    cacreg_trust_free(f->trust);
-    cacreg_secret_free(f->card.pin);
-    if (f->events[0] >= 0)
-        close(f->events[0]);
-    if (f->events[1] >= 0)
-        close(f->events[1]);
+    switch (fail) {
+    case CACREG_FAIL_NONE:
+        return CLI_OK;
+    case CACREG_FAIL_NO_CARD:
+        return CLI_NO_CARD;
+    case CACREG_FAIL_MIDDLEWARE:
+        return CLI_MIDDLEWARE;
+    case CACREG_FAIL_CARD:
+        return CLI_CARD;
+    case CACREG_FAIL_INPUT:
+    case CACREG_FAIL_IDLE:
+        return CLI_USAGE;
+    case CACREG_FAIL_REFUSED:
+        return CLI_REFUSED;
+    case CACREG_FAIL_PORTAL:
+        break;
+    }
+    return CLI_PORTAL;
 }
 
-void cli_flow_portal(struct cli_flow *f, int id, cacreg_portal_result *r)
+void cli_say(cacreg_diagnosis d, const char *detail)
 {
-    cacreg_event ev;
-    bool done = id < 0;
+    printf("%s\n", d.cause);
+    if (d.steps && d.steps[0])
+        printf("%s\n", d.steps);
+    if (detail && detail[0] && strcmp(detail, d.cause) != 0)
+        printf("(%s)\n", detail);
+}
 
-    while (!done) {
-        struct pollfd pfd = {.fd = f->events[0], .events = POLLIN};
-        if (poll(&pfd, 1, -1) < 0)
-            continue;
-        while (cacreg_event_read(f->events[0], &ev) == CACREG_OK) {
-            if (ev.type == CACREG_EV_JOB_DONE && ev.job == id)
-                done = true;
-            if (ev.type == CACREG_EV_CARD_OUT && f->card.reader[0] &&
-                strcmp(ev.reader, f->card.reader) == 0)
-                cacreg_portal_cancel(f->card.portal); /* card pulled: stop, start over */
-        }
-    }
-    cacreg_portal_result_get(f->card.portal, r);
-    if (id < 0) {
-        r->outcome = CACREG_PORTAL_CANCELLED;
-        snprintf(r->message, sizeof r->message, "The request could not be started.");
+void cli_flow_finish(cacreg_flow *f)
+{
+    cacreg_flow_restart(f);
+    for (int i = 0; i < 40 && !cacreg_flow_settled(f); i++) {
+        struct pollfd pfd = {.fd = cacreg_flow_fd(f), .events = POLLIN};
+        poll(&pfd, 1, 50);
+        cacreg_flow_handle(f);
     }
 }

@@ -63,46 +63,31 @@ bool cli_read_secret(int fd, const char *prompt, int idle_s, cacreg_secret *s, b
     ((cacreg_diagnosis){"Nothing was typed for a while, so this was stopped and cleared.",   \
                         "Start again when you are ready."})
 
-/* A card, from module load to the key handed to the portal: the jobs share it. */
-struct cli_card {
-    const cacreg_config *cfg;
-    const cacreg_trust *trust;
-    cacreg_token *token;
-    cacreg_portal *portal;
-    char reader[128];
-    char err[512];
-    cacreg_token_info info;
-    size_t chosen;
-    cacreg_verdict verdict;
-    char verdict_detail[512];
-    cacreg_secret *pin;
-    cacreg_login_result login;
-    int tries_left;
-};
+/*
+ * The headless commands drive the core's flow (core/flow.c) as the screen
+ * does: start it, let it settle, act, wait for the step to change.
+ */
 
-/* What a card flow runs on: configuration, trust, the threads, the pipe, the card. */
-struct cli_flow {
-    cacreg_config cfg;
-    cacreg_trust *trust;
-    cacreg_worker *worker;
-    cacreg_watcher *watcher;
-    int events[2];
-    struct cli_card card;
-};
+/* Starts a flow for cfg; prints why and returns an exit status on failure. */
+int cli_flow_new(cacreg_flow **f, const cacreg_config *cfg);
 
-/* Starts a flow once its options are read; prints why and returns an exit status on failure. */
-int cli_flow_start(struct cli_flow *f);
+/* Waits up to wait_ms (-1: for ever) while busy(state) holds; false on time out. */
+bool cli_flow_wait(cacreg_flow *f, bool (*busy)(const cacreg_flow_state *), int wait_ms);
 
-/* Stops what cli_flow_start started, wiping the PIN and releasing the card. */
-void cli_flow_stop(struct cli_flow *f);
+/* Waits for the module and pcscd to be known, then for a card up to wait_ms;
+ * 0 when one is in, else prints why and returns the exit status. */
+int cli_flow_card(cacreg_flow *f, int wait_ms);
 
-/* Waits for portal request id; a card pulled from the flow's reader cancels it. */
-void cli_flow_portal(struct cli_flow *f, int id, cacreg_portal_result *r);
+/* True while the flow works (STEP_BUSY). */
+bool cli_flow_busy(const cacreg_flow_state *s);
 
-/* Worker jobs on a struct cli_card: load the module; read the card and check its
- * identity certificate; log in with the PIN and give the portal the identity key. */
-cacreg_err cli_card_load(void *card);
-cacreg_err cli_card_read(void *card);
-cacreg_err cli_card_pin(void *card);
+/* The exit status for a failure kind. */
+int cli_exit_for(cacreg_fail fail);
+
+/* Prints a diagnosis (cause, steps, and the detail when it adds something). */
+void cli_say(cacreg_diagnosis d, const char *detail);
+
+/* Asks the portal to end the session and waits (a second or two) for it to go. */
+void cli_flow_finish(cacreg_flow *f);
 
 #endif

@@ -16,47 +16,41 @@
 #include "cacreg.h"
 #include "cli.h"
 
-struct reg {
-    struct cli_flow f;
-    char user[128];
-    cacreg_secret *password, *password_again;
-};
+static cacreg_flow *flow;
+static int idle_s; /* idle_timeout: how long a prompt waits for typing */
 
-static struct reg rg; /* one per process; large (certificates) */
-
-/* Runs one portal request and waits for it; the result goes in r. */
-static void portal_wait(int id, cacreg_portal_result *r)
+static int portal_failure(const cacreg_flow_state *s)
 {
-    cli_flow_portal(&rg.f, id, r);
-}
+    const cacreg_portal_result *r = &s->last;
 
-
-
-
-
-static int say(int code, cacreg_diagnosis d, const char *detail)
-{
-    printf("%s\n%s\n", d.cause, d.steps);
-    if (detail && detail[0] && strcmp(detail, d.cause) != 0)
-        printf("(%s)\n", detail);
-    return code;
-}
-
-static int portal_failure(const cacreg_portal_result *r)
-{
-    int code = r->outcome == CACREG_PORTAL_REFUSED ? CLI_REFUSED : CLI_PORTAL;
-
-    say(code, cacreg_diagnose_portal(r), r->message);
+    cli_say(s->diagnosis, s->detail);
     if (r->attempts_left >= 0 && strcmp(r->error, "invalid_credentials") == 0)
         printf("%d attempts left before the account locks.\n", r->attempts_left);
-    return code;
+    return cli_exit_for(s->fail);
 }
 
-static void print_registration(const cacreg_portal_result *r)
+/* Where the flow stopped when it was not where this command wanted it. */
+static int stopped(const cacreg_flow_state *s)
 {
-    printf("Account:        %s (%s, %s account), password good until %.10s\n", r->username,
-           r->display_name, strcmp(r->account_type, "email_only") == 0 ? "email-only" : "full",
-           r->password_expires);
+    if (s->step == CACREG_STEP_START && s->notice.cause) {
+        cli_say(s->notice, NULL);
+        return cli_exit_for(s->notice_fail);
+    }
+    if (strcmp(s->stage, "portal") == 0)
+        return portal_failure(s);
+    cli_say(s->diagnosis, s->detail);
+    if (s->login == CACREG_LOGIN_WRONG_PIN && s->tries_left > 0)
+        printf("%d %s left.\n", s->tries_left, s->tries_left == 1 ? "try" : "tries");
+    return cli_exit_for(s->fail);
+}
+
+static void print_registration(const cacreg_flow_state *s)
+{
+    const cacreg_portal_result *a = &s->account, *r = &s->registration;
+
+    printf("Account:        %s (%s, %s account), password good until %.10s\n", a->username,
+           a->display_name, strcmp(a->account_type, "email_only") == 0 ? "email-only" : "full",
+           a->password_expires);
     if (r->registered)
         printf("Current registered information: %s, serial %s, expires %.10s, "
                "registered %.10s\n", r->cert_subject, r->cert_serial, r->cert_not_after,
@@ -65,86 +59,115 @@ static void print_registration(const cacreg_portal_result *r)
         printf("Not registered: no CAC is registered to this account.\n");
 }
 
-/* Finds the card and checks it; 0 when it can be used, else the exit status. */
-static int take_card(void)
+/* Types the password kept from its one reading into the step that asks for it. */
+static void type_password(const cacreg_secret *password)
 {
-    cacreg_readers readers;
+    cacreg_secret *into = cacreg_flow_secret(flow);
 
-    if (cli_run_job(rg.f.worker, rg.f.events[0], cli_card_load, &rg.f.card) != CACREG_OK)
-        return say(CLI_MIDDLEWARE, (cacreg_diagnosis){"No PKCS#11 module.", ""}, rg.f.card.err);
-    cli_wait_pcsc(rg.f.watcher, 3000);
-    cacreg_watcher_snapshot(rg.f.watcher, &readers);
-    for (size_t i = 0; i < readers.count && !rg.f.card.reader[0]; i++)
-        if (readers.readers[i].card_present)
-            snprintf(rg.f.card.reader, sizeof rg.f.card.reader, "%s", readers.readers[i].name);
-    if (!rg.f.card.reader[0])
-        return say(CLI_NO_CARD, (cacreg_diagnosis){"No card is in a reader.", "Insert your CAC."},
-                   readers.status == CACREG_PCSC_UP ? NULL : readers.detail);
-    if (cli_run_job(rg.f.worker, rg.f.events[0], cli_card_read, &rg.f.card) != CACREG_OK)
-        return say(CLI_CARD, cacreg_diagnose_login(CACREG_LOGIN_NO_CARD), rg.f.card.err);
-    if (rg.f.card.verdict != CACREG_VERDICT_OK)
-        return say(CLI_CARD, cacreg_diagnose_verdict(rg.f.card.verdict), rg.f.card.verdict_detail);
-    printf("Certificate:    %s, identity certificate, issuer %s, serial %s\n",
-           rg.f.card.info.certs[rg.f.card.chosen].holder, rg.f.card.info.certs[rg.f.card.chosen].issuer_cn,
-           rg.f.card.info.certs[rg.f.card.chosen].serial);
-    return 0;
+    if (into)
+        cacreg_secret_append(into, cacreg_secret_data(password), cacreg_secret_len(password));
 }
 
-static int run_register(int password_fd, int pin_fd, bool clear, bool state_only)
+/* The card part: certificate, PIN, the password again; the portal registers it. */
+static int register_card(cacreg_secret *password, int pin_fd)
 {
-    cacreg_portal_result r;
+    const cacreg_flow_state *s = cacreg_flow_state_get(flow);
+    const cacreg_cert *c;
     bool idle;
-    int code;
+    int code = cli_flow_card(flow, 0);
 
-    if (!cli_read_secret(password_fd, "Portal password: ", rg.f.cfg.idle_timeout_s, rg.password,
-                         &idle))
-        return say(CLI_USAGE, idle ? CLI_IDLE : (cacreg_diagnosis){"No password was given.", ""},
-                   NULL);
-    /* Kept for the confirmation the register step asks for; wiped with the other. */
-    cacreg_secret_append(rg.password_again, cacreg_secret_data(rg.password),
-                         cacreg_secret_len(rg.password));
-    portal_wait(cacreg_portal_password_login(rg.f.card.portal, rg.user, rg.password), &r);
-    if (r.outcome != CACREG_PORTAL_OK)
-        return portal_failure(&r);
-    portal_wait(cacreg_portal_get_registration(rg.f.card.portal), &r);
-    if (r.outcome != CACREG_PORTAL_OK)
-        return portal_failure(&r);
-    print_registration(&r);
-    if (clear) {
-        portal_wait(cacreg_portal_clear_registration(rg.f.card.portal), &r);
-        if (r.outcome != CACREG_PORTAL_OK)
-            return portal_failure(&r);
-        printf("Registered information cleared.\n");
-    }
-    if (state_only)
-        return CLI_OK;
-    code = take_card();
-    if (code != 0)
+    if (code != CLI_OK)
         return code;
-    if (!cli_read_secret(pin_fd, "CAC PIN: ", rg.f.cfg.idle_timeout_s, rg.f.card.pin, &idle))
-        return say(CLI_USAGE, idle ? CLI_IDLE : (cacreg_diagnosis){"No PIN was given.", ""}, NULL);
-    if (cli_run_job(rg.f.worker, rg.f.events[0], cli_card_pin, &rg.f.card) != CACREG_OK) {
-        say(rg.f.card.login == CACREG_LOGIN_BAD_FORMAT ? CLI_USAGE : CLI_CARD,
-            cacreg_diagnose_login(rg.f.card.login), rg.f.card.err);
-        if (rg.f.card.login == CACREG_LOGIN_WRONG_PIN && rg.f.card.tries_left > 0)
-            printf("%d %s left.\n", rg.f.card.tries_left, rg.f.card.tries_left == 1 ? "try" : "tries");
-        return rg.f.card.login == CACREG_LOGIN_BAD_FORMAT ? CLI_USAGE : CLI_CARD;
+    cacreg_flow_register(flow);
+    cli_flow_wait(flow, cli_flow_busy, -1);
+    if (s->step != CACREG_STEP_CHOOSE_CERT)
+        return stopped(s);
+    if (s->chosen >= s->info.ncerts) {
+        cli_say(cacreg_diagnose_verdict(CACREG_VERDICT_WRONG_KIND), "no identity certificate");
+        return CLI_CARD;
     }
-    portal_wait(cacreg_portal_register(rg.f.card.portal, rg.password_again), &r);
-    if (r.outcome == CACREG_PORTAL_CANCELLED)
-        return say(CLI_NO_CARD, (cacreg_diagnosis){"The card was removed; nothing was finished.",
-                                                   "Insert your CAC and start again."},
-                   NULL);
-    if (r.outcome != CACREG_PORTAL_OK)
-        return portal_failure(&r);
-    if (strcmp(r.registration, "unchanged") == 0)
+    cacreg_flow_choose(flow, s->chosen);
+    if (s->step != CACREG_STEP_PIN)
+        return stopped(s);
+    c = &s->info.certs[s->chosen];
+    printf("Certificate:    %s, identity certificate, issuer %s, serial %s\n", c->holder,
+           c->issuer_cn, c->serial);
+    fflush(stdout);
+    if (!cli_read_secret(pin_fd, "CAC PIN: ", idle_s,
+                         cacreg_flow_secret(flow), &idle)) {
+        cacreg_secret_clear(cacreg_flow_secret(flow));
+        cli_say(idle ? CLI_IDLE : (cacreg_diagnosis){"No PIN was given.", ""}, NULL);
+        return CLI_USAGE;
+    }
+    cacreg_flow_handle(flow);
+    cacreg_flow_submit(flow, NULL);
+    cli_flow_wait(flow, cli_flow_busy, -1);
+    if (s->step != CACREG_STEP_CONFIRM_PASSWORD)
+        return stopped(s);
+    type_password(password);
+    cacreg_flow_submit(flow, NULL);
+    cli_flow_wait(flow, cli_flow_busy, -1);
+    if (s->step != CACREG_STEP_DONE)
+        return stopped(s);
+    if (strcmp(s->last.registration, "unchanged") == 0)
         printf("This CAC was registered already.\n");
-    else if (strcmp(r.registration, "replaced") == 0)
+    else if (strcmp(s->last.registration, "replaced") == 0)
         printf("Your CAC is registered; it replaces the card registered before.\n");
     else
         printf("Your CAC is registered.\n");
-    printf("Registered now: %s, serial %s.\n", r.cert_subject, r.cert_serial);
-    portal_wait(cacreg_portal_logout(rg.f.card.portal), &r);
+    printf("Registered now: %s, serial %s.\n", s->last.cert_subject, s->last.cert_serial);
+    return CLI_OK;
+}
+
+static int run(const char *user, int password_fd, int pin_fd, bool clear, bool state_only)
+{
+    const cacreg_flow_state *s = cacreg_flow_state_get(flow);
+    cacreg_secret *password = cacreg_secret_new();
+    bool idle;
+    int code;
+
+    if (!password)
+        return CLI_MIDDLEWARE;
+    if (!cli_read_secret(password_fd, "Portal password: ", idle_s, password, &idle)) {
+        cacreg_secret_free(password);
+        cli_say(idle ? CLI_IDLE : (cacreg_diagnosis){"No password was given.", ""}, NULL);
+        return CLI_USAGE;
+    }
+    cacreg_flow_password_login(flow);
+    type_password(password);
+    cacreg_flow_submit(flow, user);
+    cli_flow_wait(flow, cli_flow_busy, -1);
+    if (s->step != CACREG_STEP_REGISTRATION) {
+        cacreg_secret_free(password);
+        return stopped(s);
+    }
+    print_registration(s);
+    if (clear) {
+        cacreg_flow_clear(flow);
+        cacreg_flow_confirm(flow, true);
+        cli_flow_wait(flow, cli_flow_busy, -1);
+        if (s->step != CACREG_STEP_REGISTRATION) {
+            cacreg_secret_free(password);
+            return stopped(s);
+        }
+        printf("Registered information cleared.\n");
+    }
+    code = state_only ? CLI_OK : register_card(password, pin_fd);
+    cacreg_secret_free(password); /* the one copy kept for the confirmation: wiped */
+    return code;
+}
+
+static int reset(const char *user)
+{
+    const cacreg_flow_state *s = cacreg_flow_state_get(flow);
+
+    cacreg_flow_reset(flow);
+    cacreg_flow_submit(flow, user);
+    cli_flow_wait(flow, cli_flow_busy, -1);
+    if (s->step != CACREG_STEP_DONE)
+        return stopped(s);
+    printf("Asked: if %s is an account, instructions for a new password go to its "
+           "email address on file.\n", user);
     return CLI_OK;
 }
 
@@ -168,7 +191,7 @@ static void usage(FILE *f)
             "be reached or answered something unusable.\n");
 }
 
-int cli_register(int argc, char **argv, bool reset)
+int cli_register(int argc, char **argv, bool reset_only)
 {
     static const struct option opts[] = {
         {"user", required_argument, NULL, 'u'},      {"password-fd", required_argument, NULL, 'w'},
@@ -178,13 +201,13 @@ int cli_register(int argc, char **argv, bool reset)
     };
     int opt, code, password_fd = -1, pin_fd = -1;
     bool clear = false, state_only = false;
-    cacreg_portal_result r;
+    char user[128] = "";
+    cacreg_config cfg;
 
-    rg.f.events[0] = rg.f.events[1] = -1;
-    if (!cli_load_config(&rg.f.cfg, argc, argv))
+    if (!cli_load_config(&cfg, argc, argv))
         return CLI_USAGE;
     while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        int common = cli_common_option(&rg.f.cfg, opt, optarg);
+        int common = cli_common_option(&cfg, opt, optarg);
 
         if (common < 0)
             return CLI_USAGE;
@@ -192,7 +215,7 @@ int cli_register(int argc, char **argv, bool reset)
             continue;
         switch (opt) {
         case 'u':
-            snprintf(rg.user, sizeof rg.user, "%s", optarg);
+            snprintf(user, sizeof user, "%s", optarg);
             break;
         case 'w':
             password_fd = (int)strtol(optarg, NULL, 10);
@@ -214,26 +237,16 @@ int cli_register(int argc, char **argv, bool reset)
             return CLI_USAGE;
         }
     }
-    if (!rg.user[0] || optind < argc) {
+    if (!user[0] || optind < argc) {
         usage(stderr);
         return CLI_USAGE;
     }
-    rg.password = cacreg_secret_new();
-    rg.password_again = cacreg_secret_new();
-    code = rg.password && rg.password_again ? cli_flow_start(&rg.f) : CLI_MIDDLEWARE;
-    if (code != CLI_OK) {
-        /* nothing more to do: cli_flow_stop cleans up what started */
-    } else if (reset) {
-        portal_wait(cacreg_portal_password_reset(rg.f.card.portal, rg.user), &r);
-        code = r.outcome == CACREG_PORTAL_OK ? CLI_OK : portal_failure(&r);
-        if (code == CLI_OK)
-            printf("Asked: if %s is an account, instructions for a new password go to its "
-                   "email address on file.\n", rg.user);
-    } else {
-        code = run_register(password_fd, pin_fd, clear, state_only);
-    }
-    cli_flow_stop(&rg.f);
-    cacreg_secret_free(rg.password);
-    cacreg_secret_free(rg.password_again);
+    idle_s = cfg.idle_timeout_s;
+    code = cli_flow_new(&flow, &cfg);
+    if (code != CLI_OK)
+        return code;
+    code = reset_only ? reset(user) : run(user, password_fd, pin_fd, clear, state_only);
+    cli_flow_finish(flow);
+    cacreg_flow_free(flow);
     return code;
 }

@@ -176,7 +176,7 @@ printf '123456\n' >&4
 exec 4>&-
 rc=0
 wait "$login_pid" || rc=$?
-[ "$rc" = 3 ] || { cat "$tmp/out"; fail "card pulled at the PIN: exit $rc, want 3"; }
+[ "$rc" = 1 ] || { cat "$tmp/out"; fail "card pulled at the PIN: exit $rc, want 1"; }
 grep -q "The card was removed" "$tmp/out" || { cat "$tmp/out"; fail "card pulled at the PIN: message"; }
 [ "$(portal_requests)" = "$before" ] || fail "the portal was asked without a card"
 ok "card pulled while the PIN is typed: no VERIFY, no portal request, told the card was removed"
