@@ -25,7 +25,7 @@ pkg_libs   = $(shell $(PKG_CONFIG) --libs $(1))
 
 CORE_SRC  := $(wildcard core/*.c)
 TUI_SRC   := $(wildcard tui/*.c)
-TUI_PKGS  := jansson
+TUI_PKGS  := jansson ncursesw formw
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 
 # Two builds of everything we test: plain, and under ASan+UBSan.
@@ -56,7 +56,7 @@ $(BUILD)/$(1)/core/%.o: core/%.c core/cacreg.h core/internal.h | $(BUILD)/$(1)/c
 $(BUILD)/$(1)/libcacreg.a: $(call core_objs,$(1))
 	$$(AR) rcs $$@ $$^
 
-$(BUILD)/$(1)/cacreg: $(TUI_SRC) tui/cli.h core/cacreg.h $(BUILD)/$(1)/libcacreg.a
+$(BUILD)/$(1)/cacreg: $(TUI_SRC) tui/cli.h tui/tui.h core/cacreg.h $(BUILD)/$(1)/libcacreg.a
 	$$(CC) $$(ALL_CFLAGS) $$($(1)_FLAGS) -Itui $$(call pkg_cflags,$$(TUI_PKGS) $$(CORE_PKGS)) $(TUI_SRC) \
 	    $(BUILD)/$(1)/libcacreg.a $$(call pkg_libs,$$(TUI_PKGS) $$(CORE_PKGS)) -o $$@
 

@@ -7,10 +7,12 @@
 
 #include "cacreg.h"
 #include "cli.h"
+#include "tui.h"
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: cacreg status [options]       the readers, the card and its certificates\n"
+    fprintf(f, "usage: cacreg [--mono] [--ascii] [--kiosk] [options]  the full-screen front end\n"
+               "       cacreg status [options]       the readers, the card and its certificates\n"
                "       cacreg login --cac [options]  log in with the CAC, registering it\n"
                "       cacreg register --user NAME   password login, then register the CAC\n"
                "       cacreg reset --user NAME      ask for a new portal password\n"
@@ -40,9 +42,8 @@ int main(int argc, char **argv)
         usage(stdout);
         return 0;
     }
-    if (argc < 2)
-        fprintf(stderr, "cacreg: the full-screen front end is not built yet; "
-                        "'cacreg status' shows the card.\n");
+    if (argc < 2 || argv[1][0] == '-')
+        return tui_main(argc, argv);
     usage(stderr);
     return 4;
 }
