@@ -70,10 +70,14 @@ static int wrap(const char *text, int width, const char **start, int *len, int m
     const char *p = text;
     int n = 0;
 
+    if (width < 1)
+        return 0;
     while (*p && n < max) {
         size_t left, cut;
         while (*p == ' ')
             p++;
+        if (!*p)
+            break;
         left = strlen(p);
         cut = left;
         if (columns(p, left) > width) {
@@ -82,7 +86,7 @@ static int wrap(const char *text, int width, const char **start, int *len, int m
                 if (p[i] == ' ')
                     cut = i;
             if (cut == 0) /* one long word: cut it */
-                for (cut = left; cut > 0 && columns(p, cut) > width; cut--) {
+                for (cut = left; cut > 1 && columns(p, cut) > width; cut--) {
                 }
         }
         start[n] = p;
@@ -94,7 +98,7 @@ static int wrap(const char *text, int width, const char **start, int *len, int m
 
 int tui_text(struct tui *t, int y, int x, int width, int max_rows, const char *text, int role)
 {
-    char buf[4096];
+    char buf[4096] = ""; /* all of it: the analyser cannot follow clean() */
     const char *start[64];
     int len[64], n;
 
@@ -628,6 +632,8 @@ void tui_draw(struct tui *t)
         return;
     }
     w = t->cols - PANEL_W - 4;
+    if (w > 76)
+        w = 76; /* lines longer than this are hard to read */
     rows = t->rows - 5;
     attrset(t->attr[ROLE_TITLE]);
     mvhline(0, 0, ' ', t->cols);

@@ -1,0 +1,335 @@
+#!/usr/bin/env bash
+# The full-screen front end, as a person sees it: the real binary in tmux at
+# fixed sizes, keys sent with send-keys, the screen read with capture-pane.
+# Both paths end to end, wrong PIN and lockout, the card pulled mid-flow, the
+# 403 diagnoses, resizing down to "too small", monochrome and ASCII, several
+# TERM values, a 10 KB paste into each field, a few thousand random keys, and
+# the terminal restored on every exit.
+# Needs a running bench (PCSCLITE_CSOCK_NAME, CACREG_BENCH): see tests/run.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=lib.sh
+. "$here/lib.sh"
+pki=${CACREG_PKI:-$CACREG_BUILD/pki}
+bin=${CACREG_BIN:-$CACREG_BUILD/plain/cacreg}
+portal=$here/../portal/portal
+tmp=$(mktemp -d)
+sock=$tmp/tmux.sock
+server_pid=
+
+stop_tmux() {
+    if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
+        kill "$server_pid" 2>/dev/null || true
+        for _ in $(seq 100); do
+            [ "$(ps -o stat= -p "$server_pid" 2>/dev/null | cut -c1)" = "" ] && break
+            [ "$(ps -o stat= -p "$server_pid" 2>/dev/null | cut -c1)" = Z ] && break
+            sleep 0.05
+        done
+    fi
+    server_pid=
+}
+cleanup() {
+    stop_tmux
+    [ -d "$tmp/portal" ] && "$portal" stop "$tmp/portal"
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+port=$("$portal" start "$tmp/portal" --crl "$pki/inter.crl")
+
+# tui COLS ROWS [VAR=value...]: cacreg in a new tmux server; the shell around it
+# records its exit status and whether the terminal's settings came back.
+tui() {
+    local cols=$1 rows=$2
+    shift 2
+    stop_tmux
+    rm -f "$tmp/exit" "$tmp/stderr"
+    cat >"$tmp/run.sh" <<RUN
+before=\$(stty -g)
+env LANG=C.UTF-8 TERM=xterm-256color $* "$bin" --portal "https://localhost:$port/api/v1/" \
+    --ca-bundle "$pki/ca-bundle.pem" --crl "$pki/inter.crl" --reader "Virtual CAC" 2>"$tmp/stderr"
+rc=\$?
+[ "\$(stty -g)" = "\$before" ] && restored=yes || restored=no
+echo "\$rc \$restored" >"$tmp/exit"
+sleep 600
+RUN
+    tmux -S "$sock" -f /dev/null new-session -d -x "$cols" -y "$rows" "bash $tmp/run.sh"
+    server_pid=$(tmux -S "$sock" display -p '#{pid}')
+    wait_for "Reader status"
+}
+screen() { tmux -S "$sock" capture-pane -p "$@"; }
+# The page's column (left of the panel at 80 columns) as one line: wrapped text unwrapped.
+page() { screen | cut -c1-48 | sed 's/^ *//; s/ *$//' | tr '\n' ' ' | tr -s ' '; }
+keys() { tmux -S "$sock" send-keys "$@"; }
+typed() { tmux -S "$sock" send-keys -l -- "$1"; }
+# wait_for TEXT [SECONDS]: until TEXT is on screen.
+wait_for() {
+    local tries=$(( ${2:-8} * 20 ))
+    for _ in $(seq "$tries"); do
+        screen | grep -qF -- "$1" && return 0
+        page | grep -qF -- "$1" && return 0
+        sleep 0.05
+    done
+    screen
+    [ -s "$tmp/stderr" ] && cat "$tmp/stderr"
+    fail "never on screen: $1"
+}
+# gone TEXT: until TEXT is no longer on screen.
+gone() {
+    for _ in $(seq 160); do
+        screen | grep -qF -- "$1" || return 0
+        sleep 0.05
+    done
+    screen
+    fail "still on screen: $1"
+}
+# quit: Ctrl-C ends it; exit status 0, terminal restored, nothing from the sanitizers.
+quit() {
+    keys C-c
+    for _ in $(seq 100); do [ -s "$tmp/exit" ] && break; sleep 0.05; done
+    [ -s "$tmp/exit" ] || { screen; fail "did not quit on Ctrl-C"; }
+    [ "$(cat "$tmp/exit")" = "0 yes" ] || { cat "$tmp/stderr"; fail "exit/restored: $(cat "$tmp/exit")"; }
+    ! grep -qE "AddressSanitizer|runtime error|LeakSanitizer" "$tmp/stderr" ||
+        { cat "$tmp/stderr"; fail "sanitizer report"; }
+}
+pin() { typed "$1"; keys Enter; }
+
+ctl unblock valid
+insert valid
+
+# The start screen at 80x24: the panel with every prerequisite, the ways in, the key bar.
+tui 80 24
+wait_for "Card ready: JANE Q DOE"
+for text in "pcscd running" "opensc-pkcs11.so" "CAC, JANE Q DOE" "3 read, identity found" \
+    "Log in with your CAC (recommended)" "Log in with username and password" \
+    "I need a password" "Help and troubleshooting" "Q Quit"; do
+    screen | grep -qF -- "$text" || { screen; fail "start screen: no '$text'"; }
+done
+keys Escape
+sleep 0.2
+screen | grep -qF "Log in with your CAC" || fail "Esc at the start left the start screen"
+ok "start screen at 80x24: reader-status panel, ways in, key bar; Esc stays"
+
+# Path 1: CAC login, end to end.
+keys c
+wait_for "enter your CAC PIN"
+typed 123
+wait_for "PIN:      ***"
+keys Enter
+wait_for "A CAC PIN is 6 to 8 digits"
+[ "$(counter verifies)" = 0 ] || fail "a malformed PIN was sent to the card"
+pin 123456
+wait_for "You are logged in as jane.doe"
+wait_for "(150 days)"
+screen | grep -qF "Your CAC is registered." || fail "not registered"
+[ "$(counter verifies)" = 1 ] && [ "$(counter signatures)" = 1 ] ||
+    fail "CAC login: $(counter verifies) VERIFY, $(counter signatures) signatures"
+keys Enter
+wait_for "Log in with your CAC"
+ok "CAC login end to end: PIN masked, a short PIN refused before the card, logged in, 150 days, 1 VERIFY, 1 signature"
+
+# Wrong PIN, then lockout; the tries left are shown each time.
+keys c
+wait_for "enter your CAC PIN"
+pin 000000
+wait_for "2 tries left"
+screen | grep -qF "The PIN is wrong" || fail "wrong PIN not said"
+pin 000000
+wait_for "Last try: one more wrong PIN locks the card"
+pin 000000
+wait_for "PIN is locked"
+[ "$(counter verifies)" = 4 ] || fail "$(counter verifies) VERIFYs for 1 right and 3 wrong PINs"
+keys Enter
+wait_for "LOCKED"
+keys c
+wait_for "PIN is locked"
+ok "wrong PIN: 2 tries, last try, locked; a locked card stops before the PIN"
+quit
+ctl unblock valid
+
+# The card pulled mid-flow: at the PIN, with digits typed.
+insert valid
+tui 80 24
+wait_for "Card ready: JANE Q DOE"
+keys c
+wait_for "enter your CAC PIN"
+typed 1234
+wait_for "PIN:      ****"
+ctl remove
+wait_for "The card was removed; nothing was finished."
+screen | grep -qF "PIN:" && fail "the PIN field stayed after the card was pulled"
+[ "$(counter verifies)" = 0 ] || fail "a PIN was sent"
+wait_for "not inserted"
+ok "card pulled at the PIN: back to the start, told why, nothing sent"
+
+# Each 403 and pre-flight diagnosis, in words.
+diagnose() { # persona pin text
+    insert "$1"
+    wait_for "Card ready"
+    keys c
+    if [ "$2" != - ]; then
+        wait_for "enter your CAC PIN"
+        pin "$2"
+    fi
+    wait_for "$3"
+    screen | grep -qF "It did not work." || fail "$1: no problem page"
+    keys Enter
+    wait_for "Log in with your CAC"
+}
+diagnose noaccount 135790 "no account for the person on this card"
+diagnose suspended 864209 "may not use a CAC"
+diagnose expired - "certificates have expired"
+diagnose revoked - "have been revoked"
+diagnose untrusted - "does not trust"
+ok "diagnoses: no account, account not permitted, expired, revoked, untrusted issuer"
+
+# Path 2: password login, the registration view, register.
+insert emailonly
+wait_for "Card ready: LINDA"
+keys p
+wait_for "Username:"
+typed linda.loe
+keys Tab
+typed Wrong-Pass
+keys Enter
+wait_for "The username or password is wrong."
+wait_for "attempts left before the account locks"
+typed Email-Only-3
+keys Enter
+wait_for "Logged in as linda.loe"
+wait_for "Not registered: no CAC is registered"
+screen | grep -qF "Email-only account" || fail "account type"
+keys r
+wait_for "Choose the certificate to register"
+screen | grep -qF "> LINDA" || fail "the identity certificate is not preselected"
+keys Down
+wait_for "signs email"
+keys Up Enter
+wait_for "Register: enter your CAC PIN"
+pin 246802
+wait_for "confirm with your portal password"
+typed Email-Only-3
+keys Enter
+wait_for "Your CAC is registered."
+[ "$(counter signatures)" = 1 ] || fail "register: $(counter signatures) signatures"
+keys Enter
+wait_for "Log in with your CAC"
+keys p
+wait_for "Username:"
+typed linda.loe
+keys Tab
+typed Email-Only-3
+keys Enter
+wait_for "Current registered information:"
+keys c
+wait_for "Clear the registered information?"
+keys y
+wait_for "The registered information was cleared."
+wait_for "Not registered"
+keys Escape
+wait_for "Log in with your CAC"
+ok "password login (wrong password, attempts left), not registered, chooser, PIN, password: registered, one signature; cleared"
+quit
+
+# Resizing: 80x24 up to 200x60, down to too small, and back.
+insert valid
+tui 80 24
+wait_for "Card ready"
+tmux -S "$sock" resize-window -x 200 -y 60
+wait_for "Reader status"
+sleep 0.3
+screen | grep -qF "This terminal" && fail "200x60 called too small"
+[ "$(screen | wc -l)" = 60 ] || fail "200x60: $(screen | wc -l) rows"
+tmux -S "$sock" resize-window -x 60 -y 20
+wait_for "This terminal is 60x20;"
+wait_for "cacreg needs 80x24."
+tmux -S "$sock" resize-window -x 80 -y 24
+wait_for "Log in with your CAC"
+gone "This terminal is"
+ok "resize: 200x60 laid out, 60x20 says too small, 80x24 again"
+quit
+
+# Monochrome and ASCII: NO_COLOR, a non-UTF-8 locale, vt100.
+tui 80 24 NO_COLOR=1 LANG=C LC_ALL=C TERM=vt100
+wait_for "Card ready"
+screen | grep -qF "+- Reader status -" || { screen; fail "ASCII line drawing"; }
+screen | grep -q "[─│┌]" && fail "box-drawing characters in ASCII mode"
+screen -e | grep -qE $'\e\\[[0-9;]*3[0-7](;[0-9]+)*m' && fail "colour with NO_COLOR"
+keys c
+wait_for "enter your CAC PIN"
+keys Escape
+wait_for "Log in with your CAC"
+quit
+for term in xterm linux screen xterm-256color; do
+    tui 80 24 TERM=$term
+    wait_for "Card ready"
+    keys h
+    wait_for "The two ways to register"
+    keys Enter
+    wait_for "lines 1-"
+    keys Escape Escape
+    wait_for "Log in with your CAC"
+    quit
+done
+ok "monochrome + ASCII on vt100; TERM xterm, linux, screen, xterm-256color usable (help pages too)"
+
+# A 10 KB paste into each field: refused whole, said so, nothing kept or sent.
+tui 80 24
+wait_for "Card ready"
+keys c
+wait_for "enter your CAC PIN"
+typed "$(head -c 10240 /dev/zero | tr '\0' 7)"
+wait_for "A CAC PIN has at most 8 digits"
+screen | grep -qF "PIN:      *" && fail "PIN field kept part of the paste"
+[ "$(counter verifies)" = 0 ] || fail "a pasted PIN reached the card"
+keys Escape
+wait_for "Log in with your CAC"
+keys p
+wait_for "Username:"
+typed "$(head -c 10240 /dev/zero | tr '\0' u)"
+wait_for "longer than a username can be"
+keys Tab
+typed "$(head -c 10240 /dev/zero | tr '\0' w)"
+wait_for "longer than any password"
+keys Escape
+wait_for "Log in with your CAC"
+ok "10 KB paste into the PIN, username and password fields: refused, said so, nothing sent"
+quit
+
+# A few thousand random keys: no crash, a sane screen, and a clean exit.
+tui 80 24
+wait_for "Card ready"
+RANDOM=4242
+special=(Enter Escape Tab BTab Up Down Left Right Home End BSpace DC PPage NPage F1 C-u C-l)
+alpha=abcdefghijklmnoprstuvwxyzABCDEFGHIJKLMNOPRSTUVWXYZ0123456789.-_@!
+sent=0
+while [ $sent -lt 3000 ]; do
+    if [ $((RANDOM % 3)) = 0 ]; then
+        keys "${special[$((RANDOM % ${#special[@]}))]}"
+        sent=$((sent + 1))
+    else
+        chunk=
+        for _ in $(seq 8); do chunk+=${alpha:$((RANDOM % ${#alpha})):1}; done
+        typed "$chunk"
+        sent=$((sent + 8))
+    fi
+done
+sleep 1
+screen | head -1 | grep -qF "cacreg - register your CAC" || { screen; fail "random keys: no title bar"; }
+screen | tail -1 | grep -qE "Esc|Enter" || { screen; fail "random keys: no key bar"; }
+for _ in $(seq 10); do keys Escape; sleep 0.1; done
+keys Escape
+wait_for "Log in with your CAC" 20
+ok "$sent random keys: still drawn, Esc leads back to the start"
+quit
+ctl unblock valid
+
+# A terminating signal restores the terminal too.
+tui 80 24
+pane=$(tmux -S "$sock" display -p '#{pane_pid}')
+child=$(ps -o pid= --ppid "$pane" | tr -d ' ' | head -1)
+kill -TERM "$child"
+for _ in $(seq 100); do [ -s "$tmp/exit" ] && break; sleep 0.05; done
+[ "$(cat "$tmp/exit")" = "0 yes" ] || fail "SIGTERM: $(cat "$tmp/exit" 2>/dev/null)"
+ok "SIGTERM: terminal restored, exit 0"
