@@ -111,10 +111,10 @@ check-unit: $(foreach v,$(VARIANTS),$(call unit_tests,$(v)))
 check-bench: bench-tools $(TEST_PROGS)
 	BUILD=$(BUILD) tests/run bench
 
-# Until the front end exists, the demo is the bench in a shell.
+# The full-screen front end on the bench and the reference portal.
 demo: deps
 	$(MAKE) --no-print-directory bench-tools $(BUILD)/plain/cacreg
-	CACREG_BUILD=$(abspath $(BUILD)) tests/bench/demo-shell
+	CACREG_BUILD=$(abspath $(BUILD)) tests/bench/demo
 
 # Benchmarks print figures; they assert nothing about speed.
 bench: deps
