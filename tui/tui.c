@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <wchar.h>
 
@@ -474,8 +475,9 @@ static void key(struct tui *t, int kind, wint_t wc)
         t->quit = true;
         return;
     }
-    if (t->burst_refused && kind == OK && !is_enter(kind, wc))
+    if (t->burst_refused && kind == OK && wc >= 0x20 && wc != 0x7f)
         return; /* the rest of a paste that ran over the field */
+    t->burst_refused = false; /* any other key is the person again */
     if (kind == KEY_CODE_YES && wc == KEY_F(1) && !in_field) {
         t->help = true;
         t->dirty = true;
@@ -599,6 +601,8 @@ static int parse(struct tui *t, cacreg_config *cfg, bool *mono, int argc, char *
 
 static void loop(struct tui *t)
 {
+    struct timespec last_key = {0, 0};
+
     while (!t->quit) {
         struct pollfd pfd[3] = {{.fd = STDIN_FILENO, .events = POLLIN},
                                 {.fd = cacreg_flow_fd(t->flow), .events = POLLIN},
@@ -623,9 +627,16 @@ static void loop(struct tui *t)
         }
         if (pfd[0].revents & (POLLHUP | POLLERR))
             break; /* the terminal went away */
-        t->burst_refused = false;
-        while ((kind = get_wch(&wc)) != ERR && !t->quit)
+        while ((kind = get_wch(&wc)) != ERR && !t->quit) {
+            struct timespec now;
+            clock_gettime(CLOCK_MONOTONIC, &now);
+            /* A paste arrives as one stream of keys; a pause ends it. */
+            if ((now.tv_sec - last_key.tv_sec) * 1000 + (now.tv_nsec - last_key.tv_nsec) / 1000000 >
+                100)
+                t->burst_refused = false;
+            last_key = now;
             key(t, kind, wc);
+        }
     }
 }
 

@@ -230,6 +230,58 @@ wait_for "Not registered"
 keys Escape
 wait_for "Log in with your CAC"
 ok "password login (wrong password, attempts left), not registered, chooser, PIN, password: registered, one signature; cleared"
+
+# The card pulled on the register path: at the chooser, and after the PIN at the password.
+login_linda() {
+    keys p
+    wait_for "Username:"
+    typed linda.loe
+    keys Tab
+    typed Email-Only-3
+    keys Enter
+    wait_for "Logged in as linda.loe"
+}
+insert emailonly
+wait_for "Card ready: LINDA"
+login_linda
+keys r
+wait_for "Choose the certificate to register"
+ctl remove
+wait_for "The card was removed; nothing was finished."
+screen | grep -qF "Logged in as" && fail "the account stayed on screen after the card was pulled"
+insert emailonly
+wait_for "Card ready: LINDA"
+login_linda
+keys r
+wait_for "Choose the certificate to register"
+keys Enter
+wait_for "Register: enter your CAC PIN"
+pin 246802
+wait_for "confirm with your portal password"
+typed Email-Ov
+ctl remove
+wait_for "The card was removed; nothing was finished."
+[ "$(counter signatures 2>/dev/null || echo 0)" = 0 ] || fail "a signature without a card"
+gone "Password:"
+ok "card pulled at the chooser and at the password: back to the start, account and typing gone"
+
+# An expired password hands off to "I need a password", the username kept.
+keys p
+wait_for "Username:"
+typed old.timer
+keys Tab
+typed Stale-Pass-5
+keys Enter
+wait_for "Your portal password has expired."
+wait_for "N  ask for a new password"
+keys n
+wait_for "I need a password"
+screen | grep -qF "old.timer" || fail "the username did not follow to the reset"
+keys Enter
+wait_for "Asked for a new password."
+keys Enter
+wait_for "Log in with your CAC"
+ok "expired password: the problem page offers the reset; the request is sent for the same username"
 quit
 
 # Resizing: 80x24 up to 200x60, down to too small, and back.
@@ -289,9 +341,14 @@ keys p
 wait_for "Username:"
 typed "$(head -c 10240 /dev/zero | tr '\0' u)"
 wait_for "longer than a username can be"
+screen | grep -q "Username: *u" && fail "the username field kept part of the paste"
 keys Tab
 typed "$(head -c 10240 /dev/zero | tr '\0' w)"
 wait_for "longer than any password"
+screen | grep -qF "Password: *\*" && fail "the password field kept part of the paste"
+sleep 0.3 # a pause ends the paste; what is typed after it counts
+typed abc
+wait_for "Password: ***"
 keys Escape
 wait_for "Log in with your CAC"
 ok "10 KB paste into the PIN, username and password fields: refused, said so, nothing sent"
