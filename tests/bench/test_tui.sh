@@ -48,7 +48,8 @@ tui() {
     cat >"$tmp/run.sh" <<RUN
 before=\$(stty -g)
 env LANG=C.UTF-8 TERM=xterm-256color $* "$bin" --portal "https://localhost:$port/api/v1/" \
-    --ca-bundle "$pki/ca-bundle.pem" --crl "$pki/inter.crl" --reader "Virtual CAC" 2>"$tmp/stderr"
+    --ca-bundle "$pki/ca-bundle.pem" --crl "$pki/inter.crl" --reader "Virtual CAC" ${TUI_ARGS:-} \
+    2>"$tmp/stderr"
 rc=\$?
 [ "\$(stty -g)" = "\$before" ] && restored=yes || restored=no
 echo "\$rc \$restored" >"$tmp/exit"
@@ -282,6 +283,42 @@ wait_for "Asked for a new password."
 keys Enter
 wait_for "Log in with your CAC"
 ok "expired password: the problem page offers the reset; the request is sent for the same username"
+quit
+
+# The panel live: pcscd goes away and comes back; the card is read again.
+insert valid
+tui 80 24
+wait_for "Card ready: JANE Q DOE"
+ctl pcscd stop
+wait_for "pcscd not running"
+wait_for "Insert your CAC into the reader"
+keys c
+wait_for "The smart-card service (pcscd) is not running."
+keys Enter
+ctl pcscd start
+wait_for "pcscd running" 10
+insert valid # the bench's card process goes with pcscd's connection
+wait_for "Card ready: JANE Q DOE" 10
+ok "pcscd stopped: the panel says so and CAC login explains it; started again: the card is back"
+quit
+
+# Left alone at the PIN for idle_timeout: back to the start, the digits gone.
+printf 'idle_timeout = 10\n' >"$tmp/idle.conf"
+TUI_ARGS="--config $tmp/idle.conf" tui 80 24
+wait_for "Card ready: JANE Q DOE"
+keys c
+wait_for "enter your CAC PIN"
+typed 12
+wait_for "PIN:      **"
+t0=$(date +%s)
+wait_for "Nothing was typed for a while, so this was stopped and cleared." 15
+took=$(( $(date +%s) - t0 ))
+[ "$took" -ge 9 ] || fail "idle after $took s, want 10"
+[ "$(counter verifies)" = 0 ] || fail "a PIN was sent after the idle timeout"
+keys c
+wait_for "enter your CAC PIN"
+screen | grep -qF "PIN:      *" && fail "the digits typed before the idle timeout came back"
+ok "idle at the PIN for idle_timeout (10 s): back to the start after $took s, digits wiped, nothing sent"
 quit
 
 # Resizing: 80x24 up to 200x60, down to too small, and back.
