@@ -32,6 +32,7 @@
 
 struct cacreg_token {
     PKCS11_CTX *ctx;
+    bool loaded;          /* PKCS11_CTX_load worked: libp11 crashes unloading otherwise */
     PKCS11_SLOT *slots;
     unsigned nslots;
     bool enumerated;
@@ -121,6 +122,7 @@ cacreg_err cacreg_token_load(cacreg_token **out, const char *module_path, bool f
         cacreg_token_free(t);
         return CACREG_ERR_NOT_FOUND;
     }
+    t->loaded = true;
     *out = t;
     return CACREG_OK;
 }
@@ -130,10 +132,10 @@ void cacreg_token_free(cacreg_token *t)
     if (!t)
         return;
     cacreg_token_forget(t);
-    if (t->ctx) {
+    if (t->ctx && t->loaded)
         PKCS11_CTX_unload(t->ctx);
+    if (t->ctx)
         PKCS11_CTX_free(t->ctx);
-    }
     if (t->conf_fd >= 0)
         close(t->conf_fd);
     OPENSSL_cleanse(&t->info, sizeof t->info);

@@ -671,6 +671,14 @@ int tui_main(int argc, char **argv)
         return CLI_USAGE;
     }
     t.s = cacreg_flow_state_get(t.flow);
+    if (isatty(STDERR_FILENO)) {
+        /* Libraries (libp11, OpenSC) print to stderr: not over the screen. */
+        int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+        if (null >= 0) {
+            dup2(null, STDERR_FILENO);
+            close(null);
+        }
+    }
     atexit(restore_terminal);
     if (!initscr()) {
         cacreg_flow_free(t.flow);
