@@ -260,10 +260,13 @@ void cli_say(cacreg_diagnosis d, const char *detail)
 
 void cli_flow_finish(cacreg_flow *f)
 {
+    long long end = now_ms() + 2000;
+
     cacreg_flow_restart(f);
-    for (int i = 0; i < 40 && !cacreg_flow_settled(f); i++) {
+    cacreg_flow_handle(f);
+    while (!cacreg_flow_settled(f) && now_ms() < end) {
         struct pollfd pfd = {.fd = cacreg_flow_fd(f), .events = POLLIN};
-        poll(&pfd, 1, 50);
+        poll(&pfd, 1, (int)(end - now_ms()));
         cacreg_flow_handle(f);
     }
 }

@@ -95,6 +95,16 @@ quit() {
         { cat "$tmp/stderr"; fail "sanitizer report"; }
 }
 pin() { typed "$1"; keys Enter; }
+# login_linda: the password login of the email-only account, from the start screen.
+login_linda() {
+    keys p
+    wait_for "Username:"
+    typed linda.loe
+    keys Tab
+    typed Email-Only-3
+    keys Enter
+    wait_for "Logged in as linda.loe"
+}
 
 ctl unblock valid
 insert valid
@@ -216,12 +226,7 @@ wait_for "Your CAC is registered."
 [ "$(counter signatures)" = 1 ] || fail "register: $(counter signatures) signatures"
 keys Enter
 wait_for "Log in with your CAC"
-keys p
-wait_for "Username:"
-typed linda.loe
-keys Tab
-typed Email-Only-3
-keys Enter
+login_linda
 wait_for "Current registered information:"
 keys c
 wait_for "Clear the registered information?"
@@ -233,15 +238,6 @@ wait_for "Log in with your CAC"
 ok "password login (wrong password, attempts left), not registered, chooser, PIN, password: registered, one signature; cleared"
 
 # The card pulled on the register path: at the chooser, and after the PIN at the password.
-login_linda() {
-    keys p
-    wait_for "Username:"
-    typed linda.loe
-    keys Tab
-    typed Email-Only-3
-    keys Enter
-    wait_for "Logged in as linda.loe"
-}
 insert emailonly
 wait_for "Card ready: LINDA"
 login_linda
