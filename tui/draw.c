@@ -315,6 +315,8 @@ static void page_pin(struct tui *t, int y, int x, int w)
     else if (s->tries_left > 0)
         put(t, y++, x, w, s->info.pin == CACREG_PIN_OK ? ROLE_DIM : ROLE_WARN, "%d tries left.",
             s->tries_left);
+    else /* a CAC does not tell before a wrong PIN */
+        put(t, y++, x, w, ROLE_DIM, "A CAC locks after 3 wrong PINs in a row.");
     y++;
     if (s->fail != CACREG_FAIL_NONE)
         y += diagnosis(t, y, x, w, 5, s->diagnosis, NULL, ROLE_BAD) + 1;

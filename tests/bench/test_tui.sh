@@ -140,6 +140,19 @@ keys Enter
 wait_for "Log in with your CAC"
 ok "CAC login end to end: PIN masked, a short PIN refused before the card, logged in, 150 days, 1 VERIFY, 1 signature"
 
+# The same person's newer card: the CAC login replaces the registered one.
+insert valid2
+wait_for "Card ready: JANE Q DOE"
+keys c
+wait_for "enter your CAC PIN"
+pin 24681357
+wait_for "it replaces the card registered before."
+wait_for "Replaced: serial"
+keys Enter
+insert valid
+wait_for "Card ready: JANE Q DOE"
+ok "the newer card of the same person: registered, replacing the old one (its serial shown)"
+
 # Wrong PIN, then lockout; the tries left are shown each time.
 keys c
 wait_for "enter your CAC PIN"
@@ -150,7 +163,7 @@ pin 000000
 wait_for "Last try: one more wrong PIN locks the card"
 pin 000000
 wait_for "PIN is locked"
-[ "$(counter verifies)" = 4 ] || fail "$(counter verifies) VERIFYs for 1 right and 3 wrong PINs"
+[ "$(counter verifies)" = 3 ] || fail "$(counter verifies) VERIFYs for 3 wrong PINs"
 keys Enter
 wait_for "LOCKED"
 keys c
