@@ -402,13 +402,13 @@ static void page_choose(struct tui *t, int y, int x, int w, int rows)
     int y0 = y;
 
     put(t, y++, x, w, ROLE_NORMAL, "Choose the certificate to register");
-    put(t, y++, x, w, ROLE_DIM, "The one with your name for identity is marked.");
+    put(t, y++, x, w, ROLE_DIM, "* marks the one to choose: your name, identity.");
     y++;
     for (size_t i = 0; i < s->info.ncerts; i++) {
         c = &s->info.certs[i];
-        put(t, y++, x, w, i == t->cert ? ROLE_SELECT : ROLE_NORMAL, "%s %-24.24s %s%s",
-            i == t->cert ? ">" : " ", c->holder[0] ? c->holder : c->common_name,
-            cacreg_cert_kind_name(c->kind), i == s->chosen ? "  (this one)" : "");
+        put(t, y++, x, w, i == t->cert ? ROLE_SELECT : ROLE_NORMAL, "%s %c %-20.20s %s",
+            i == t->cert ? ">" : " ", i == s->chosen ? '*' : ' ',
+            c->holder[0] ? c->holder : c->common_name, cacreg_cert_kind_name(c->kind));
     }
     if (t->cert >= s->info.ncerts)
         return;
@@ -599,10 +599,12 @@ static void too_small(struct tui *t)
     char line[120];
     int y = t->rows / 2 - 1;
 
+    int x = t->cols > 24 ? (t->cols - 24) / 2 : 0;
+
     snprintf(line, sizeof line, "This terminal is %dx%d;", t->cols, t->rows);
-    put(t, y, 0, t->cols, ROLE_BAD, "%s", line);
-    put(t, y + 1, 0, t->cols, ROLE_NORMAL, "cacreg needs %dx%d.", TUI_MIN_COLS, TUI_MIN_ROWS);
-    put(t, y + 2, 0, t->cols, ROLE_NORMAL, "%s", "Make the window larger.");
+    put(t, y, x, t->cols - x, ROLE_BAD, "%s", line);
+    put(t, y + 1, x, t->cols - x, ROLE_NORMAL, "cacreg needs %dx%d.", TUI_MIN_COLS, TUI_MIN_ROWS);
+    put(t, y + 2, x, t->cols - x, ROLE_NORMAL, "%s", "Make the window larger.");
 }
 
 void tui_draw(struct tui *t)

@@ -226,7 +226,7 @@ wait_for "Not registered: no CAC is registered"
 screen | grep -qF "Email-only account" || fail "account type"
 keys r
 wait_for "Choose the certificate to register"
-screen | grep -qF "> LINDA" || fail "the identity certificate is not preselected"
+screen | grep -qE "> \* LINDA.* identity" || fail "the identity certificate is not marked and preselected"
 keys Down
 wait_for "signs email"
 keys Up Enter
