@@ -41,6 +41,7 @@ struct card_job {
     char verdict_detail[512];
     cacreg_secret *pin;
     size_t use_cert;
+    EVP_PKEY *key;                        /* the identity key once the PIN was right */
     cacreg_login_result login;
     int tries_left;
 };
@@ -60,6 +61,7 @@ struct cacreg_flow {
     bool ignore_answer;                   /* the request in flight was cancelled */
     bool forget_card_pending;             /* drop the portal's card key once it is idle */
     bool card_logged_in;                  /* the PIN was accepted; the portal has the key */
+    EVP_PKEY *pending_key;                /* for the portal, once its request in flight ends */
     bool card_in_use;                     /* the step needs the card: pulling it starts over */
     bool just_cleared;
     enum after after_read;
@@ -169,19 +171,14 @@ static cacreg_err job_read(void *arg)
 static cacreg_err job_pin(void *arg)
 {
     struct card_job *c = arg;
-    EVP_PKEY *key;
-    cacreg_err rc;
 
+    c->key = NULL;
     c->login = cacreg_token_login(c->token, c->reader, c->pin, &c->tries_left, c->err,
                                   sizeof c->err);
     if (c->login != CACREG_LOGIN_OK)
         return CACREG_ERR_INVALID;
-    rc = cacreg_token_identity_key(c->token, c->reader, &key, c->err, sizeof c->err);
-    if (rc != CACREG_OK)
-        return rc;
-    rc = cacreg_portal_use_card(c->portal, &c->info.certs[c->use_cert], key);
-    EVP_PKEY_free(key);
-    return rc;
+    /* The loop hands the key to the portal, when no request is using the old one. */
+    return cacreg_token_identity_key(c->token, c->reader, &c->key, c->err, sizeof c->err);
 }
 
 static cacreg_err job_forget(void *arg)
@@ -210,6 +207,8 @@ static void read_card(cacreg_flow *f)
 static void drop_card_login(cacreg_flow *f)
 {
     f->card_logged_in = false;
+    EVP_PKEY_free(f->pending_key);
+    f->pending_key = NULL;
     if (f->portal_job > 0) {
         /* The network thread may be using the key: libp11 lets go after it does. */
         f->forget_card_pending = true;
@@ -218,6 +217,16 @@ static void drop_card_login(cacreg_flow *f)
     cacreg_portal_forget_card(f->portal);
     if (f->st.module_loaded)
         cacreg_worker_submit(f->worker, job_forget, &f->job);
+}
+
+/* Gives the portal the card's key, once no request is using the connection. */
+static void install_key(cacreg_flow *f)
+{
+    if (!f->pending_key || f->portal_job > 0)
+        return;
+    cacreg_portal_use_card(f->portal, &f->job.info.certs[f->job.use_cert], f->pending_key);
+    EVP_PKEY_free(f->pending_key); /* the portal holds its own reference */
+    f->pending_key = NULL;
 }
 
 /* Ends the card's login, if any, and reads the card again for the panel. */
@@ -482,6 +491,7 @@ static void portal_done(cacreg_flow *f)
         cacreg_portal_forget_card(f->portal);
         cacreg_worker_submit(f->worker, job_forget, &f->job);
     }
+    install_key(f);
     if (f->logout_queued) {
         f->logout_queued = false;
         send_request(f, ASK_LOGOUT);
@@ -595,7 +605,12 @@ static void pin_done(cacreg_flow *f, cacreg_err rc)
     f->pin_job = 0;
     cacreg_secret_clear(f->pin); /* the token wiped it; so do we */
     if (login == CACREG_LOGIN_OK)
-        f->card_logged_in = true; /* libp11 is logged in (and maybe the portal has the key) */
+        f->card_logged_in = true; /* libp11 is logged in */
+    if (f->job.key) {
+        EVP_PKEY_free(f->pending_key);
+        f->pending_key = f->job.key;
+        f->job.key = NULL;
+    }
     if (f->pin_gen != f->card_gen || f->st.step != CACREG_STEP_BUSY) {
         /* the card went, or the person left, while the card checked the PIN */
         if (f->card_logged_in)
@@ -617,11 +632,13 @@ static void pin_done(cacreg_flow *f, cacreg_err rc)
                  f->job.err);
             return;
         }
+        install_key(f);
         if (f->st.register_path) {
             clear_outcome(f);
             go(f, CACREG_STEP_CONFIRM_PASSWORD);
             return;
         }
+        install_key(f); /* now, or before the queued login goes out */
         ask(f, ASK_CAC_LOGIN, "Logging in to the portal with your card");
         return;
     case CACREG_LOGIN_WRONG_PIN:
@@ -699,6 +716,7 @@ void cacreg_flow_free(cacreg_flow *f)
     if (!f)
         return;
     cacreg_portal_free(f->portal); /* cancels and joins; wipes the session */
+    EVP_PKEY_free(f->pending_key);
     cacreg_watcher_stop(f->watcher);
     cacreg_worker_stop(f->worker);
     cacreg_token_free(f->job.token); /* releases the slots, and libp11's copy of the PIN */
