@@ -459,8 +459,13 @@ static void key(struct tui *t, int kind, wint_t wc)
 {
     const cacreg_flow_state *s = t->s;
     wint_t c = lower(kind, wc);
-    bool in_field = t->form && !t->help;
+    bool in_field;
 
+    /* Keys typed ahead go to the step they were typed for: a step that changed
+     * on the last key gets its screen (and its fields) first. */
+    if (s->generation != t->drawn)
+        tui_draw(t);
+    in_field = t->form && !t->help;
     cacreg_flow_touch(t->flow);
     if (kind == KEY_CODE_YES && wc == KEY_RESIZE) {
         t->dirty = true;

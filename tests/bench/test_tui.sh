@@ -275,6 +275,16 @@ wait_for "The card was removed; nothing was finished."
 gone "Password:"
 ok "card pulled at the chooser and at the password: back to the start, account and typing gone"
 
+# Typed ahead: the key that opens the login and the username in one write.
+typed "pjane.doe"
+keys Tab
+typed Correct-Horse-1
+keys Enter
+wait_for "Logged in as jane.doe"
+keys Escape
+wait_for "Log in with your CAC"
+ok "keys typed ahead land in the step they were typed for"
+
 # An expired password hands off to "I need a password", the username kept.
 keys p
 wait_for "Username:"
