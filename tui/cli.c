@@ -16,15 +16,19 @@
 bool cli_load_config(cacreg_config *cfg, int argc, char **argv)
 {
     const char *file = NULL;
+    bool kiosk = false;
     char err[512];
     cacreg_err rc;
 
     cacreg_config_defaults(cfg);
-    for (int i = 1; i < argc; i++)
+    for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
             file = argv[i + 1];
+        if (strcmp(argv[i], "--kiosk") == 0)
+            kiosk = true; /* /etc only: nothing from the user's home */
+    }
     rc = file ? cacreg_config_load_file(cfg, file, err, sizeof err)
-              : cacreg_config_load_standard(cfg, false, err, sizeof err);
+              : cacreg_config_load_standard(cfg, kiosk, err, sizeof err);
     if (rc == CACREG_ERR_NOT_FOUND) {
         fprintf(stderr, "cacreg: %s: no such file\n", file);
         return false;
