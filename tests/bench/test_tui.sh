@@ -438,11 +438,17 @@ ok "$sent random keys: still drawn, Esc leads back to the start"
 quit
 ctl unblock valid
 
-# A terminating signal restores the terminal too.
-tui 80 24
+# The kiosk has no way out by the keyboard; a terminating signal restores the terminal too.
+TUI_ARGS=--kiosk tui 80 24
+wait_for "Log in with your CAC"
+screen | grep -qF "Q Quit" && fail "the kiosk offers Q Quit"
+keys q C-c C-z 'C-\' Escape
+sleep 0.5
+[ -s "$tmp/exit" ] && fail "the kiosk let a key end it: $(cat "$tmp/exit")"
+screen | grep -qF "Log in with your CAC" || fail "kiosk: the start screen went"
 pane=$(tmux -S "$sock" display -p '#{pane_pid}')
 child=$(ps -o pid= --ppid "$pane" | tr -d ' ' | head -1)
 kill -TERM "$child"
 for _ in $(seq 100); do [ -s "$tmp/exit" ] && break; sleep 0.05; done
 [ "$(cat "$tmp/exit")" = "0 yes" ] || fail "SIGTERM: $(cat "$tmp/exit" 2>/dev/null)"
-ok "SIGTERM: terminal restored, exit 0"
+ok "kiosk: q, Ctrl-C, Ctrl-Z, Ctrl-\\ and Esc do not leave it; SIGTERM: terminal restored, exit 0"
