@@ -583,6 +583,7 @@ typedef struct cacreg_flow_state {
     cacreg_portal_result account;      /* the password login's answer */
     cacreg_portal_result registration; /* what the account has registered */
     cacreg_portal_result last;         /* the last answer */
+    bool requesting;            /* a portal request (a logout too) is in flight */
 
     /* outcome */
     cacreg_done done;

@@ -448,6 +448,7 @@ static bool send_request(cacreg_flow *f, enum ask what)
     f->portal_job = id;
     f->asked = what;
     f->ignore_answer = false;
+    f->st.requesting = true;
     return true;
 }
 
@@ -500,6 +501,8 @@ static void portal_done(cacreg_flow *f)
         f->queued = ASK_NONE;
         send_request(f, next);
     }
+    f->st.requesting = f->portal_job > 0;
+    changed(f);
     if (ignore || what == ASK_LOGOUT || r.outcome == CACREG_PORTAL_CANCELLED)
         return;
     f->st.last = r;

@@ -268,7 +268,8 @@ void cli_flow_finish(cacreg_flow *f)
 
     cacreg_flow_restart(f);
     cacreg_flow_handle(f);
-    while (!cacreg_flow_settled(f) && now_ms() < end) {
+    /* The logout, not the card read again for a screen there is not. */
+    while (cacreg_flow_state_get(f)->requesting && now_ms() < end) {
         struct pollfd pfd = {.fd = cacreg_flow_fd(f), .events = POLLIN};
         poll(&pfd, 1, (int)(end - now_ms()));
         cacreg_flow_handle(f);

@@ -87,7 +87,7 @@ int cli_exit_for(cacreg_fail fail);
 /* Prints a diagnosis (cause, steps, and the detail when it adds something). */
 void cli_say(cacreg_diagnosis d, const char *detail);
 
-/* Asks the portal to end the session and waits (a second or two) for it to go. */
+/* Asks the portal to end the session and waits (two seconds at most) for it to go. */
 void cli_flow_finish(cacreg_flow *f);
 
 #endif
