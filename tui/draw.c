@@ -236,7 +236,7 @@ static void panel(struct tui *t, int top, int height)
             item(t, y, x, 0, "PIN", left > 0 ? "%d tries left" : "a wrong PIN was entered", left);
             break;
         default:
-            item(t, y, x, 1, "PIN", left > 0 ? "%d tries left" : "no wrong tries", left);
+            item(t, y, x, 1, "PIN", left > 0 ? "%d tries left" : "no wrong try seen", left);
             break;
         }
     }
