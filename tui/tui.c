@@ -255,7 +255,7 @@ static void hint(struct tui *t, const char *text)
     t->dirty = true;
 }
 
-/* A character typed into the username field; false when it does not fit. */
+/* A character or an edit for the username field; past its 32 characters the field is cleared. */
 static void type_user(struct tui *t, int kind, wint_t wc)
 {
     int rc;
