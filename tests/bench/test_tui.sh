@@ -250,6 +250,29 @@ keys Escape
 wait_for "Log in with your CAC"
 ok "password login (wrong password, attempts left), not registered, chooser, PIN, password: registered, one signature; cleared"
 
+# The register path's own 403s: a card registered to someone else, a card of someone else.
+register_refused() { # persona pin text
+    insert "$1"
+    wait_for "Card ready"
+    login_linda
+    keys r
+    wait_for "Choose the certificate to register"
+    keys Enter
+    wait_for "Register: enter your CAC PIN"
+    pin "$2"
+    wait_for "confirm with your portal password"
+    typed Email-Only-3
+    keys Enter
+    wait_for "$3"
+    keys Enter
+    wait_for "Logged in as linda.loe" # back to the account, not out of it
+    keys Escape
+    wait_for "Log in with your CAC"
+}
+register_refused valid2 24681357 "This card is already registered to another account."
+register_refused noaccount 135790 "This card belongs to someone else than the account"
+ok "register path: registered to another account, and someone else's card, each said; back to the account"
+
 # The card pulled on the register path: at the chooser, and after the PIN at the password.
 insert emailonly
 wait_for "Card ready: LINDA"
