@@ -1,6 +1,11 @@
 # Helpers the bench's shell tests share. Source it after setting `here`
 # (this directory); the bench is named by $CACREG_BENCH.
 
+# What the tests run: the PKI, the cacreg binary under test, the reference portal.
+pki=${CACREG_PKI:-$CACREG_BUILD/pki}
+bin=${CACREG_BIN:-$CACREG_BUILD/plain/cacreg}
+portal=$here/../portal/portal
+
 fail() { echo "FAIL: $*" >&2; exit 1; }
 ok() { echo "ok: $*"; }
 ctl() { "$here/bench" ctl "$CACREG_BENCH" "$@" >/dev/null; }

@@ -10,9 +10,6 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=lib.sh
 . "$here/lib.sh"
-pki=${CACREG_PKI:-$CACREG_BUILD/pki}
-bin=${CACREG_BIN:-$CACREG_BUILD/plain/cacreg}
-portal=$here/../portal/portal
 tmp=$(mktemp -d)
 cleanup() {
     for d in "$tmp"/portal-*; do [ -d "$d" ] && "$portal" stop "$d"; done

@@ -9,9 +9,6 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=lib.sh
 . "$here/lib.sh"
-pki=${CACREG_PKI:-$CACREG_BUILD/pki}
-bin=${CACREG_BIN:-$CACREG_BUILD/plain/cacreg}
-portal=$here/../portal/portal
 tmp=$(mktemp -d)
 trap '"$portal" stop "$tmp/portal"; "$portal" stop "$tmp/slow"; rm -rf "$tmp"' EXIT
 

@@ -8,8 +8,6 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=lib.sh
 . "$here/lib.sh"
-pki=${CACREG_PKI:-$CACREG_BUILD/pki}
-bin=${CACREG_BIN:-$CACREG_BUILD/plain/cacreg}
 tmp=$(mktemp -d)
 watch_pid=
 cleanup() {

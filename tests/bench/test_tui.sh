@@ -11,9 +11,6 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=lib.sh
 . "$here/lib.sh"
-pki=${CACREG_PKI:-$CACREG_BUILD/pki}
-bin=${CACREG_BIN:-$CACREG_BUILD/plain/cacreg}
-portal=$here/../portal/portal
 tmp=$(mktemp -d)
 sock=$tmp/tmux.sock
 server_pid=
