@@ -96,6 +96,37 @@ int cli_common_option(cacreg_config *cfg, int opt, const char *arg)
     return 0;
 }
 
+int cli_options(int argc, char **argv, const char *shortopts, const struct option *opts,
+                cacreg_config *cfg, void (*usage)(FILE *),
+                bool (*own)(int opt, const char *arg, void *ctx), void *ctx)
+{
+    int opt;
+
+    if (!cli_load_config(cfg, argc, argv))
+        return CLI_USAGE;
+    while ((opt = getopt_long(argc, argv, shortopts, opts, NULL)) != -1) {
+        int common = cli_common_option(cfg, opt, optarg);
+
+        if (common < 0)
+            return CLI_USAGE;
+        if (common > 0)
+            continue;
+        if (opt == 'h') {
+            usage(stdout);
+            return CLI_HELP;
+        }
+        if (!own(opt, optarg, ctx)) {
+            usage(stderr);
+            return CLI_USAGE;
+        }
+    }
+    if (optind < argc) {
+        usage(stderr);
+        return CLI_USAGE;
+    }
+    return CLI_OK;
+}
+
 bool cli_read_secret(int fd, const char *prompt, int idle_s, cacreg_secret *s, bool *idle)
 {
     struct termios old, quiet;

@@ -2,6 +2,7 @@
 #ifndef CLI_H
 #define CLI_H
 
+#include <getopt.h>
 #include <stdio.h>
 
 #include "cacreg.h"
@@ -31,6 +32,20 @@ int cli_register(int argc, char **argv, bool reset);
  * else the standard files. Prints the problem and returns false on error.
  */
 bool cli_load_config(cacreg_config *cfg, int argc, char **argv);
+
+/* What cli_options() returns when it printed --help: the command exits 0. */
+#define CLI_HELP (-1)
+
+/*
+ * Loads the configuration (cli_load_config), then reads argv's options with
+ * getopt_long: the common ones (CLI_COMMON_OPTIONS) into cfg, -h/--help
+ * prints usage and gives CLI_HELP, every other one goes to own(), which
+ * returns false for an option it does not know. CLI_OK when all were taken;
+ * CLI_USAGE (the problem printed) when one was not, or a stray argument.
+ */
+int cli_options(int argc, char **argv, const char *shortopts, const struct option *opts,
+                cacreg_config *cfg, void (*usage)(FILE *),
+                bool (*own)(int opt, const char *arg, void *ctx), void *ctx);
 
 /* Sets key from a command-line option; prints the problem and returns false on error. */
 bool cli_set(cacreg_config *cfg, const char *key, const char *value);

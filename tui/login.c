@@ -6,7 +6,6 @@
  * terminal, never from the command line or the environment.
  */
 #define _GNU_SOURCE
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -138,6 +137,34 @@ static void usage(FILE *f)
                "6 the portal cannot be reached or answered something unusable.\n");
 }
 
+/* The options of `cacreg login`. */
+struct login_opts {
+    bool cac;
+    int pin_fd, wait_ms;
+};
+
+static bool login_option(int opt, const char *arg, void *ctx)
+{
+    struct login_opts *o = ctx;
+
+    switch (opt) {
+    case 'C':
+        o->cac = true;
+        return true;
+    case 'p':
+        o->pin_fd = (int)strtol(arg, NULL, 10);
+        return true;
+    case 'j':
+        json = true;
+        return true;
+    case 'W':
+        o->wait_ms = (int)strtol(arg, NULL, 10);
+        return true;
+    default:
+        return false;
+    }
+}
+
 int cli_login(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -146,45 +173,17 @@ int cli_login(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},       CLI_COMMON_OPTIONS,
         {NULL, 0, NULL, 0},
     };
-    int opt, code, pin_fd = -1, wait_ms = 0;
-    bool cac = false;
+    struct login_opts o = {.pin_fd = -1};
     cacreg_config cfg;
+    int code = cli_options(argc, argv, "h", opts, &cfg, usage, login_option, &o);
 
-    if (!cli_load_config(&cfg, argc, argv))
-        return CLI_USAGE;
-    while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        int common = cli_common_option(&cfg, opt, optarg);
-
-        if (common < 0)
-            return CLI_USAGE;
-        if (common > 0)
-            continue;
-        switch (opt) {
-        case 'C':
-            cac = true;
-            break;
-        case 'p':
-            pin_fd = (int)strtol(optarg, NULL, 10);
-            break;
-        case 'j':
-            json = true;
-            break;
-        case 'W':
-            wait_ms = (int)strtol(optarg, NULL, 10);
-            break;
-        case 'h':
-            usage(stdout);
-            return 0;
-        default:
-            usage(stderr);
-            return CLI_USAGE;
-        }
-    }
-    if (!cac || optind < argc) {
+    if (code != CLI_OK)
+        return code == CLI_HELP ? CLI_OK : code;
+    if (!o.cac) {
         usage(stderr);
         return CLI_USAGE;
     }
-    code = run(&cfg, pin_fd, wait_ms);
+    code = run(&cfg, o.pin_fd, o.wait_ms);
     if (flow)
         cli_flow_finish(flow);
     cacreg_flow_free(flow);

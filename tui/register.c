@@ -7,7 +7,6 @@
  * Secrets come from descriptors or the terminal, never from the command line.
  */
 #define _GNU_SOURCE
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -191,6 +190,38 @@ static void usage(FILE *f)
             "be reached or answered something unusable.\n");
 }
 
+/* The options of `cacreg register` and `cacreg reset`. */
+struct register_opts {
+    char user[128];
+    int password_fd, pin_fd;
+    bool clear, state_only;
+};
+
+static bool register_option(int opt, const char *arg, void *ctx)
+{
+    struct register_opts *o = ctx;
+
+    switch (opt) {
+    case 'u':
+        snprintf(o->user, sizeof o->user, "%s", arg);
+        return true;
+    case 'w':
+        o->password_fd = (int)strtol(arg, NULL, 10);
+        return true;
+    case 'p':
+        o->pin_fd = (int)strtol(arg, NULL, 10);
+        return true;
+    case 'x':
+        o->clear = true;
+        return true;
+    case 's':
+        o->state_only = true;
+        return true;
+    default:
+        return false;
+    }
+}
+
 int cli_register(int argc, char **argv, bool reset_only)
 {
     static const struct option opts[] = {
@@ -199,45 +230,13 @@ int cli_register(int argc, char **argv, bool reset_only)
         {"state", no_argument, NULL, 's'},           {"help", no_argument, NULL, 'h'},
         CLI_COMMON_OPTIONS,                          {NULL, 0, NULL, 0},
     };
-    int opt, code, password_fd = -1, pin_fd = -1;
-    bool clear = false, state_only = false;
-    char user[128] = "";
+    struct register_opts o = {.password_fd = -1, .pin_fd = -1};
     cacreg_config cfg;
+    int code = cli_options(argc, argv, "h", opts, &cfg, usage, register_option, &o);
 
-    if (!cli_load_config(&cfg, argc, argv))
-        return CLI_USAGE;
-    while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        int common = cli_common_option(&cfg, opt, optarg);
-
-        if (common < 0)
-            return CLI_USAGE;
-        if (common > 0)
-            continue;
-        switch (opt) {
-        case 'u':
-            snprintf(user, sizeof user, "%s", optarg);
-            break;
-        case 'w':
-            password_fd = (int)strtol(optarg, NULL, 10);
-            break;
-        case 'p':
-            pin_fd = (int)strtol(optarg, NULL, 10);
-            break;
-        case 'x':
-            clear = true;
-            break;
-        case 's':
-            state_only = true;
-            break;
-        case 'h':
-            usage(stdout);
-            return 0;
-        default:
-            usage(stderr);
-            return CLI_USAGE;
-        }
-    }
-    if (!user[0] || optind < argc) {
+    if (code != CLI_OK)
+        return code == CLI_HELP ? CLI_OK : code;
+    if (!o.user[0]) {
         usage(stderr);
         return CLI_USAGE;
     }
@@ -245,7 +244,8 @@ int cli_register(int argc, char **argv, bool reset_only)
     code = cli_flow_new(&flow, &cfg);
     if (code != CLI_OK)
         return code;
-    code = reset_only ? reset(user) : run(user, password_fd, pin_fd, clear, state_only);
+    code = reset_only ? reset(o.user)
+                      : run(o.user, o.password_fd, o.pin_fd, o.clear, o.state_only);
     cli_flow_finish(flow);
     cacreg_flow_free(flow);
     return code;

@@ -4,7 +4,6 @@
  * without curses; --json for machines, --watch for events as they happen.
  */
 #define _GNU_SOURCE
-#include <getopt.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -372,6 +371,24 @@ static void usage(FILE *f)
                "cannot be used as it is (see Pre-flight); 4 bad options or configuration.\n");
 }
 
+/* The options of `cacreg status`; ctx is the --wait milliseconds. */
+static bool status_option(int opt, const char *arg, void *ctx)
+{
+    switch (opt) {
+    case 'j':
+        st.json = true;
+        return true;
+    case 'w':
+        st.watch = true;
+        return true;
+    case 'W':
+        *(int *)ctx = (int)strtol(arg, NULL, 10);
+        return true;
+    default:
+        return false;
+    }
+}
+
 int cli_status(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -379,41 +396,13 @@ int cli_status(int argc, char **argv)
         {"wait", required_argument, NULL, 'W'},    {"help", no_argument, NULL, 'h'},
         CLI_COMMON_OPTIONS,                        {NULL, 0, NULL, 0},
     };
-    int opt, code, wait_ms = 3000;
+    int code, wait_ms = 3000;
     sigset_t mask;
 
     st.events[0] = st.events[1] = st.signal_fd = -1;
-    if (!cli_load_config(&st.cfg, argc, argv))
-        return CLI_USAGE;
-    while ((opt = getopt_long(argc, argv, "jwh", opts, NULL)) != -1) {
-        int common = cli_common_option(&st.cfg, opt, optarg);
-
-        if (common < 0)
-            return CLI_USAGE;
-        if (common > 0)
-            continue;
-        switch (opt) {
-        case 'j':
-            st.json = true;
-            break;
-        case 'w':
-            st.watch = true;
-            break;
-        case 'W':
-            wait_ms = (int)strtol(optarg, NULL, 10);
-            break;
-        case 'h':
-            usage(stdout);
-            return 0;
-        default:
-            usage(stderr);
-            return CLI_USAGE;
-        }
-    }
-    if (optind < argc) {
-        usage(stderr);
-        return CLI_USAGE;
-    }
+    code = cli_options(argc, argv, "jwh", opts, &st.cfg, usage, status_option, &wait_ms);
+    if (code != CLI_OK)
+        return code == CLI_HELP ? CLI_OK : code;
 
     if (cacreg_trust_load(&st.trust, st.cfg.ca_bundle, st.cfg.crl_file, st.trust_error,
                           sizeof st.trust_error) != CACREG_OK)

@@ -9,7 +9,6 @@
 #define _XOPEN_SOURCE_EXTENDED 1
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <langinfo.h>
 #include <locale.h>
 #include <poll.h>
@@ -561,47 +560,25 @@ static void usage(FILE *f)
                "only /etc's configuration.\n");
 }
 
-static int parse(struct tui *t, cacreg_config *cfg, bool *mono, int argc, char **argv)
+/* The front end's own options; ctx is the struct tui. */
+static bool tui_option(int opt, const char *arg, void *ctx)
 {
-    static const struct option opts[] = {
-        {"kiosk", no_argument, NULL, 'K'}, {"mono", no_argument, NULL, 'M'},
-        {"ascii", no_argument, NULL, 'A'}, {"help", no_argument, NULL, 'h'},
-        CLI_COMMON_OPTIONS,                {NULL, 0, NULL, 0},
-    };
-    int opt;
+    struct tui *t = ctx;
 
-    if (!cli_load_config(cfg, argc, argv))
-        return CLI_USAGE;
-    while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        int common = cli_common_option(cfg, opt, optarg);
-
-        if (common < 0)
-            return CLI_USAGE;
-        if (common > 0)
-            continue;
-        switch (opt) {
-        case 'K':
-            t->kiosk = true;
-            break;
-        case 'M':
-            *mono = true;
-            break;
-        case 'A':
-            t->ascii = true;
-            break;
-        case 'h':
-            usage(stdout);
-            return -1;
-        default:
-            usage(stderr);
-            return CLI_USAGE;
-        }
+    (void)arg;
+    switch (opt) {
+    case 'K':
+        t->kiosk = true;
+        return true;
+    case 'M':
+        t->mono = true;
+        return true;
+    case 'A':
+        t->ascii = true;
+        return true;
+    default:
+        return false;
     }
-    if (optind < argc) {
-        usage(stderr);
-        return CLI_USAGE;
-    }
-    return CLI_OK;
 }
 
 static void loop(struct tui *t)
@@ -647,9 +624,13 @@ static void loop(struct tui *t)
 
 int tui_main(int argc, char **argv)
 {
+    static const struct option opts[] = {
+        {"kiosk", no_argument, NULL, 'K'}, {"mono", no_argument, NULL, 'M'},
+        {"ascii", no_argument, NULL, 'A'}, {"help", no_argument, NULL, 'h'},
+        CLI_COMMON_OPTIONS,                {NULL, 0, NULL, 0},
+    };
     static struct tui t;
     cacreg_config cfg;
-    bool mono = false;
     char err[512] = "";
     const char *codeset;
     int code;
@@ -659,9 +640,9 @@ int tui_main(int argc, char **argv)
     codeset = nl_langinfo(CODESET);
     if (!codeset || strcmp(codeset, "UTF-8") != 0)
         t.ascii = true;
-    code = parse(&t, &cfg, &mono, argc, argv);
+    code = cli_options(argc, argv, "h", opts, &cfg, usage, tui_option, &t);
     if (code != CLI_OK)
-        return code < 0 ? CLI_OK : code;
+        return code == CLI_HELP ? CLI_OK : code;
     if (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO)) {
         fprintf(stderr, "cacreg: the full-screen front end needs a terminal; "
                         "see 'cacreg --help' for the headless commands.\n");
@@ -697,7 +678,7 @@ int tui_main(int argc, char **argv)
     nodelay(stdscr, TRUE);
     set_escdelay(25);
     curs_set(0);
-    setup_scheme(&t, mono);
+    setup_scheme(&t, t.mono);
     t.dirty = true;
     loop(&t);
     tui_form_free(&t);

@@ -46,6 +46,7 @@ struct tui {
     const cacreg_flow_state *s;
     bool kiosk;
     bool ascii;            /* the locale is not UTF-8: ASCII lines, ASCII text */
+    bool mono;             /* --mono: the monochrome scheme even where colours work */
     int attr[ROLE_COUNT];  /* the scheme in use */
     int rows, cols;
     unsigned long drawn;   /* the flow generation on screen */
