@@ -50,13 +50,13 @@ deps:
 	@.ci/install-deps
 
 define variant_rules
-$(BUILD)/$(1)/core/%.o: core/%.c core/cacreg.h core/internal.h | $(BUILD)/$(1)/core
+$(BUILD)/$(1)/core/%.o: core/%.c $(wildcard core/*.h) | $(BUILD)/$(1)/core
 	$$(CC) $$(ALL_CFLAGS) $$($(1)_FLAGS) $$(call pkg_cflags,$$(CORE_PKGS)) -c $$< -o $$@
 
 $(BUILD)/$(1)/libcacreg.a: $(call core_objs,$(1))
 	$$(AR) rcs $$@ $$^
 
-$(BUILD)/$(1)/cacreg: $(TUI_SRC) tui/cli.h tui/tui.h core/cacreg.h $(BUILD)/$(1)/libcacreg.a
+$(BUILD)/$(1)/cacreg: $(TUI_SRC) tui/cli.h tui/tui.h $(wildcard core/*.h) $(BUILD)/$(1)/libcacreg.a
 	$$(CC) $$(ALL_CFLAGS) $$($(1)_FLAGS) -Itui $$(call pkg_cflags,$$(TUI_PKGS) $$(CORE_PKGS)) $(TUI_SRC) \
 	    $(BUILD)/$(1)/libcacreg.a $$(call pkg_libs,$$(TUI_PKGS) $$(CORE_PKGS)) -o $$@
 

@@ -1,5 +1,9 @@
 /*
- * cacreg core: the public interface the front ends (tui/, kiosk/) build on.
+ * cacreg core: what a front end (tui/, kiosk/) needs. The flow, the secrets
+ * typed into it, the configuration, the diagnoses, and the plain data the
+ * flow's state carries. The parts the flow owns (threads, the card, the
+ * portal client) are in parts.h, for `cacreg status` and the tests.
+ *
  * The core never draws, never prints to the terminal and never exits the
  * process: it returns a cacreg_err and, where it helps, a sentence in a
  * caller-owned buffer.
@@ -10,18 +14,30 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include <openssl/types.h>
-
 /* Every error the core reports; foreign codes are translated at the edge. */
 typedef enum {
     CACREG_OK = 0,
-    CACREG_ERR_NOMEM,     /* out of memory, or locked memory refused */
-    CACREG_ERR_TOO_LONG,  /* input longer than its fixed maximum */
-    CACREG_ERR_INVALID,   /* input of the wrong form */
-    CACREG_ERR_SYSTEM,    /* an operating-system call failed */
-    CACREG_ERR_NOT_FOUND, /* no such file, reader, card or object */
-    CACREG_ERR_CONFIG,    /* a configuration file is malformed */
-    CACREG_ERR_CERT,      /* a certificate cannot be read */
+    CACREG_ERR_NOMEM,       /* out of memory, or locked memory refused */
+    CACREG_ERR_TOO_LONG,    /* input longer than its fixed maximum */
+    CACREG_ERR_INVALID,     /* input of the wrong form */
+    CACREG_ERR_SYSTEM,      /* an operating-system call failed */
+    CACREG_ERR_NOT_FOUND,   /* no such file, reader, card or object */
+    CACREG_ERR_CONFIG,      /* a configuration file is malformed */
+    CACREG_ERR_CERT,        /* a certificate cannot be read */
+    /* the card */
+    CACREG_ERR_NO_CARD,     /* no card, or it was removed */
+    CACREG_ERR_CARD,        /* the card or its module failed */
+    CACREG_ERR_PIN_WRONG,   /* the card refused the PIN: a try was used */
+    CACREG_ERR_PIN_LOCKED,  /* the PIN is locked: nothing was sent */
+    CACREG_ERR_PIN_FORMAT,  /* not 6-8 digits: nothing was sent */
+    CACREG_ERR_NO_KEY,      /* the identity certificate's key is not on the card */
+    CACREG_ERR_TIMEOUT,     /* the card did not answer in time */
+    /* the portal */
+    CACREG_ERR_REFUSED,     /* the portal answered no: the answer's code says why */
+    CACREG_ERR_UNREACHABLE, /* no answer: refused, timed out, cut off */
+    CACREG_ERR_TLS,         /* the server is not trusted, or TLS failed */
+    CACREG_ERR_BAD_ANSWER,  /* an answer that is not the portal API */
+    CACREG_ERR_CANCELLED,   /* cancelled before it ended */
 } cacreg_err;
 
 /* A short, human sentence for an error code; never NULL, static storage. */
@@ -58,6 +74,9 @@ void cacreg_secret_free(cacreg_secret *secret);
  */
 cacreg_err cacreg_secret_append(cacreg_secret *secret, const char *bytes, size_t len);
 
+/* Moves src's bytes to the end of dst inside locked memory; src is wiped. */
+cacreg_err cacreg_secret_move(cacreg_secret *dst, cacreg_secret *src);
+
 /* Removes the last character typed (one UTF-8 sequence); false if empty. */
 bool cacreg_secret_backspace(cacreg_secret *secret);
 
@@ -73,7 +92,58 @@ const char *cacreg_secret_data(const cacreg_secret *secret);
 /* True when the secret is a CAC PIN in form: 6 to 8 ASCII digits. */
 bool cacreg_secret_is_pin(const cacreg_secret *secret);
 
-/* ---- certificates (core/cert.c) ---- */
+/* ---- configuration (core/config.c) ---- */
+
+#define CACREG_PATH_MAX 1024
+#define CACREG_URL_MAX 512
+
+/* Everything a site sets; cacreg_config_defaults() gives the built-in values. */
+typedef struct cacreg_config {
+    char portal_url[CACREG_URL_MAX];     /* https://.../api/v1/ */
+    char ca_bundle[CACREG_PATH_MAX];     /* PEM: issuers of cards and of the portal */
+    char pkcs11_module[CACREG_PATH_MAX]; /* "" = OpenSC found through p11-kit */
+    char reader_filter[128];             /* substring of the reader name, "" = any */
+    int connect_timeout_s;
+    int total_timeout_s;
+    int idle_timeout_s;                  /* a flow left alone this long starts over */
+    int card_timeout_s;                  /* a card job taking longer is given up */
+    char crl_file[CACREG_PATH_MAX];      /* "" = no CRL check */
+    char ocsp_url[CACREG_URL_MAX];       /* "" = no OCSP check */
+    char portal_pins[CACREG_URL_MAX];    /* "sha256//B64;sha256//B64" pinned portal keys, "" = none */
+    int pin_max_tries;                   /* the card's PIN try counter when full (CAC: 3) */
+    bool opensc_file_cache;              /* let OpenSC cache card files on disk */
+} cacreg_config;
+
+/* Fills in the built-in defaults. */
+void cacreg_config_defaults(cacreg_config *cfg);
+
+/*
+ * Parses "key = value" lines (and "# comment" lines) from text, naming
+ * origin in messages. On CACREG_ERR_CONFIG, err holds "origin:line: what was
+ * expected"; cfg keeps the values set before the bad line.
+ */
+cacreg_err cacreg_config_parse(cacreg_config *cfg, const char *text, size_t len,
+                               const char *origin, char *err, size_t err_size);
+
+/* Sets one key, as a file line or a command-line option would. */
+cacreg_err cacreg_config_set(cacreg_config *cfg, const char *key, const char *value,
+                             char *err, size_t err_size);
+
+/* Reads one file; CACREG_ERR_NOT_FOUND when it does not exist. */
+cacreg_err cacreg_config_load_file(cacreg_config *cfg, const char *path, char *err,
+                                   size_t err_size);
+
+/* The system-wide configuration file. */
+#define CACREG_CONFIG_SYSTEM "/etc/cacreg/cacreg.conf"
+
+/*
+ * Reads CACREG_CONFIG_SYSTEM, then (unless kiosk) the user's
+ * $XDG_CONFIG_HOME/cacreg/cacreg.conf; missing files are skipped.
+ */
+cacreg_err cacreg_config_load_standard(cacreg_config *cfg, bool kiosk, char *err,
+                                       size_t err_size);
+
+/* ---- what a card holds (core/cert.c, core/token.c) ---- */
 
 /* What a certificate on a CAC is for. */
 typedef enum {
@@ -98,9 +168,7 @@ enum {
     CACREG_KU_KEY_ENCIPHERMENT = 1u << 2,
 };
 
-#define CACREG_CERT_DER_MAX 8192
-
-/* One certificate, parsed into plain fields. Empty strings where absent. */
+/* One certificate, parsed into plain fields (what a screen shows). "" where absent. */
 typedef struct cacreg_cert {
     char holder[128];     /* "JANE Q DOE", from the CN LAST.FIRST.MI.EDIPI */
     char common_name[128];
@@ -118,13 +186,7 @@ typedef struct cacreg_cert {
     long long not_before; /* seconds since the epoch, UTC */
     long long not_after;
     char sha256[65];      /* of the DER, upper-case hex */
-    unsigned char der[CACREG_CERT_DER_MAX];
-    size_t der_len;
 } cacreg_cert;
-
-/* Parses a DER certificate. CACREG_ERR_CERT (with a reason in err) if it is not one. */
-cacreg_err cacreg_cert_parse(cacreg_cert *out, const unsigned char *der, size_t len, char *err,
-                             size_t err_size);
 
 /* Whole days of validity left at now (negative once expired). */
 long cacreg_cert_days_left(const cacreg_cert *cert, long long now);
@@ -158,58 +220,34 @@ typedef enum {
 /* A machine name for a verdict: "ok", "untrusted", "expired", ... */
 const char *cacreg_verdict_name(cacreg_verdict v);
 
-/* Trust anchors and revocation data for pre-flight checks. Free with cacreg_trust_free(). */
-typedef struct cacreg_trust cacreg_trust;
+#define CACREG_MAX_CERTS 6
 
-/* Loads the CA bundle and, if given, a CRL (PEM or DER). NULL paths are skipped. */
-cacreg_err cacreg_trust_load(cacreg_trust **out, const char *ca_bundle, const char *crl_file,
-                             char *err, size_t err_size);
-void cacreg_trust_free(cacreg_trust *trust);
-
-/*
- * Also asks an OCSP responder (http:// URL) during pre-flight, waiting at most
- * timeout_s. Pre-flight then does network I/O: run it in the worker.
- */
-cacreg_err cacreg_trust_set_ocsp(cacreg_trust *trust, const char *url, int timeout_s);
-
-/* Checks a certificate at time now; detail gets a sentence for a person. */
-cacreg_verdict cacreg_cert_preflight(const cacreg_cert *cert, const cacreg_trust *trust,
-                                     long long now, char *detail, size_t detail_size);
-
-/* ---- events (core/event.c) ---- */
-
-/*
- * What the core tells a front end, as fixed-size records on a pipe the front
- * end polls with everything else. Read them with cacreg_event_read().
- */
 typedef enum {
-    CACREG_EV_READERS,      /* the reader list or a reader's state changed */
-    CACREG_EV_CARD_IN,      /* a card was inserted (reader names it) */
-    CACREG_EV_CARD_OUT,     /* a card was removed (reader names it) */
-    CACREG_EV_PCSC_UP,      /* the smart-card service answers (again) */
-    CACREG_EV_PCSC_DOWN,    /* pcscd is not running, or went away */
-    CACREG_EV_PCSC_DENIED,  /* pcscd refuses this session (polkit) */
-    CACREG_EV_JOB_DONE,     /* a worker job finished: job, status */
-} cacreg_event_type;
+    CACREG_PIN_UNKNOWN,   /* no token, or not asked */
+    CACREG_PIN_OK,        /* no failed tries known */
+    CACREG_PIN_COUNT_LOW, /* a wrong PIN was entered since the last right one */
+    CACREG_PIN_FINAL_TRY, /* one more wrong PIN locks the card */
+    CACREG_PIN_LOCKED,    /* locked: the CAC office re-sets it */
+} cacreg_pin_state;
 
-typedef struct cacreg_event {
-    cacreg_event_type type;
-    int job;             /* CACREG_EV_JOB_DONE: the id cacreg_worker_submit gave */
-    cacreg_err status;   /* CACREG_EV_JOB_DONE: what the job returned */
+/* A card's token, as read once per insertion. */
+typedef struct cacreg_card {
     char reader[128];
-} cacreg_event;
+    char slot[128];      /* the PKCS#11 slot description */
+    char label[64];
+    char manufacturer[64];
+    char model[32];
+    char serial[32];
+    bool recognised;     /* a CAC or PIV token with certificates */
+    cacreg_pin_state pin;
+    int tries_left;      /* -1 when the flags cannot tell */
+    size_t ncerts;
+    cacreg_cert certs[CACREG_MAX_CERTS];
+    char cert_labels[CACREG_MAX_CERTS][64];
+    char cert_ids[CACREG_MAX_CERTS][32]; /* hex */
+} cacreg_card;
 
-/* Reads one event from fd; CACREG_ERR_NOT_FOUND when none is waiting. */
-cacreg_err cacreg_event_read(int fd, cacreg_event *ev);
-
-/*
- * Makes the pipe every core thread writes its events to: fds[0] (read,
- * non-blocking) for the front end's poll, fds[1] to hand to the watcher and
- * the worker. The caller closes both, after stopping those.
- */
-cacreg_err cacreg_event_pipe(int fds[2]);
-
-/* ---- readers (core/reader.c, pcsc-lite) ---- */
+/* ---- readers (core/reader.c) ---- */
 
 typedef enum {
     CACREG_PCSC_STARTING, /* not asked yet */
@@ -239,24 +277,6 @@ typedef struct cacreg_readers {
 } cacreg_readers;
 
 /*
- * A thread with its own PC/SC context that blocks in SCardGetStatusChange
- * (hot-plug through \\?PnP?\Notification) and writes events to a pipe. It
- * reconnects by itself, with a back-off, when pcscd goes away. Readers whose
- * name does not contain filter (if not empty) are ignored. Free with
- * cacreg_watcher_stop().
- */
-typedef struct cacreg_watcher cacreg_watcher;
-
-/* Starts the watcher, writing events to event_wr (see cacreg_event_pipe). */
-cacreg_err cacreg_watcher_start(cacreg_watcher **out, const char *filter, int event_wr);
-
-/* Stops the thread (SCardCancel and join) and frees it; NULL is allowed. */
-void cacreg_watcher_stop(cacreg_watcher *w);
-
-/* Copies the current state. */
-void cacreg_watcher_snapshot(cacreg_watcher *w, cacreg_readers *out);
-
-/*
  * The polkit rule an administrator adds so that user may use the card
  * readers from a session pcscd otherwise refuses (SSH): the file to write
  * and its text, for CACREG_PCSC_DENIED.
@@ -264,178 +284,57 @@ void cacreg_watcher_snapshot(cacreg_watcher *w, cacreg_readers *out);
 void cacreg_pcsc_polkit_rule(const char *user, char *path, size_t path_size, char *rule,
                              size_t rule_size);
 
-/* ---- the worker (core/worker.c) ---- */
+/* ---- the portal's answers (core/portal.c) ---- */
 
-/*
- * One thread for the slow calls (module load, reading certificates, PIN
- * login, signing), so the front end's loop never waits on a card. Each job
- * ends with a CACREG_EV_JOB_DONE event carrying its id and its result.
- */
-typedef struct cacreg_worker cacreg_worker;
-typedef cacreg_err (*cacreg_job_fn)(void *arg);
-
-cacreg_err cacreg_worker_start(cacreg_worker **out, int event_wr);
-
-/* Queues fn(arg); returns the job's id (> 0), or -1 when the queue is full. */
-int cacreg_worker_submit(cacreg_worker *w, cacreg_job_fn fn, void *arg);
-
-/* Lets the running job finish, drops the queued ones, joins; NULL is allowed. */
-void cacreg_worker_stop(cacreg_worker *w);
-
-/* ---- tokens (core/token.c, libp11 over the PKCS#11 module) ---- */
-
-#define CACREG_MAX_CERTS 6
-
+/* The portal requests of docs/portal-api.md; core/portal.c has their routes. */
 typedef enum {
-    CACREG_PIN_UNKNOWN,   /* no token, or not asked */
-    CACREG_PIN_OK,        /* no failed tries known */
-    CACREG_PIN_COUNT_LOW, /* a wrong PIN was entered since the last right one */
-    CACREG_PIN_FINAL_TRY, /* one more wrong PIN locks the card */
-    CACREG_PIN_LOCKED,    /* locked: the CAC office re-sets it */
-} cacreg_pin_state;
+    CACREG_REQ_NONE,
+    CACREG_REQ_CAC_LOGIN,
+    CACREG_REQ_PASSWORD_LOGIN,
+    CACREG_REQ_GET_REGISTRATION,
+    CACREG_REQ_CLEAR_REGISTRATION,
+    CACREG_REQ_REGISTER,
+    CACREG_REQ_LOGOUT,
+    CACREG_REQ_PASSWORD_RESET,
+    CACREG_REQ_COUNT
+} cacreg_request;
 
-/* A card's token, as read once per insertion. */
-typedef struct cacreg_token_info {
-    char reader[128];
-    char slot[128];      /* the PKCS#11 slot description */
-    char label[64];
-    char manufacturer[64];
-    char model[32];
-    char serial[32];
-    bool recognised;     /* a CAC or PIV token with certificates */
-    cacreg_pin_state pin;
-    int tries_left;      /* -1 when the flags cannot tell */
-    size_t ncerts;
-    cacreg_cert certs[CACREG_MAX_CERTS];
-    char cert_labels[CACREG_MAX_CERTS][64];
-    char cert_ids[CACREG_MAX_CERTS][32]; /* hex */
-} cacreg_token_info;
-
+/* The portal's reasons for no (docs/portal-api.md's error codes). */
 typedef enum {
-    CACREG_LOGIN_OK,
-    CACREG_LOGIN_WRONG_PIN,  /* tries_left says how many remain (-1: unknown) */
-    CACREG_LOGIN_LOCKED,     /* nothing was sent: or the card says it is locked */
-    CACREG_LOGIN_BAD_FORMAT, /* not 6-8 digits: nothing was sent */
-    CACREG_LOGIN_NO_CARD,
-    CACREG_LOGIN_ERROR,      /* the module failed; err says how */
-} cacreg_login_result;
+    CACREG_PORTAL_NO_REASON,
+    CACREG_PORTAL_NO_CLIENT_CERTIFICATE,
+    CACREG_PORTAL_UNTRUSTED_ISSUER,
+    CACREG_PORTAL_CERTIFICATE_NOT_YET_VALID,
+    CACREG_PORTAL_CERTIFICATE_EXPIRED,
+    CACREG_PORTAL_CERTIFICATE_REVOKED,
+    CACREG_PORTAL_NOT_IDENTITY_CERTIFICATE,
+    CACREG_PORTAL_NO_ACCOUNT,
+    CACREG_PORTAL_ACCOUNT_NOT_PERMITTED,
+    CACREG_PORTAL_REGISTERED_TO_OTHER_ACCOUNT,
+    CACREG_PORTAL_EDIPI_MISMATCH,
+    CACREG_PORTAL_INVALID_CREDENTIALS,
+    CACREG_PORTAL_PASSWORD_EXPIRED,
+    CACREG_PORTAL_ACCOUNT_LOCKED,
+    CACREG_PORTAL_SESSION_EXPIRED,
+    CACREG_PORTAL_NO_SESSION,
+    CACREG_PORTAL_REVOCATION_UNAVAILABLE,
+    CACREG_PORTAL_OTHER_REASON, /* a code this client does not know */
+} cacreg_portal_reason;
 
-/* The PKCS#11 module, loaded once per process. Free with cacreg_token_free(). */
-typedef struct cacreg_token cacreg_token;
-
-/*
- * Loads the module: module_path, or when empty the OpenSC module from
- * p11-kit's registry. Before loading, points OpenSC at our own settings
- * (OPENSC_CONF): no PIN cache, and no file cache unless file_cache.
- */
-cacreg_err cacreg_token_load(cacreg_token **out, const char *module_path, bool file_cache,
-                             int pin_max_tries, char *err, size_t err_size);
-void cacreg_token_free(cacreg_token *t);
-
-/* The module's path as loaded. */
-const char *cacreg_token_module(const cacreg_token *t);
-
-/*
- * Reads the token in the slot of reader (or the first token when reader is
- * NULL, for a module without PC/SC): label, serial, PIN state, certificates.
- * Served from memory after the first read, until cacreg_token_forget().
- */
-cacreg_err cacreg_token_read(cacreg_token *t, const char *reader, cacreg_token_info *info,
-                             char *err, size_t err_size);
-
-/*
- * Logs in with the PIN: sent to the card once, and wiped from pin whatever
- * happens. A PIN not in form, or a card known to be locked, sends nothing.
- */
-cacreg_login_result cacreg_token_login(cacreg_token *t, const char *reader, cacreg_secret *pin,
-                                       int *tries_left, char *err, size_t err_size);
-
-/*
- * The private key of the card's identity (PIV Authentication) certificate,
- * for TLS client authentication, after a successful login; never another
- * key (the signature key would want the PIN before every signature). Free
- * with EVP_PKEY_free(), before cacreg_token_forget().
- */
-cacreg_err cacreg_token_identity_key(cacreg_token *t, const char *reader, EVP_PKEY **key,
-                                     char *err, size_t err_size);
-
-/* Forgets what was read and releases the slots (libp11's copy of the PIN with them). */
-void cacreg_token_forget(cacreg_token *t);
-
-/* ---- configuration (core/config.c) ---- */
-
-#define CACREG_PATH_MAX 1024
-#define CACREG_URL_MAX 512
-
-/* Everything a site sets; cacreg_config_defaults() gives the built-in values. */
-typedef struct cacreg_config {
-    char portal_url[CACREG_URL_MAX];     /* https://.../api/v1/ */
-    char ca_bundle[CACREG_PATH_MAX];     /* PEM: issuers of cards and of the portal */
-    char pkcs11_module[CACREG_PATH_MAX]; /* "" = OpenSC found through p11-kit */
-    char reader_filter[128];             /* substring of the reader name, "" = any */
-    int connect_timeout_s;
-    int total_timeout_s;
-    int idle_timeout_s;                  /* a flow left alone this long starts over */
-    char crl_file[CACREG_PATH_MAX];      /* "" = no CRL check */
-    char ocsp_url[CACREG_URL_MAX];       /* "" = no OCSP check */
-    char portal_pins[CACREG_URL_MAX];    /* "sha256//B64;sha256//B64" pinned portal keys, "" = none */
-    int pin_max_tries;                   /* the card's PIN try counter when full (CAC: 3) */
-    bool opensc_file_cache;              /* let OpenSC cache card files on disk */
-} cacreg_config;
-
-/* Fills in the built-in defaults. */
-void cacreg_config_defaults(cacreg_config *cfg);
-
-/*
- * Parses "key = value" lines (and "# comment" lines) from text, naming
- * origin in messages. On CACREG_ERR_CONFIG, err holds "origin:line: what was
- * expected"; cfg keeps the values set before the bad line.
- */
-cacreg_err cacreg_config_parse(cacreg_config *cfg, const char *text, size_t len,
-                               const char *origin, char *err, size_t err_size);
-
-/* Sets one key, as a file line or a command-line option would. */
-cacreg_err cacreg_config_set(cacreg_config *cfg, const char *key, const char *value,
-                             char *err, size_t err_size);
-
-/* Reads one file; CACREG_ERR_NOT_FOUND when it does not exist. */
-cacreg_err cacreg_config_load_file(cacreg_config *cfg, const char *path, char *err,
-                                   size_t err_size);
-
-/*
- * Reads /etc/cacreg/cacreg.conf, then (unless kiosk) the user's
- * $XDG_CONFIG_HOME/cacreg/cacreg.conf; missing files are skipped.
- */
-cacreg_err cacreg_config_load_standard(cacreg_config *cfg, bool kiosk, char *err,
-                                       size_t err_size);
-
-/* ---- the portal client (core/portal.c, libcurl + jansson) ---- */
-
-/*
- * Talks docs/portal-api.md over HTTPS. Requests run on the client's own
- * thread (curl's multi interface there, cancellable at once): the card signs
- * inside the TLS handshake and OpenSSL cannot wait for it asynchronously, so
- * a request on the front end's loop would freeze the screen. Each request
- * ends with a CACREG_EV_JOB_DONE event; its result is then read with
- * cacreg_portal_result(). One easy handle is kept for the whole flow, so the
- * connection and TLS session (and the card's one signature) are reused.
- */
-typedef struct cacreg_portal cacreg_portal;
-
+/* What the registration result says was done. */
 typedef enum {
-    CACREG_PORTAL_OK,         /* the portal answered yes */
-    CACREG_PORTAL_REFUSED,    /* the portal answered no: error says why (docs/portal-api.md) */
-    CACREG_PORTAL_UNREACHABLE, /* no answer: connection refused, timed out, cut */
-    CACREG_PORTAL_TLS,        /* the server's certificate is not trusted, or TLS failed */
-    CACREG_PORTAL_BAD_ANSWER, /* an answer that is not the portal API (5xx page, malformed, huge) */
-    CACREG_PORTAL_CANCELLED,
-} cacreg_portal_outcome;
+    CACREG_REG_NONE,
+    CACREG_REG_REGISTERED, /* first registration */
+    CACREG_REG_REPLACED,   /* a newer card replaced the one before */
+    CACREG_REG_UNCHANGED,  /* this card was registered already */
+} cacreg_registration;
 
 /* What one request brought back; plain fields, "" where absent. */
 typedef struct cacreg_portal_result {
-    cacreg_portal_outcome outcome;
+    cacreg_err err;           /* CACREG_OK, or REFUSED, UNREACHABLE, TLS, BAD_ANSWER, CANCELLED */
     long http_status;
-    char error[64];           /* the portal's error code, for REFUSED */
+    cacreg_portal_reason reason; /* for CACREG_ERR_REFUSED */
+    char error[64];           /* the portal's error code as sent */
     char message[512];        /* the portal's words, or ours for the other outcomes */
     int attempts_left;        /* -1 unless the portal said */
     long long server_time;    /* its Date header (0: none), for clock skew */
@@ -443,44 +342,13 @@ typedef struct cacreg_portal_result {
     char username[64], display_name[128], account_type[16], edipi[16];
     char password_expires[32];
     bool registered;
-    char registration[16];    /* registered | replaced | unchanged */
+    cacreg_registration registration;
     char cert_subject[512], cert_serial[80], cert_not_after[32], registered_at[32];
     char replaced_serial[80];
 } cacreg_portal_result;
 
-/* Starts the client for cfg's portal, ending requests as events on event_wr. */
-cacreg_err cacreg_portal_new(cacreg_portal **out, const cacreg_config *cfg, int event_wr,
-                             char *err, size_t err_size);
-
-/* Cancels what is in flight, stops the thread, wipes the session; NULL is allowed. */
-void cacreg_portal_free(cacreg_portal *p);
-
-/*
- * Presents this certificate and key as the TLS client identity from the next
- * connection on (cacreg_token_identity_key gives the key). The portal takes a
- * reference to key and drops it in cacreg_portal_forget_card().
- */
-cacreg_err cacreg_portal_use_card(cacreg_portal *p, const cacreg_cert *cert, EVP_PKEY *key);
-
-/* Drops the card's key and every connection that used it (card removed). Call
- * with no request in flight (cancel it and wait for its event first). */
-void cacreg_portal_forget_card(cacreg_portal *p);
-
-/* Requests, one at a time; each returns a job id (> 0), or -1 when one is
- * already in flight. Secrets are wiped once sent, whatever the answer. */
-int cacreg_portal_cac_login(cacreg_portal *p);
-int cacreg_portal_password_login(cacreg_portal *p, const char *username, cacreg_secret *password);
-int cacreg_portal_get_registration(cacreg_portal *p);
-int cacreg_portal_clear_registration(cacreg_portal *p);
-int cacreg_portal_register(cacreg_portal *p, cacreg_secret *password);
-int cacreg_portal_logout(cacreg_portal *p);
-int cacreg_portal_password_reset(cacreg_portal *p, const char *username);
-
-/* Aborts the request in flight; it ends with CACREG_PORTAL_CANCELLED. */
-void cacreg_portal_cancel(cacreg_portal *p);
-
-/* Copies the result of the request that ended last. */
-void cacreg_portal_result_get(cacreg_portal *p, cacreg_portal_result *out);
+/* The code's name as the contract spells it ("registered", "replaced", "unchanged", ""). */
+const char *cacreg_registration_name(cacreg_registration r);
 
 /* ---- diagnosis (core/diagnose.c) ---- */
 
@@ -496,8 +364,24 @@ cacreg_diagnosis cacreg_diagnose_verdict(cacreg_verdict v);
 /* For a portal answer that was not OK (a 403 reason, a lock, a network failure). */
 cacreg_diagnosis cacreg_diagnose_portal(const cacreg_portal_result *r);
 
-/* For a PIN login that failed. */
-cacreg_diagnosis cacreg_diagnose_login(cacreg_login_result r);
+/* For a card job that failed: a PIN wrong, locked or malformed, a card gone. */
+cacreg_diagnosis cacreg_diagnose_card(cacreg_err err);
+
+/* What the flow itself has to say (not a card's or a portal's answer). */
+typedef enum {
+    CACREG_SAY_CARD_REMOVED,   /* the card went while the flow needed it */
+    CACREG_SAY_IDLE,           /* left alone for idle_timeout */
+    CACREG_SAY_NO_MODULE,      /* the PKCS#11 module cannot be loaded */
+    CACREG_SAY_PCSC_DOWN,      /* pcscd is not running */
+    CACREG_SAY_PCSC_DENIED,    /* pcscd refuses this session */
+    CACREG_SAY_BAD_USERNAME,   /* the username field is empty or not text */
+    CACREG_SAY_NO_PASSWORD,    /* the password field is empty */
+    CACREG_SAY_NOT_STARTED,    /* a request could not be started */
+    CACREG_SAY_CLEARED,        /* the registered information was cleared */
+    CACREG_SAY_CARD_STUCK,     /* the card stopped answering */
+} cacreg_say;
+
+cacreg_diagnosis cacreg_diagnose_say(cacreg_say what);
 
 /*
  * When this machine's clock is more than five minutes off the portal's (the
@@ -506,33 +390,52 @@ cacreg_diagnosis cacreg_diagnose_login(cacreg_login_result r);
  */
 bool cacreg_diagnose_clock(const cacreg_portal_result *r, char *buf, size_t size);
 
-
-/* ---- the flows (core/flow.c) ---- */
+/* ---- the flow (core/flow.c) and what runs it (core/engine.c) ---- */
 
 /*
- * The help article's paths as one state machine, for every front end: the
- * front end polls cacreg_flow_fd() with its keyboard, calls
- * cacreg_flow_handle() when it is readable (or when cacreg_flow_timeout_ms()
- * has passed), draws cacreg_flow_state(), and turns keys into the calls
- * below. The flow owns the threads, the card, the portal client and the
- * secrets; nothing in it blocks.
+ * The help article's paths as one state machine, for every front end. The
+ * engine owns the threads, the card, the portal client and the secrets;
+ * the front end polls cacreg_engine_fd() with its keyboard, calls
+ * cacreg_engine_handle() when it is readable (or when
+ * cacreg_flow_timeout_ms() has passed), draws cacreg_flow_state_get(), and
+ * turns keys into cacreg_flow_act(). Nothing in it blocks.
  */
+typedef struct cacreg_engine cacreg_engine;
 typedef struct cacreg_flow cacreg_flow;
 
+/* The steps; core/flow.c's table says what each one does. */
 typedef enum {
     CACREG_STEP_START,            /* choose a way in */
     CACREG_STEP_INSERT_CARD,      /* the way chosen needs a card in a reader */
-    CACREG_STEP_BUSY,             /* working: state.busy says on what */
+    CACREG_STEP_LOADING,          /* waiting for the PKCS#11 module to load */
+    CACREG_STEP_READING,          /* waiting for the card's certificates */
     CACREG_STEP_PIN,              /* the card's PIN, typed into cacreg_flow_secret() */
+    CACREG_STEP_CHECKING_PIN,     /* the card checks the PIN */
     CACREG_STEP_CREDENTIALS,      /* username and password (cacreg_flow_secret()) */
+    CACREG_STEP_ASKING,           /* the portal is asked: state.request says what */
     CACREG_STEP_REGISTRATION,     /* what the account has registered: clear, register */
     CACREG_STEP_CONFIRM_CLEAR,    /* "clear the registered information?" */
     CACREG_STEP_CHOOSE_CERT,      /* which certificate to register */
     CACREG_STEP_CONFIRM_PASSWORD, /* the portal password confirms the registration */
     CACREG_STEP_RESET,            /* username, to ask for a new password */
     CACREG_STEP_DONE,             /* state.done says what was done */
-    CACREG_STEP_FAILED,           /* state.diagnosis says why */
+    CACREG_STEP_FAILED,           /* state.problem says why */
+    CACREG_STEP_COUNT
 } cacreg_step;
+
+/* The step's name, as the flow's trace prints it ("PIN", "ASKING", ...). */
+const char *cacreg_step_name(cacreg_step step);
+
+/* True for the steps where work is in progress and the person waits. */
+bool cacreg_step_working(cacreg_step step);
+
+/* Which of the help article's ways the person took. */
+typedef enum {
+    CACREG_PATH_NONE,
+    CACREG_PATH_CAC_LOGIN, /* card, PIN: logged in and registered */
+    CACREG_PATH_REGISTER,  /* password login, then register the card */
+    CACREG_PATH_RESET,     /* "I need a password" */
+} cacreg_path;
 
 typedef enum {
     CACREG_DONE_NONE,
@@ -553,28 +456,56 @@ typedef enum {
     CACREG_FAIL_IDLE,       /* left alone for idle_timeout: everything was cleared */
 } cacreg_fail;
 
+/* Where a failure happened. */
+typedef enum {
+    CACREG_STAGE_NONE,
+    CACREG_STAGE_MODULE,    /* loading the PKCS#11 module */
+    CACREG_STAGE_PCSC,      /* the smart-card service */
+    CACREG_STAGE_CARD,      /* reading the card */
+    CACREG_STAGE_PREFLIGHT, /* checking its certificate */
+    CACREG_STAGE_PIN,
+    CACREG_STAGE_KEY,       /* the identity key after the PIN */
+    CACREG_STAGE_PORTAL,
+    CACREG_STAGE_INPUT,     /* what was typed */
+    CACREG_STAGE_CHOOSE,    /* the certificate chosen */
+    CACREG_STAGE_IDLE,
+} cacreg_stage;
+
+/* The stage's machine name ("pin", "portal", ...), for --json. */
+const char *cacreg_stage_name(cacreg_stage stage);
+
+/* A failure, or a notice, as the state carries it. */
+typedef struct cacreg_problem {
+    cacreg_fail fail;           /* NONE for a notice that is good news */
+    cacreg_stage stage;
+    cacreg_err err;             /* the error behind it, CACREG_OK for a notice */
+    cacreg_diagnosis diagnosis; /* cause NULL: no problem */
+    char detail[512];           /* the card's or portal's own words, or "" */
+    char clock[256];            /* a clock-skew hint, or "" */
+} cacreg_problem;
+
+typedef enum { CACREG_MODULE_LOADING, CACREG_MODULE_LOADED, CACREG_MODULE_FAILED } cacreg_module;
+typedef enum { CACREG_CARD_NONE, CACREG_CARD_READING, CACREG_CARD_READ, CACREG_CARD_FAILED } cacreg_card_state;
+
 /* Everything a front end draws; plain data, valid until the next call on the flow. */
 typedef struct cacreg_flow_state {
     cacreg_step step;
     unsigned long generation;   /* changes whenever anything below does */
-    const char *busy;           /* STEP_BUSY: "Reading your card", ... */
-    bool register_path;         /* the password path (register), not a CAC login */
+    cacreg_request request;     /* STEP_ASKING: what the portal is asked */
+    cacreg_path path;
 
     /* prerequisites, live */
-    bool module_loading;
-    bool module_loaded;
-    char module[CACREG_PATH_MAX];
+    cacreg_module module;
+    char module_path[CACREG_PATH_MAX];
     char module_error[512];
     cacreg_readers readers;
     char reader[128];           /* the reader with the card in use; "" when none */
-    bool card_reading;
-    bool card_read;             /* info below is the card in reader */
+    cacreg_card_state card;
     char card_error[512];
-    cacreg_token_info info;
+    cacreg_card info;           /* CARD_READ: the card in reader */
     size_t chosen;              /* the identity certificate (info.ncerts: none) */
     cacreg_verdict verdict;     /* pre-flight of the chosen certificate */
     char verdict_detail[512];
-    cacreg_login_result login;  /* the last PIN try */
     int tries_left;             /* after the last PIN try; -1 unknown */
 
     /* the portal */
@@ -587,31 +518,53 @@ typedef struct cacreg_flow_state {
 
     /* outcome */
     cacreg_done done;
-    cacreg_fail fail;           /* at FAILED, or at an input step after a wrong try */
-    const char *stage;          /* where it failed: "module", "pcsc", "card", "preflight",
-                                   "pin", "key", "portal", "input", "idle" */
-    cacreg_diagnosis diagnosis;
-    char detail[512];
-    char clock[256];            /* a clock-skew hint, or "" */
-    cacreg_diagnosis notice;    /* said once at START: why it came back there; cause NULL if none */
-    cacreg_fail notice_fail;
+    cacreg_problem problem;     /* at FAILED, or at an input step after a wrong try */
+    cacreg_problem notice;      /* why the flow came back to START, or news at REGISTRATION */
 } cacreg_flow_state;
 
+/* What a person can do; cacreg_flow_can() says whether the step takes it now. */
+typedef enum {
+    CACREG_ACT_CAC_LOGIN,      /* START: the card, then its PIN */
+    CACREG_ACT_PASSWORD_LOGIN, /* START: username and password */
+    CACREG_ACT_NEW_PASSWORD,   /* START, or FAILED on an expired password: ask for one */
+    CACREG_ACT_SUBMIT,         /* PIN, CREDENTIALS, CONFIRM_PASSWORD, RESET: what was typed */
+    CACREG_ACT_REGISTER,       /* REGISTRATION: register the card in the reader */
+    CACREG_ACT_CLEAR,          /* REGISTRATION: clear what is registered (asks first) */
+    CACREG_ACT_YES,            /* CONFIRM_CLEAR */
+    CACREG_ACT_NO,             /* CONFIRM_CLEAR */
+    CACREG_ACT_CHOOSE,         /* CHOOSE_CERT: action.cert */
+    CACREG_ACT_BACK,           /* Esc: one step back, cancelling what is in flight */
+    CACREG_ACT_RESTART,        /* the next person: log out, forget the card, wipe everything */
+    CACREG_ACT_COUNT
+} cacreg_action_kind;
+
+typedef struct cacreg_action {
+    cacreg_action_kind kind;
+    const char *username; /* SUBMIT at CREDENTIALS and RESET */
+    size_t cert;          /* CHOOSE */
+} cacreg_action;
+
 /* Starts the threads and loads the module (in the background) for cfg. */
-cacreg_err cacreg_flow_new(cacreg_flow **out, const cacreg_config *cfg, char *err,
-                           size_t err_size);
+cacreg_err cacreg_engine_new(cacreg_engine **out, const cacreg_config *cfg, char *err,
+                             size_t err_size);
 
 /* Stops everything, wipes every secret, releases the card; NULL is allowed. */
-void cacreg_flow_free(cacreg_flow *f);
+void cacreg_engine_free(cacreg_engine *e);
+
+/* The flow the engine runs; borrowed for the engine's life. */
+cacreg_flow *cacreg_engine_flow(cacreg_engine *e);
 
 /* The descriptor to poll for reading. */
-int cacreg_flow_fd(const cacreg_flow *f);
-
-/* Milliseconds until the flow wants cacreg_flow_handle() anyway (idle timeout); -1: never. */
-int cacreg_flow_timeout_ms(const cacreg_flow *f);
+int cacreg_engine_fd(const cacreg_engine *e);
 
 /* Takes what the threads reported and what time has done; never blocks. */
-void cacreg_flow_handle(cacreg_flow *f);
+void cacreg_engine_handle(cacreg_engine *e);
+
+/* Sends every step change, by name, to fn (a debug log); NULL stops it. */
+void cacreg_flow_trace(cacreg_flow *f, void (*fn)(const char *line, void *ctx), void *ctx);
+
+/* Milliseconds until the flow wants cacreg_engine_handle() anyway (a timer); -1: never. */
+int cacreg_flow_timeout_ms(const cacreg_flow *f);
 
 /* True when no card job and no portal request is in flight (a logout sent, say). */
 bool cacreg_flow_settled(const cacreg_flow *f);
@@ -628,20 +581,17 @@ const cacreg_flow_state *cacreg_flow_state_get(const cacreg_flow *f);
  */
 cacreg_secret *cacreg_flow_secret(cacreg_flow *f);
 
-/* The actions; each returns false (and changes nothing) when the step does not take it. */
-bool cacreg_flow_cac_login(cacreg_flow *f);                   /* START */
-bool cacreg_flow_password_login(cacreg_flow *f);              /* START -> CREDENTIALS */
-bool cacreg_flow_reset(cacreg_flow *f);                       /* START -> RESET */
-bool cacreg_flow_submit(cacreg_flow *f, const char *username); /* PIN, CREDENTIALS, CONFIRM_PASSWORD, RESET */
-bool cacreg_flow_register(cacreg_flow *f);                    /* REGISTRATION -> CHOOSE_CERT */
-bool cacreg_flow_clear(cacreg_flow *f);                       /* REGISTRATION -> CONFIRM_CLEAR */
-bool cacreg_flow_confirm(cacreg_flow *f, bool yes);           /* CONFIRM_CLEAR */
-bool cacreg_flow_choose(cacreg_flow *f, size_t cert);         /* CHOOSE_CERT -> PIN */
+/* True when the step takes this action now (for key bars: a key shown works). */
+bool cacreg_flow_can(const cacreg_flow *f, cacreg_action_kind kind);
 
-/* Esc: one step back, cancelling what is in flight; never out of the program. */
-void cacreg_flow_back(cacreg_flow *f);
+/*
+ * Does what the person asked. False, changing nothing, when the step does
+ * not take the action; an action taken can still end in a problem (a PIN
+ * not in form, say), which the state says.
+ */
+bool cacreg_flow_act(cacreg_flow *f, cacreg_action action);
 
-/* Back to START for the next person: logs out, forgets the card's login, wipes everything. */
-void cacreg_flow_restart(cacreg_flow *f);
+/* cacreg_flow_act() for an action that needs no argument. */
+bool cacreg_flow_do(cacreg_flow *f, cacreg_action_kind kind);
 
 #endif

@@ -19,7 +19,6 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
-#include "cacreg.h"
 #include "internal.h"
 
 struct cacreg_trust {
@@ -212,8 +211,6 @@ cacreg_err cacreg_cert_parse(cacreg_cert *out, const unsigned char *der, size_t 
         ERR_clear_error();
         return CACREG_ERR_CERT;
     }
-    memcpy(out->der, der, len);
-    out->der_len = len;
     name_to_buf(X509_get_subject_name(x), out->subject, sizeof out->subject);
     name_to_buf(X509_get_issuer_name(x), out->issuer, sizeof out->issuer);
     cn_to_buf(X509_get_subject_name(x), out->common_name, sizeof out->common_name);
@@ -560,10 +557,11 @@ static cacreg_verdict revocation(const cacreg_trust *trust, X509 *x, long long n
     return CACREG_VERDICT_REVOCATION_UNKNOWN;
 }
 
-cacreg_verdict cacreg_cert_preflight(const cacreg_cert *cert, const cacreg_trust *trust,
-                                     long long now, char *detail, size_t detail_size)
+cacreg_verdict cacreg_cert_preflight(const cacreg_cert *cert, const cacreg_cert_der *der,
+                                     const cacreg_trust *trust, long long now, char *detail,
+                                     size_t detail_size)
 {
-    const unsigned char *p = cert->der;
+    const unsigned char *p = der->bytes;
     cacreg_verdict v = CACREG_VERDICT_OK;
     char day[16];
     X509 *x;
@@ -574,7 +572,7 @@ cacreg_verdict cacreg_cert_preflight(const cacreg_cert *cert, const cacreg_trust
         cacreg_errf(detail, detail_size, "No CA bundle is configured to check certificates against.");
         return CACREG_VERDICT_NO_TRUST_STORE;
     }
-    x = d2i_X509(NULL, &p, (long)cert->der_len);
+    x = d2i_X509(NULL, &p, (long)der->len);
     if (!x) {
         ERR_clear_error();
         cacreg_errf(detail, detail_size, "The certificate cannot be read.");

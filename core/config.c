@@ -34,6 +34,7 @@ static const struct key keys[] = {
     INT_KEY("connect_timeout", connect_timeout_s, 1, 300),
     INT_KEY("total_timeout", total_timeout_s, 1, 3600),
     INT_KEY("idle_timeout", idle_timeout_s, 10, 86400),
+    INT_KEY("card_timeout", card_timeout_s, 2, 600),
     STR_KEY("crl_file", V_PATH, crl_file),
     STR_KEY("ocsp_url", V_URL, ocsp_url),
     STR_KEY("portal_pins", V_STRING, portal_pins),
@@ -48,6 +49,7 @@ void cacreg_config_defaults(cacreg_config *cfg)
     cfg->connect_timeout_s = 10;
     cfg->total_timeout_s = 60;
     cfg->idle_timeout_s = 300;
+    cfg->card_timeout_s = 30;
     cfg->pin_max_tries = 3;
     cfg->opensc_file_cache = false;
 }

@@ -24,6 +24,30 @@ const char *cacreg_strerror(cacreg_err err)
         return "The configuration is not valid.";
     case CACREG_ERR_CERT:
         return "The certificate cannot be read.";
+    case CACREG_ERR_NO_CARD:
+        return "No card, or the card was removed.";
+    case CACREG_ERR_CARD:
+        return "The card or its module failed.";
+    case CACREG_ERR_PIN_WRONG:
+        return "Wrong PIN.";
+    case CACREG_ERR_PIN_LOCKED:
+        return "The PIN is locked.";
+    case CACREG_ERR_PIN_FORMAT:
+        return "A CAC PIN is 6 to 8 digits.";
+    case CACREG_ERR_NO_KEY:
+        return "The identity certificate's key is not on the card.";
+    case CACREG_ERR_TIMEOUT:
+        return "The card did not answer in time.";
+    case CACREG_ERR_REFUSED:
+        return "The portal refused.";
+    case CACREG_ERR_UNREACHABLE:
+        return "The portal cannot be reached.";
+    case CACREG_ERR_TLS:
+        return "The secure connection to the portal failed.";
+    case CACREG_ERR_BAD_ANSWER:
+        return "The portal's answer cannot be used.";
+    case CACREG_ERR_CANCELLED:
+        return "Cancelled.";
     }
     return "Unknown error.";
 }

@@ -4,7 +4,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include "cacreg.h"
+#include "parts.h"
 
 cacreg_err cacreg_event_read(int fd, cacreg_event *ev)
 {

@@ -1,791 +1,844 @@
 /*
  * The flows: the help article's two paths (CAC login; password login, then
  * register) and the password-reset request, as one state machine. Events in
- * (the watcher's card events, the worker's and the portal's finished jobs,
- * the person's actions, the idle clock), a plain state out. The card calls
- * run on the worker, the portal on its own thread; this file only decides.
+ * (card and reader changes, finished jobs, portal answers, time), actions in
+ * (what the person does), a plain state out. Nothing here waits, starts a
+ * thread or touches a card: what the flow wants done goes through its io,
+ * which the engine (core/engine.c) or a unit test provides.
+ *
+ * A step changes in one place, go(), which runs the old step's exit work and
+ * the new one's entry work from the table of steps, arms the step's timer
+ * and tells the trace. A new step is a row in steps[]; a new portal request
+ * a row in requests[] (and its route in core/portal.c).
  */
-#define _GNU_SOURCE
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 
-#include <openssl/evp.h>
+#include "parts.h"
 
-#include "cacreg.h"
-#include "internal.h"
+/* What the portal connection does next, in order: one request at a time. */
+enum lane_op { OP_SEND, OP_USE_KEY, OP_DROP_KEY };
 
-/* What a portal request in flight was for. */
-enum ask { ASK_NONE, ASK_CAC_LOGIN, ASK_PASSWORD_LOGIN, ASK_GET_REG, ASK_CLEAR, ASK_REGISTER,
-           ASK_LOGOUT, ASK_RESET };
+#define LANE_MAX 8
 
-/* What to do once the card has been read. */
-enum after { AFTER_NONE, AFTER_CAC_LOGIN, AFTER_REGISTER };
-
-/*
- * What the card jobs share with the worker thread. The loop writes it only
- * before submitting a job and reads it only after the job's event.
- */
-struct card_job {
-    const cacreg_config *cfg;
-    const cacreg_trust *trust;
-    cacreg_token *token;
-    cacreg_portal *portal;
-    char reader[128];
-    char err[512];
-    cacreg_token_info info;
-    size_t chosen;
-    cacreg_verdict verdict;
-    char verdict_detail[512];
-    cacreg_secret *pin;
-    size_t use_cert;
-    EVP_PKEY *key;                        /* the identity key once the PIN was right */
-    cacreg_login_result login;
-    int tries_left;
+struct lane_entry {
+    enum lane_op op;
+    cacreg_request kind;   /* OP_SEND */
+    unsigned ticket;       /* OP_SEND: matches the step waiting for its answer, 0 none */
 };
+
+/* The portal connection: the request in flight and what waits for it. */
+struct lane {
+    int job;               /* the request in flight, 0 none */
+    unsigned ticket;       /* its ticket */
+    cacreg_request kind;
+    struct lane_entry queue[LANE_MAX];
+    size_t count;
+};
+
+/* Whether libp11 is logged in to the card (a right PIN) and the portal may have its key. */
+enum login { LOGIN_NONE, LOGIN_ACTIVE };
 
 struct cacreg_flow {
     cacreg_config cfg;
-    cacreg_trust *trust;
-    cacreg_worker *worker;
-    cacreg_watcher *watcher;
-    cacreg_portal *portal;
-    int events[2];
-    struct card_job job;
-    int load_job, read_job, pin_job, portal_job;
-    unsigned card_gen, read_gen, pin_gen; /* which insertion a card job was for */
-    enum ask asked, queued;               /* the request in flight; one waiting for it */
-    bool logout_queued;                   /* and a logout before that one */
-    bool ignore_answer;                   /* the request in flight was cancelled */
-    bool forget_card_pending;             /* drop the portal's card key once it is idle */
-    bool card_logged_in;                  /* the PIN was accepted; the portal has the key */
-    EVP_PKEY *pending_key;                /* for the portal, once its request in flight ends */
-    bool card_in_use;                     /* the step needs the card: pulling it starts over */
-    bool just_cleared;
-    enum after after_read;
-    cacreg_secret *pin, *password;
-    struct timespec idle_deadline;
+    cacreg_flow_io io;
+    void (*trace)(const char *line, void *ctx);
+    void *trace_ctx;
+    cacreg_secret *pin;       /* typed at PIN */
+    cacreg_secret *password;  /* typed at CREDENTIALS and CONFIRM_PASSWORD */
+    cacreg_secret *outgoing;  /* a password on its way to the portal, queued */
+    int load_job, read_job, pin_job, forget_job;
+    unsigned card_gen;        /* bumped when the card changes or its login is dropped */
+    unsigned read_gen, pin_gen; /* the card_gen a job was started for */
+    enum login login;
+    bool forget_owed;         /* a forget job could not be started: try again */
+    struct lane lane;
+    unsigned next_ticket, awaiting; /* ASKING's request */
+    long long deadline;       /* the step's timer, 0 none */
     cacreg_flow_state st;
 };
 
-static const cacreg_diagnosis CARD_REMOVED = {"The card was removed; nothing was finished.",
-                                              "Insert your CAC and start again."};
-static const cacreg_diagnosis IDLE = {
-    "Nothing was typed for a while, so this was stopped and cleared.",
-    "Start again when you are ready."};
+/* ---- the tables ---- */
 
-static void changed(cacreg_flow *f)
+enum secret_use { SECRET_NONE, SECRET_PIN, SECRET_PASSWORD };
+enum timer { TIMER_NONE, TIMER_IDLE, TIMER_CARD };
+
+#define TAKES(a) (1u << (CACREG_ACT_##a))
+#define ALWAYS (TAKES(RESTART))
+
+struct step_def {
+    const char *name;
+    void (*enter)(cacreg_flow *f);
+    void (*leave)(cacreg_flow *f);
+    enum secret_use secret;    /* the locked buffer typed into here, wiped on leaving */
+    enum timer timer;          /* idle: the person; card: a card job that may hang */
+    cacreg_step back;          /* where Esc goes; STEP_COUNT: nowhere */
+    bool uses_card;            /* pulling the card starts over */
+    bool needs_account;        /* only with a password session, else START instead */
+    unsigned takes;            /* the actions it takes */
+};
+
+static void enter_start(cacreg_flow *f);
+static void enter_asking(cacreg_flow *f);
+static void leave_asking(cacreg_flow *f);
+static void enter_registration(cacreg_flow *f);
+
+#define NO_BACK CACREG_STEP_COUNT
+
+static const struct step_def steps[CACREG_STEP_COUNT] = {
+    [CACREG_STEP_START] = {"START", enter_start, NULL, SECRET_NONE, TIMER_NONE, NO_BACK, false,
+                           false, TAKES(CAC_LOGIN) | TAKES(PASSWORD_LOGIN) | TAKES(NEW_PASSWORD)},
+    [CACREG_STEP_INSERT_CARD] = {"INSERT_CARD", NULL, NULL, SECRET_NONE, TIMER_IDLE,
+                                 CACREG_STEP_REGISTRATION, false, false, TAKES(BACK)},
+    [CACREG_STEP_LOADING] = {"LOADING", NULL, NULL, SECRET_NONE, TIMER_CARD,
+                             CACREG_STEP_REGISTRATION, true, false, TAKES(BACK)},
+    [CACREG_STEP_READING] = {"READING", NULL, NULL, SECRET_NONE, TIMER_CARD,
+                             CACREG_STEP_REGISTRATION, true, false, TAKES(BACK)},
+    [CACREG_STEP_PIN] = {"PIN", NULL, NULL, SECRET_PIN, TIMER_IDLE, CACREG_STEP_CHOOSE_CERT, true,
+                         false, TAKES(SUBMIT) | TAKES(BACK)},
+    [CACREG_STEP_CHECKING_PIN] = {"CHECKING_PIN", NULL, NULL, SECRET_NONE, TIMER_CARD, NO_BACK,
+                                  true, false, 0},
+    [CACREG_STEP_CREDENTIALS] = {"CREDENTIALS", NULL, NULL, SECRET_PASSWORD, TIMER_IDLE,
+                                 CACREG_STEP_START, false, false, TAKES(SUBMIT) | TAKES(BACK)},
+    [CACREG_STEP_ASKING] = {"ASKING", enter_asking, leave_asking, SECRET_NONE, TIMER_NONE,
+                            NO_BACK /* the request's */, false, false, TAKES(BACK)},
+    [CACREG_STEP_REGISTRATION] = {"REGISTRATION", enter_registration, NULL, SECRET_NONE,
+                                  TIMER_IDLE, CACREG_STEP_START, false, true,
+                                  TAKES(REGISTER) | TAKES(CLEAR) | TAKES(BACK)},
+    [CACREG_STEP_CONFIRM_CLEAR] = {"CONFIRM_CLEAR", NULL, NULL, SECRET_NONE, TIMER_IDLE,
+                                   CACREG_STEP_REGISTRATION, false, true,
+                                   TAKES(YES) | TAKES(NO) | TAKES(BACK)},
+    [CACREG_STEP_CHOOSE_CERT] = {"CHOOSE_CERT", NULL, NULL, SECRET_NONE, TIMER_IDLE,
+                                 CACREG_STEP_REGISTRATION, true, true,
+                                 TAKES(CHOOSE) | TAKES(BACK)},
+    [CACREG_STEP_CONFIRM_PASSWORD] = {"CONFIRM_PASSWORD", NULL, NULL, SECRET_PASSWORD,
+                                      TIMER_IDLE, CACREG_STEP_REGISTRATION, true, true,
+                                      TAKES(SUBMIT) | TAKES(BACK)},
+    [CACREG_STEP_RESET] = {"RESET", NULL, NULL, SECRET_NONE, TIMER_IDLE, CACREG_STEP_START, false,
+                           false, TAKES(SUBMIT) | TAKES(BACK)},
+    [CACREG_STEP_DONE] = {"DONE", NULL, NULL, SECRET_NONE, TIMER_IDLE, CACREG_STEP_START, false,
+                          false, TAKES(BACK)},
+    [CACREG_STEP_FAILED] = {"FAILED", NULL, NULL, SECRET_NONE, TIMER_IDLE,
+                            CACREG_STEP_REGISTRATION, false, false,
+                            TAKES(BACK) | TAKES(NEW_PASSWORD)},
+};
+
+static void answered_cac_login(cacreg_flow *f, const cacreg_portal_result *r);
+static void answered_password_login(cacreg_flow *f, const cacreg_portal_result *r);
+static void answered_registration(cacreg_flow *f, const cacreg_portal_result *r);
+static void answered_clear(cacreg_flow *f, const cacreg_portal_result *r);
+static void answered_register(cacreg_flow *f, const cacreg_portal_result *r);
+static void answered_reset(cacreg_flow *f, const cacreg_portal_result *r);
+
+/* What each portal request is for, as the flow sees it. */
+static const struct request_def {
+    const char *name;
+    bool uses_card;       /* the card's key signs its handshake: pulling the card ends it */
+    cacreg_step back;     /* Esc while it is in flight */
+    cacreg_step retry;    /* a wrong password goes back here; STEP_COUNT: a failure */
+    void (*answered)(cacreg_flow *f, const cacreg_portal_result *r); /* a yes */
+} requests[CACREG_REQ_COUNT] = {
+    [CACREG_REQ_CAC_LOGIN] = {"cac-login", true, CACREG_STEP_START, NO_BACK, answered_cac_login},
+    [CACREG_REQ_PASSWORD_LOGIN] = {"password-login", false, CACREG_STEP_START,
+                                   CACREG_STEP_CREDENTIALS, answered_password_login},
+    [CACREG_REQ_GET_REGISTRATION] = {"get-registration", false, CACREG_STEP_START, NO_BACK,
+                                     answered_registration},
+    [CACREG_REQ_CLEAR_REGISTRATION] = {"clear-registration", false, CACREG_STEP_REGISTRATION,
+                                       NO_BACK, answered_clear},
+    [CACREG_REQ_REGISTER] = {"register", true, CACREG_STEP_REGISTRATION,
+                             CACREG_STEP_CONFIRM_PASSWORD, answered_register},
+    [CACREG_REQ_LOGOUT] = {"logout", false, CACREG_STEP_START, NO_BACK, NULL},
+    [CACREG_REQ_PASSWORD_RESET] = {"password-reset", false, CACREG_STEP_START, NO_BACK,
+                                   answered_reset},
+};
+
+const char *cacreg_step_name(cacreg_step step)
 {
+    return (unsigned)step < CACREG_STEP_COUNT ? steps[step].name : "?";
+}
+
+bool cacreg_step_working(cacreg_step step)
+{
+    return step == CACREG_STEP_LOADING || step == CACREG_STEP_READING ||
+           step == CACREG_STEP_CHECKING_PIN || step == CACREG_STEP_ASKING;
+}
+
+const char *cacreg_stage_name(cacreg_stage stage)
+{
+    static const char *const names[] = {"",     "module", "pcsc",  "card",   "preflight", "pin",
+                                        "key",  "portal", "input", "choose", "idle"};
+
+    return (unsigned)stage < sizeof names / sizeof names[0] ? names[stage] : "";
+}
+
+/* ---- small things ---- */
+
+static void tracef(cacreg_flow *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void tracef(cacreg_flow *f, const char *fmt, ...)
+{
+    char line[256];
+    va_list ap;
+
+    if (!f->trace)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    f->trace(line, f->trace_ctx);
+}
+
+static long long now(const cacreg_flow *f)
+{
+    return f->io.now_ms(f->io.ctx);
+}
+
+static void copy(char *dst, size_t size, const char *src)
+{
+    snprintf(dst, size, "%s", src ? src : "");
+}
+
+static void set_problem(cacreg_problem *p, cacreg_fail fail, cacreg_stage stage, cacreg_err err,
+                        cacreg_diagnosis d, const char *detail)
+{
+    memset(p, 0, sizeof *p);
+    p->fail = fail;
+    p->stage = stage;
+    p->err = err;
+    p->diagnosis = d;
+    copy(p->detail, sizeof p->detail, detail);
+}
+
+static void clear_problem(cacreg_problem *p)
+{
+    memset(p, 0, sizeof *p);
+}
+
+/* The one place a step changes: exit work, entry work, the timer, the trace. */
+static void go(cacreg_flow *f, cacreg_step to)
+{
+    const struct step_def *from = &steps[f->st.step];
+
+    tracef(f, "%s -> %s", from->name, steps[to].name);
+    if (from->secret == SECRET_PIN)
+        cacreg_secret_clear(f->pin);
+    else if (from->secret == SECRET_PASSWORD)
+        cacreg_secret_clear(f->password);
+    if (from->leave)
+        from->leave(f);
+    f->st.step = to;
+    clear_problem(&f->st.problem);
+    f->deadline = steps[to].timer == TIMER_IDLE   ? now(f) + f->cfg.idle_timeout_s * 1000LL
+                  : steps[to].timer == TIMER_CARD ? now(f) + f->cfg.card_timeout_s * 1000LL
+                                                  : 0;
     f->st.generation++;
-}
-
-static void arm_idle(cacreg_flow *f)
-{
-    clock_gettime(CLOCK_MONOTONIC, &f->idle_deadline);
-    f->idle_deadline.tv_sec += f->cfg.idle_timeout_s;
-}
-
-static void go(cacreg_flow *f, cacreg_step step)
-{
-    f->st.step = step;
-    if (step != CACREG_STEP_BUSY)
-        f->st.busy = NULL;
-    arm_idle(f);
-    changed(f);
-}
-
-static void busy(cacreg_flow *f, const char *what)
-{
-    go(f, CACREG_STEP_BUSY);
-    f->st.busy = what;
-}
-
-static void clear_outcome(cacreg_flow *f)
-{
-    f->st.fail = CACREG_FAIL_NONE;
-    f->st.stage = "";
-    f->st.diagnosis = (cacreg_diagnosis){"", ""};
-    f->st.detail[0] = '\0';
-    f->st.clock[0] = '\0';
+    if (steps[to].enter)
+        steps[to].enter(f);
 }
 
 /* A failure the person can retry at the same step (wrong PIN, wrong password). */
-static void problem(cacreg_flow *f, cacreg_fail fail, const char *stage, cacreg_diagnosis d,
-                    const char *detail)
+static void problem(cacreg_flow *f, cacreg_fail fail, cacreg_stage stage, cacreg_err err,
+                    cacreg_diagnosis d, const char *detail)
 {
-    f->st.fail = fail;
-    f->st.stage = stage;
-    f->st.diagnosis = d;
-    snprintf(f->st.detail, sizeof f->st.detail, "%s", detail ? detail : "");
-    changed(f);
+    set_problem(&f->st.problem, fail, stage, err, d, detail);
+    f->st.generation++;
 }
 
-static void wipe_secrets(cacreg_flow *f);
-
-static void fail(cacreg_flow *f, cacreg_fail fail_kind, const char *stage, cacreg_diagnosis d,
-                 const char *detail)
+static void fail(cacreg_flow *f, cacreg_fail kind, cacreg_stage stage, cacreg_err err,
+                 cacreg_diagnosis d, const char *detail)
 {
-    wipe_secrets(f);
-    f->after_read = AFTER_NONE;
-    f->card_in_use = false;
-    problem(f, fail_kind, stage, d, detail);
     go(f, CACREG_STEP_FAILED);
+    problem(f, kind, stage, err, d, detail);
 }
 
-/* The PIN is left to a PIN job that is using it: the job wipes it. */
-static void wipe_secrets(cacreg_flow *f)
+/* Everything back as it was before the person came; notice says why, if it is not NULL. */
+static void start_over(cacreg_flow *f, const cacreg_problem *notice)
 {
-    if (f->pin_job <= 0)
-        cacreg_secret_clear(f->pin);
-    cacreg_secret_clear(f->password);
+    go(f, CACREG_STEP_START);
+    if (notice)
+        f->st.notice = *notice;
 }
 
-/* ---- the worker's jobs ---- */
-
-static cacreg_err job_load(void *arg)
+static void start_over_saying(cacreg_flow *f, cacreg_fail fail, cacreg_stage stage,
+                              cacreg_say what)
 {
-    struct card_job *c = arg;
+    cacreg_problem notice;
 
-    return cacreg_token_load(&c->token, c->cfg->pkcs11_module, c->cfg->opensc_file_cache,
-                             c->cfg->pin_max_tries, c->err, sizeof c->err);
+    set_problem(&notice, fail, stage, CACREG_OK, cacreg_diagnose_say(what), NULL);
+    start_over(f, &notice);
 }
 
-static cacreg_err job_read(void *arg)
-{
-    struct card_job *c = arg;
-    cacreg_err rc = cacreg_token_read(c->token, c->reader, &c->info, c->err, sizeof c->err);
+/* ---- the portal connection ---- */
 
-    if (rc != CACREG_OK)
-        return rc;
-    c->chosen = cacreg_cert_choose(c->info.certs, c->info.ncerts);
-    c->verdict = c->chosen < c->info.ncerts
-                     ? cacreg_cert_preflight(&c->info.certs[c->chosen], c->trust,
-                                             (long long)time(NULL), c->verdict_detail,
-                                             sizeof c->verdict_detail)
-                     : CACREG_VERDICT_WRONG_KIND;
-    return CACREG_OK;
+static void lane_push(cacreg_flow *f, enum lane_op op, cacreg_request kind, unsigned ticket)
+{
+    struct lane *l = &f->lane;
+
+    if (l->count == LANE_MAX) /* cannot happen: at most a drop, a key, a logout and a request */
+        return;
+    l->queue[l->count++] = (struct lane_entry){op, kind, ticket};
 }
 
-static cacreg_err job_pin(void *arg)
+/* Forgets the requests not sent yet (a logout stays); a queued password is wiped. */
+static void lane_drop_requests(cacreg_flow *f)
 {
-    struct card_job *c = arg;
+    struct lane *l = &f->lane;
+    size_t kept = 0;
 
-    c->key = NULL;
-    c->login = cacreg_token_login(c->token, c->reader, c->pin, &c->tries_left, c->err,
-                                  sizeof c->err);
-    if (c->login != CACREG_LOGIN_OK)
-        return CACREG_ERR_INVALID;
-    /* The loop hands the key to the portal, when no request is using the old one. */
-    return cacreg_token_identity_key(c->token, c->reader, &c->key, c->err, sizeof c->err);
+    for (size_t i = 0; i < l->count; i++)
+        if (l->queue[i].op != OP_SEND || l->queue[i].kind == CACREG_REQ_LOGOUT)
+            l->queue[kept++] = l->queue[i];
+    l->count = kept;
+    cacreg_secret_clear(f->outgoing);
 }
 
-static cacreg_err job_forget(void *arg)
+static void forget_card(cacreg_flow *f)
 {
-    struct card_job *c = arg;
+    if (f->st.module != CACREG_MODULE_LOADED || f->forget_job > 0)
+        return;
+    f->forget_job = f->io.forget_card(f->io.ctx);
+    f->forget_owed = f->forget_job < 0;
+    if (f->forget_job < 0)
+        f->forget_job = 0;
+}
 
-    if (c->token)
-        cacreg_token_forget(c->token);
-    return CACREG_OK;
+static void read_card(cacreg_flow *f);
+
+/* The card's key is out of the portal: libp11 lets go, and the card is read again. */
+static void card_dropped(cacreg_flow *f)
+{
+    forget_card(f);
+    f->card_gen++;
+    if (f->st.card != CACREG_CARD_NONE) {
+        f->st.card = CACREG_CARD_NONE;
+        read_card(f);
+    }
+}
+
+static void lane_failed(cacreg_flow *f, cacreg_request kind, unsigned ticket);
+
+static bool lane_holds(const cacreg_flow *f, enum lane_op op)
+{
+    for (size_t i = 0; i < f->lane.count; i++)
+        if (f->lane.queue[i].op == op)
+            return true;
+    return false;
+}
+
+/* Runs what waits for the connection, until a request is in flight or nothing waits. */
+static void lane_run(cacreg_flow *f)
+{
+    struct lane *l = &f->lane;
+
+    while (l->job == 0 && l->count > 0) {
+        struct lane_entry e = l->queue[0];
+        memmove(l->queue, l->queue + 1, (l->count - 1) * sizeof l->queue[0]);
+        l->count--;
+        switch (e.op) {
+        case OP_USE_KEY:
+            if (f->io.use_key(f->io.ctx) != CACREG_OK) {
+                f->io.drop_key(f->io.ctx);
+                card_dropped(f);
+                f->login = LOGIN_NONE;
+                lane_drop_requests(f);
+                if (f->awaiting)
+                    lane_failed(f, CACREG_REQ_COUNT, f->awaiting);
+            }
+            break;
+        case OP_DROP_KEY:
+            f->io.drop_key(f->io.ctx);
+            card_dropped(f);
+            break;
+        case OP_SEND:
+            l->job = f->io.request(f->io.ctx, e.kind, f->st.username, f->outgoing);
+            cacreg_secret_clear(f->outgoing); /* sent once, whatever the answer */
+            if (l->job < 0) {
+                l->job = 0;
+                lane_failed(f, e.kind, e.ticket);
+                break;
+            }
+            l->kind = e.kind;
+            l->ticket = e.ticket;
+            break;
+        }
+    }
+    f->st.requesting = l->job > 0;
+}
+
+/* A request that could not be started, or a key that could not be given. */
+static void lane_failed(cacreg_flow *f, cacreg_request kind, unsigned ticket)
+{
+    if (ticket == 0 || ticket != f->awaiting)
+        return;
+    f->awaiting = 0;
+    if (kind == CACREG_REQ_COUNT)
+        fail(f, CACREG_FAIL_CARD, CACREG_STAGE_KEY, CACREG_ERR_NO_KEY,
+             cacreg_diagnose_card(CACREG_ERR_NO_KEY), NULL);
+    else
+        fail(f, CACREG_FAIL_PORTAL, CACREG_STAGE_PORTAL, CACREG_ERR_SYSTEM,
+             cacreg_diagnose_say(CACREG_SAY_NOT_STARTED), NULL);
+}
+
+/* Drops the card's login: the portal's key (once no request uses it), then libp11's. */
+static void drop_card_login(cacreg_flow *f)
+{
+    if (f->login == LOGIN_NONE)
+        return;
+    f->login = LOGIN_NONE;
+    lane_push(f, OP_DROP_KEY, CACREG_REQ_NONE, 0);
+    lane_run(f);
+}
+
+/* ---- steps' own work ---- */
+
+static void enter_start(cacreg_flow *f)
+{
+    lane_drop_requests(f);
+    drop_card_login(f);
+    if (f->st.session) {
+        f->st.session = false;
+        lane_push(f, OP_SEND, CACREG_REQ_LOGOUT, 0);
+        lane_run(f);
+    }
+    f->st.path = CACREG_PATH_NONE;
+    f->st.request = CACREG_REQ_NONE;
+    f->st.username[0] = '\0';
+    memset(&f->st.account, 0, sizeof f->st.account);
+    memset(&f->st.registration, 0, sizeof f->st.registration);
+    memset(&f->st.last, 0, sizeof f->st.last);
+    f->st.done = CACREG_DONE_NONE;
+    clear_problem(&f->st.notice);
+}
+
+/* The account's view is without the card's login. */
+static void enter_registration(cacreg_flow *f)
+{
+    drop_card_login(f);
+}
+
+static void enter_asking(cacreg_flow *f)
+{
+    f->awaiting = ++f->next_ticket ? f->next_ticket : ++f->next_ticket;
+    lane_push(f, OP_SEND, f->st.request, f->awaiting);
+    lane_run(f);
+}
+
+/* Leaving before the answer: the request is taken back, or cancelled in flight. */
+static void leave_asking(cacreg_flow *f)
+{
+    struct lane *l = &f->lane;
+    size_t kept = 0;
+
+    if (!f->awaiting)
+        return;
+    for (size_t i = 0; i < l->count; i++)
+        if (l->queue[i].ticket != f->awaiting)
+            l->queue[kept++] = l->queue[i];
+    if (kept != l->count)
+        cacreg_secret_clear(f->outgoing);
+    l->count = kept;
+    if (l->job > 0 && l->ticket == f->awaiting)
+        f->io.cancel(f->io.ctx);
+    f->awaiting = 0;
+}
+
+static void ask(cacreg_flow *f, cacreg_request kind)
+{
+    f->st.request = kind;
+    go(f, CACREG_STEP_ASKING);
 }
 
 /* ---- the card ---- */
 
 static void read_card(cacreg_flow *f)
 {
-    if (!f->st.module_loaded || !f->st.reader[0] || f->read_job > 0)
+    if (f->st.module != CACREG_MODULE_LOADED || !f->st.reader[0] || f->read_job > 0)
         return;
-    snprintf(f->job.reader, sizeof f->job.reader, "%s", f->st.reader);
     f->read_gen = f->card_gen;
-    f->read_job = cacreg_worker_submit(f->worker, job_read, &f->job);
-    f->st.card_reading = f->read_job > 0;
-    changed(f);
-}
-
-/* Drops the card's login: the portal's key (once idle), libp11's slots. */
-static void drop_card_login(cacreg_flow *f)
-{
-    f->card_logged_in = false;
-    EVP_PKEY_free(f->pending_key);
-    f->pending_key = NULL;
-    if (f->portal_job > 0) {
-        /* The network thread may be using the key: libp11 lets go after it does. */
-        f->forget_card_pending = true;
+    f->read_job = f->io.read_card(f->io.ctx, f->st.reader);
+    if (f->read_job < 0) {
+        f->read_job = 0;
+        f->st.card = CACREG_CARD_FAILED;
+        copy(f->st.card_error, sizeof f->st.card_error, cacreg_strerror(CACREG_ERR_SYSTEM));
         return;
     }
-    cacreg_portal_forget_card(f->portal);
-    if (f->st.module_loaded)
-        cacreg_worker_submit(f->worker, job_forget, &f->job);
+    f->st.card = CACREG_CARD_READING;
 }
 
-/* Gives the portal the card's key, once no request is using the connection. */
-static void install_key(cacreg_flow *f)
+/* The card has been read, or could not be: go on with the way that waited for it. */
+static void card_ready(cacreg_flow *f)
 {
-    if (!f->pending_key || f->portal_job > 0)
-        return;
-    cacreg_portal_use_card(f->portal, &f->job.info.certs[f->job.use_cert], f->pending_key);
-    EVP_PKEY_free(f->pending_key); /* the portal holds its own reference */
-    f->pending_key = NULL;
-}
-
-/* Ends the card's login, if any, and reads the card again for the panel. */
-static void log_card_out(cacreg_flow *f)
-{
-    if (!f->card_logged_in)
-        return;
-    drop_card_login(f);
-    f->card_gen++; /* the forget job drops what libp11 had read */
-    f->st.card_read = false;
-    read_card(f);
-}
-
-/* Cancels the portal request in flight; its answer, when it comes, is dropped. */
-static void cancel_request(cacreg_flow *f)
-{
-    if (f->portal_job > 0 && f->asked != ASK_LOGOUT) {
-        cacreg_portal_cancel(f->portal);
-        f->ignore_answer = true;
-    }
-}
-
-static bool send_request(cacreg_flow *f, enum ask what);
-
-static void logout(cacreg_flow *f)
-{
-    if (!f->st.session)
-        return;
-    f->st.session = false;
-    if (f->portal_job > 0)
-        f->logout_queued = true;
+    if (f->st.card == CACREG_CARD_FAILED)
+        fail(f, CACREG_FAIL_CARD, CACREG_STAGE_CARD, CACREG_ERR_NO_CARD,
+             cacreg_diagnose_card(CACREG_ERR_NO_CARD), f->st.card_error);
+    else if (f->st.path == CACREG_PATH_REGISTER)
+        go(f, CACREG_STEP_CHOOSE_CERT);
+    else if (f->st.verdict != CACREG_VERDICT_OK)
+        fail(f, CACREG_FAIL_CARD, CACREG_STAGE_PREFLIGHT, CACREG_ERR_CERT,
+             cacreg_diagnose_verdict(f->st.verdict), f->st.verdict_detail);
+    else if (f->st.info.pin == CACREG_PIN_LOCKED)
+        fail(f, CACREG_FAIL_CARD, CACREG_STAGE_PIN, CACREG_ERR_PIN_LOCKED,
+             cacreg_diagnose_card(CACREG_ERR_PIN_LOCKED), NULL);
     else
-        send_request(f, ASK_LOGOUT);
+        go(f, CACREG_STEP_PIN);
 }
 
-/* Everything back as it was before the person came, with a notice on why. */
-static void start_over(cacreg_flow *f, const cacreg_diagnosis *notice, cacreg_fail why)
+/* A way that needs the card: now, once it is read, or once it is in. */
+static void need_card(cacreg_flow *f)
 {
-    cancel_request(f);
-    wipe_secrets(f);
-    log_card_out(f);
-    f->queued = ASK_NONE;
-    logout(f);
-    f->after_read = AFTER_NONE;
-    f->card_in_use = false;
-    f->just_cleared = false;
-    f->st.register_path = false;
-    f->st.username[0] = '\0';
-    memset(&f->st.account, 0, sizeof f->st.account);
-    memset(&f->st.registration, 0, sizeof f->st.registration);
-    memset(&f->st.last, 0, sizeof f->st.last);
-    f->st.done = CACREG_DONE_NONE;
-    f->st.login = CACREG_LOGIN_OK;
-    clear_outcome(f);
-    f->st.notice = notice ? *notice : (cacreg_diagnosis){NULL, NULL};
-    f->st.notice_fail = why;
-    go(f, CACREG_STEP_START);
+    const cacreg_readers *r = &f->st.readers;
+
+    if (f->st.card == CACREG_CARD_READ || f->st.card == CACREG_CARD_FAILED)
+        card_ready(f);
+    else if (f->st.module == CACREG_MODULE_FAILED)
+        fail(f, CACREG_FAIL_MIDDLEWARE, CACREG_STAGE_MODULE, CACREG_ERR_NOT_FOUND,
+             cacreg_diagnose_say(CACREG_SAY_NO_MODULE), f->st.module_error);
+    else if (r->status == CACREG_PCSC_DOWN)
+        fail(f, CACREG_FAIL_MIDDLEWARE, CACREG_STAGE_PCSC, CACREG_ERR_NOT_FOUND,
+             cacreg_diagnose_say(CACREG_SAY_PCSC_DOWN), r->detail);
+    else if (r->status == CACREG_PCSC_DENIED)
+        fail(f, CACREG_FAIL_MIDDLEWARE, CACREG_STAGE_PCSC, CACREG_ERR_NOT_FOUND,
+             cacreg_diagnose_say(CACREG_SAY_PCSC_DENIED), r->detail);
+    else if (f->st.reader[0] && f->st.module == CACREG_MODULE_LOADING)
+        go(f, CACREG_STEP_LOADING);
+    else if (f->st.card == CACREG_CARD_READING)
+        go(f, CACREG_STEP_READING);
+    else if (f->st.step != CACREG_STEP_INSERT_CARD)
+        go(f, CACREG_STEP_INSERT_CARD);
+}
+
+/* Does the step (or the request in flight) need the card in the reader? */
+static bool card_in_use(const cacreg_flow *f)
+{
+    if (f->st.step == CACREG_STEP_ASKING)
+        return requests[f->st.request].uses_card;
+    return steps[f->st.step].uses_card;
 }
 
 static void card_gone(cacreg_flow *f)
 {
-    bool in_use = f->card_in_use || f->after_read != AFTER_NONE;
-
     f->card_gen++;
     f->st.reader[0] = '\0';
-    f->st.card_read = f->st.card_reading = false;
+    f->st.card = CACREG_CARD_NONE;
     f->st.card_error[0] = '\0';
     f->st.tries_left = -1;
     memset(&f->st.info, 0, sizeof f->st.info);
     f->st.chosen = 0;
-    if (f->card_logged_in) {
-        cancel_request(f);
-        drop_card_login(f);
-    } else if (f->st.module_loaded && !f->forget_card_pending) {
-        cacreg_worker_submit(f->worker, job_forget, &f->job);
-    }
-    if (in_use && f->st.step != CACREG_STEP_INSERT_CARD)
-        start_over(f, &CARD_REMOVED, CACREG_FAIL_NO_CARD);
-    changed(f);
+    if (card_in_use(f))
+        start_over_saying(f, CACREG_FAIL_NO_CARD, CACREG_STAGE_CARD, CACREG_SAY_CARD_REMOVED);
+    if (f->login == LOGIN_ACTIVE)
+        drop_card_login(f); /* the key, then libp11 */
+    else if (!lane_holds(f, OP_DROP_KEY))
+        forget_card(f);     /* what libp11 read; a drop waiting for the portal does it after */
 }
 
-static void readers_changed(cacreg_flow *f, const cacreg_event *ev)
+static void on_readers(cacreg_flow *f, const cacreg_flow_event *ev)
 {
-    const cacreg_readers *r = &f->st.readers;
+    const cacreg_readers *r = ev->readers;
     bool still_in = false;
 
-    cacreg_watcher_snapshot(f->watcher, &f->st.readers);
-    changed(f);
-    if (f->st.reader[0] && ev && ev->type == CACREG_EV_CARD_OUT &&
-        strcmp(ev->reader, f->st.reader) == 0) {
-        card_gone(f);
-    } else if (f->st.reader[0]) {
+    f->st.readers = *r;
+    if (f->st.reader[0]) {
         for (size_t i = 0; i < r->count; i++)
             if (strcmp(r->readers[i].name, f->st.reader) == 0 && r->readers[i].card_present)
                 still_in = true;
-        if (!still_in || r->status != CACREG_PCSC_UP)
+        if (!still_in || r->status != CACREG_PCSC_UP ||
+            (ev->card_out && strcmp(ev->card_out, f->st.reader) == 0))
             card_gone(f);
     }
     if (f->st.reader[0] || r->status != CACREG_PCSC_UP)
         return;
     for (size_t i = 0; i < r->count; i++)
         if (r->readers[i].card_present && !r->readers[i].mute) {
-            snprintf(f->st.reader, sizeof f->st.reader, "%s", r->readers[i].name);
+            copy(f->st.reader, sizeof f->st.reader, r->readers[i].name);
             f->card_gen++;
             read_card(f);
             if (f->st.step == CACREG_STEP_INSERT_CARD)
-                busy(f, "Reading your card");
+                need_card(f);
             return;
         }
 }
 
-static void to_pin(cacreg_flow *f)
-{
-    f->card_in_use = true;
-    f->st.login = CACREG_LOGIN_OK;
-    clear_outcome(f);
-    go(f, CACREG_STEP_PIN);
-}
-
-/* The card has been read (or could not be): go on with what was waiting for it. */
-static void card_ready(cacreg_flow *f)
-{
-    enum after after = f->after_read;
-
-    f->after_read = AFTER_NONE;
-    if (after == AFTER_NONE)
-        return;
-    if (!f->st.card_read) {
-        fail(f, CACREG_FAIL_CARD, "card", cacreg_diagnose_login(CACREG_LOGIN_NO_CARD),
-             f->st.card_error);
-    } else if (after == AFTER_REGISTER) {
-        f->card_in_use = true;
-        clear_outcome(f);
-        go(f, CACREG_STEP_CHOOSE_CERT);
-    } else if (f->st.verdict != CACREG_VERDICT_OK) {
-        fail(f, CACREG_FAIL_CARD, "preflight", cacreg_diagnose_verdict(f->st.verdict),
-             f->st.verdict_detail);
-    } else if (f->st.info.pin == CACREG_PIN_LOCKED) {
-        fail(f, CACREG_FAIL_CARD, "pin", cacreg_diagnose_login(CACREG_LOGIN_LOCKED), NULL);
-    } else {
-        f->job.use_cert = f->st.chosen;
-        to_pin(f);
-    }
-}
-
-/* A way in that needs the card: now, once it is read, or once it is in. */
-static void need_card(cacreg_flow *f, enum after after)
-{
-    const cacreg_readers *r = &f->st.readers;
-
-    f->after_read = after;
-    if (f->st.card_read) {
-        card_ready(f);
-    } else if (!f->st.module_loading && !f->st.module_loaded) {
-        fail(f, CACREG_FAIL_MIDDLEWARE, "module",
-             (cacreg_diagnosis){"The smart-card software (the PKCS#11 module) cannot be loaded.",
-                                "Tell the help desk: OpenSC may not be installed."},
-             f->st.module_error);
-    } else if (r->status == CACREG_PCSC_DOWN) {
-        fail(f, CACREG_FAIL_MIDDLEWARE, "pcsc",
-             (cacreg_diagnosis){"The smart-card service (pcscd) is not running.",
-                                "Tell the help desk: pcscd must be installed and started."},
-             r->detail);
-    } else if (r->status == CACREG_PCSC_DENIED) {
-        fail(f, CACREG_FAIL_MIDDLEWARE, "pcsc",
-             (cacreg_diagnosis){"The smart-card service refuses this session.",
-                                "Tell the help desk: a polkit rule must allow this user the "
-                                "card readers (cacreg status shows it)."},
-             r->detail);
-    } else if (f->st.card_reading || (f->st.reader[0] && f->st.module_loading)) {
-        busy(f, "Reading your card");
-    } else if (f->st.reader[0] && f->st.card_error[0]) {
-        card_ready(f); /* read and failed: say so */
-    } else {
-        go(f, CACREG_STEP_INSERT_CARD);
-    }
-}
-
-/* ---- the portal ---- */
-
-static bool send_request(cacreg_flow *f, enum ask what)
-{
-    int id = -1;
-
-    switch (what) {
-    case ASK_CAC_LOGIN:
-        id = cacreg_portal_cac_login(f->portal);
-        break;
-    case ASK_PASSWORD_LOGIN:
-        id = cacreg_portal_password_login(f->portal, f->st.username, f->password);
-        break;
-    case ASK_GET_REG:
-        id = cacreg_portal_get_registration(f->portal);
-        break;
-    case ASK_CLEAR:
-        id = cacreg_portal_clear_registration(f->portal);
-        break;
-    case ASK_REGISTER:
-        id = cacreg_portal_register(f->portal, f->password);
-        break;
-    case ASK_LOGOUT:
-        id = cacreg_portal_logout(f->portal);
-        break;
-    case ASK_RESET:
-        id = cacreg_portal_password_reset(f->portal, f->st.username);
-        break;
-    case ASK_NONE:
-        return true;
-    }
-    cacreg_secret_clear(f->password); /* sent once, whatever the answer */
-    if (id < 0) {
-        if (what != ASK_LOGOUT)
-            fail(f, CACREG_FAIL_PORTAL, "portal",
-                 (cacreg_diagnosis){"The request to the portal could not be started.",
-                                    "Try again."},
-                 NULL);
-        return false;
-    }
-    f->portal_job = id;
-    f->asked = what;
-    f->ignore_answer = false;
-    f->st.requesting = true;
-    return true;
-}
-
-/* Asks the portal, or queues the question behind the one in flight (a logout). */
-static void ask(cacreg_flow *f, enum ask what, const char *doing)
-{
-    busy(f, doing);
-    if (f->portal_job > 0)
-        f->queued = what;
-    else
-        send_request(f, what);
-}
-
-static void portal_failed(cacreg_flow *f, const cacreg_portal_result *r)
-{
-    char clock[256] = "";
-
-    fail(f, r->outcome == CACREG_PORTAL_REFUSED ? CACREG_FAIL_REFUSED : CACREG_FAIL_PORTAL,
-         "portal", cacreg_diagnose_portal(r), r->message);
-    if (cacreg_diagnose_clock(r, clock, sizeof clock))
-        snprintf(f->st.clock, sizeof f->st.clock, "%s", clock);
-}
-
-static bool wrong_password(const cacreg_portal_result *r)
-{
-    return r->outcome == CACREG_PORTAL_REFUSED && strcmp(r->error, "invalid_credentials") == 0;
-}
-
-static void portal_done(cacreg_flow *f)
-{
-    enum ask what = f->asked;
-    bool ignore = f->ignore_answer;
-    cacreg_portal_result r;
-
-    f->portal_job = 0;
-    f->asked = ASK_NONE;
-    f->ignore_answer = false;
-    cacreg_portal_result_get(f->portal, &r);
-    if (f->forget_card_pending) {
-        f->forget_card_pending = false;
-        cacreg_portal_forget_card(f->portal);
-        cacreg_worker_submit(f->worker, job_forget, &f->job);
-    }
-    install_key(f);
-    if (f->logout_queued) {
-        f->logout_queued = false;
-        send_request(f, ASK_LOGOUT);
-    } else if (f->queued != ASK_NONE) {
-        enum ask next = f->queued;
-        f->queued = ASK_NONE;
-        send_request(f, next);
-    }
-    f->st.requesting = f->portal_job > 0;
-    changed(f);
-    if (ignore || what == ASK_LOGOUT || r.outcome == CACREG_PORTAL_CANCELLED)
-        return;
-    f->st.last = r;
-    changed(f);
-    if (wrong_password(&r) && (what == ASK_PASSWORD_LOGIN || what == ASK_REGISTER)) {
-        /* typed wrong: the same step again, with the attempts left */
-        problem(f, CACREG_FAIL_REFUSED, "portal", cacreg_diagnose_portal(&r), r.message);
-        go(f, what == ASK_REGISTER ? CACREG_STEP_CONFIRM_PASSWORD : CACREG_STEP_CREDENTIALS);
-        return;
-    }
-    if (r.outcome != CACREG_PORTAL_OK) {
-        portal_failed(f, &r);
-        return;
-    }
-    switch (what) {
-    case ASK_CAC_LOGIN:
-        f->st.session = true;
-        f->st.done = CACREG_DONE_CAC_LOGIN;
-        f->card_in_use = false;
-        snprintf(f->st.username, sizeof f->st.username, "%s", r.username);
-        f->st.account = r;
-        go(f, CACREG_STEP_DONE);
-        break;
-    case ASK_PASSWORD_LOGIN:
-        f->st.session = true;
-        f->st.account = r;
-        ask(f, ASK_GET_REG, "Reading what is registered");
-        break;
-    case ASK_GET_REG:
-        f->st.registration = r;
-        clear_outcome(f);
-        f->st.notice = f->just_cleared
-                           ? (cacreg_diagnosis){"The registered information was cleared.", ""}
-                           : (cacreg_diagnosis){NULL, NULL};
-        f->st.notice_fail = CACREG_FAIL_NONE;
-        f->just_cleared = false;
-        go(f, CACREG_STEP_REGISTRATION);
-        break;
-    case ASK_CLEAR:
-        f->just_cleared = true;
-        ask(f, ASK_GET_REG, "Reading what is registered");
-        break;
-    case ASK_REGISTER:
-        f->card_in_use = false;
-        f->st.done = CACREG_DONE_REGISTERED;
-        go(f, CACREG_STEP_DONE);
-        break;
-    case ASK_RESET:
-        f->st.done = CACREG_DONE_RESET;
-        go(f, CACREG_STEP_DONE);
-        break;
-    case ASK_LOGOUT:
-    case ASK_NONE:
-        break;
-    }
-}
-
-/* ---- the worker's answers ---- */
-
-static void load_done(cacreg_flow *f, cacreg_err rc)
+static void on_loaded(cacreg_flow *f, const cacreg_flow_event *ev)
 {
     f->load_job = 0;
-    f->st.module_loading = false;
-    f->st.module_loaded = rc == CACREG_OK;
-    if (rc == CACREG_OK)
-        snprintf(f->st.module, sizeof f->st.module, "%s", cacreg_token_module(f->job.token));
-    else
-        snprintf(f->st.module_error, sizeof f->st.module_error, "%s", f->job.err);
-    changed(f);
-    if (rc == CACREG_OK)
+    if (ev->err == CACREG_OK) {
+        f->st.module = CACREG_MODULE_LOADED;
+        copy(f->st.module_path, sizeof f->st.module_path, ev->module_path);
         read_card(f);
-    else if (f->after_read != AFTER_NONE)
-        need_card(f, f->after_read); /* says the module is missing */
+    } else {
+        f->st.module = CACREG_MODULE_FAILED;
+        copy(f->st.module_error, sizeof f->st.module_error, ev->message);
+    }
+    if (f->st.step == CACREG_STEP_LOADING)
+        need_card(f);
 }
 
-static void read_done(cacreg_flow *f, cacreg_err rc)
+static void on_card_read(cacreg_flow *f, const cacreg_flow_event *ev)
 {
     f->read_job = 0;
     if (f->read_gen != f->card_gen) { /* another card, or none, since */
         read_card(f);
         return;
     }
-    f->st.card_reading = false;
-    f->st.card_read = rc == CACREG_OK;
-    if (rc == CACREG_OK) {
-        f->st.info = f->job.info;
-        f->st.chosen = f->job.chosen;
-        f->st.verdict = f->job.verdict;
-        snprintf(f->st.verdict_detail, sizeof f->st.verdict_detail, "%s", f->job.verdict_detail);
-        f->st.tries_left = f->job.info.tries_left;
+    if (ev->err == CACREG_OK) {
+        f->st.card = CACREG_CARD_READ;
+        f->st.info = *ev->card;
+        f->st.chosen = ev->chosen;
+        f->st.verdict = ev->verdict;
+        copy(f->st.verdict_detail, sizeof f->st.verdict_detail, ev->verdict_detail);
+        f->st.tries_left = ev->card->tries_left;
         f->st.card_error[0] = '\0';
     } else {
-        snprintf(f->st.card_error, sizeof f->st.card_error, "%s", f->job.err);
+        f->st.card = CACREG_CARD_FAILED;
+        copy(f->st.card_error, sizeof f->st.card_error, ev->message);
     }
-    changed(f);
-    card_ready(f);
+    if (f->st.step == CACREG_STEP_READING)
+        card_ready(f);
 }
 
-static void pin_done(cacreg_flow *f, cacreg_err rc)
+static void on_pin_checked(cacreg_flow *f, const cacreg_flow_event *ev)
 {
-    cacreg_login_result login = f->job.login;
+    cacreg_err err = ev->err;
 
     f->pin_job = 0;
-    cacreg_secret_clear(f->pin); /* the token wiped it; so do we */
-    if (login == CACREG_LOGIN_OK)
-        f->card_logged_in = true; /* libp11 is logged in */
-    if (f->job.key) {
-        EVP_PKEY_free(f->pending_key);
-        f->pending_key = f->job.key;
-        f->job.key = NULL;
-    }
-    if (f->pin_gen != f->card_gen || f->st.step != CACREG_STEP_BUSY) {
+    if (err == CACREG_OK || err == CACREG_ERR_NO_KEY)
+        f->login = LOGIN_ACTIVE; /* libp11 is logged in */
+    if (f->pin_gen != f->card_gen || f->st.step != CACREG_STEP_CHECKING_PIN) {
         /* the card went, or the person left, while the card checked the PIN */
-        if (f->card_logged_in)
-            drop_card_login(f);
+        drop_card_login(f);
         return;
     }
-    f->st.login = login;
-    f->st.tries_left = f->job.tries_left;
-    if (login == CACREG_LOGIN_WRONG_PIN)
-        f->st.info.pin = f->job.tries_left == 1 ? CACREG_PIN_FINAL_TRY : CACREG_PIN_COUNT_LOW;
-    else if (login == CACREG_LOGIN_LOCKED)
+    f->st.tries_left = ev->tries_left;
+    if (err == CACREG_ERR_PIN_WRONG)
+        f->st.info.pin = ev->tries_left == 1 ? CACREG_PIN_FINAL_TRY : CACREG_PIN_COUNT_LOW;
+    else if (err == CACREG_ERR_PIN_LOCKED)
         f->st.info.pin = CACREG_PIN_LOCKED;
-    else if (login == CACREG_LOGIN_OK)
+    else if (err == CACREG_OK)
         f->st.info.pin = CACREG_PIN_OK;
-    switch (login) {
-    case CACREG_LOGIN_OK:
-        if (rc != CACREG_OK) {
-            fail(f, CACREG_FAIL_CARD, "key", cacreg_diagnose_verdict(CACREG_VERDICT_WRONG_KIND),
-                 f->job.err);
-            return;
-        }
-        install_key(f);
-        if (f->st.register_path) {
-            clear_outcome(f);
+    switch (err) {
+    case CACREG_OK:
+        lane_push(f, OP_USE_KEY, CACREG_REQ_NONE, 0);
+        if (f->st.path == CACREG_PATH_REGISTER) {
+            lane_run(f);
             go(f, CACREG_STEP_CONFIRM_PASSWORD);
-            return;
+        } else {
+            ask(f, CACREG_REQ_CAC_LOGIN); /* the key goes in before the request */
         }
-        install_key(f); /* now, or before the queued login goes out */
-        ask(f, ASK_CAC_LOGIN, "Logging in to the portal with your card");
         return;
-    case CACREG_LOGIN_WRONG_PIN:
-        problem(f, CACREG_FAIL_CARD, "pin", cacreg_diagnose_login(login), f->job.err);
+    case CACREG_ERR_PIN_WRONG:
+    case CACREG_ERR_PIN_FORMAT:
         go(f, CACREG_STEP_PIN);
+        problem(f, err == CACREG_ERR_PIN_WRONG ? CACREG_FAIL_CARD : CACREG_FAIL_INPUT,
+                CACREG_STAGE_PIN, err, cacreg_diagnose_card(err), ev->message);
         return;
-    case CACREG_LOGIN_BAD_FORMAT:
-        problem(f, CACREG_FAIL_INPUT, "pin", cacreg_diagnose_login(login), NULL);
-        go(f, CACREG_STEP_PIN);
+    case CACREG_ERR_NO_CARD:
+        start_over_saying(f, CACREG_FAIL_NO_CARD, CACREG_STAGE_CARD, CACREG_SAY_CARD_REMOVED);
         return;
-    case CACREG_LOGIN_NO_CARD:
-        start_over(f, &CARD_REMOVED, CACREG_FAIL_NO_CARD);
+    case CACREG_ERR_NO_KEY:
+        drop_card_login(f);
+        fail(f, CACREG_FAIL_CARD, CACREG_STAGE_KEY, err,
+             cacreg_diagnose_verdict(CACREG_VERDICT_WRONG_KIND), ev->message);
         return;
-    case CACREG_LOGIN_LOCKED:
-    case CACREG_LOGIN_ERROR:
-        break;
+    default:
+        fail(f, CACREG_FAIL_CARD, CACREG_STAGE_PIN, err, cacreg_diagnose_card(err), ev->message);
+        return;
     }
-    fail(f, CACREG_FAIL_CARD, "pin", cacreg_diagnose_login(login), f->job.err);
+}
+
+/* ---- the portal's answers ---- */
+
+static void answered_cac_login(cacreg_flow *f, const cacreg_portal_result *r)
+{
+    f->st.session = true;
+    f->st.done = CACREG_DONE_CAC_LOGIN;
+    copy(f->st.username, sizeof f->st.username, r->username);
+    f->st.account = *r;
+    go(f, CACREG_STEP_DONE);
+}
+
+static void answered_password_login(cacreg_flow *f, const cacreg_portal_result *r)
+{
+    f->st.session = true;
+    f->st.account = *r;
+    ask(f, CACREG_REQ_GET_REGISTRATION);
+}
+
+static void answered_registration(cacreg_flow *f, const cacreg_portal_result *r)
+{
+    f->st.registration = *r;
+    go(f, CACREG_STEP_REGISTRATION);
+}
+
+static void answered_clear(cacreg_flow *f, const cacreg_portal_result *r)
+{
+    (void)r;
+    set_problem(&f->st.notice, CACREG_FAIL_NONE, CACREG_STAGE_NONE, CACREG_OK,
+                cacreg_diagnose_say(CACREG_SAY_CLEARED), NULL);
+    ask(f, CACREG_REQ_GET_REGISTRATION);
+}
+
+static void answered_register(cacreg_flow *f, const cacreg_portal_result *r)
+{
+    (void)r;
+    f->st.done = CACREG_DONE_REGISTERED;
+    go(f, CACREG_STEP_DONE);
+}
+
+static void answered_reset(cacreg_flow *f, const cacreg_portal_result *r)
+{
+    (void)r;
+    f->st.done = CACREG_DONE_RESET;
+    go(f, CACREG_STEP_DONE);
+}
+
+static void on_answer(cacreg_flow *f, const cacreg_flow_event *ev)
+{
+    const cacreg_portal_result *r = ev->answer;
+    const struct request_def *req = &requests[f->lane.kind];
+    bool ours = f->lane.ticket != 0 && f->lane.ticket == f->awaiting;
+
+    if (ev->job != f->lane.job)
+        return;
+    f->lane.job = 0;
+    f->lane.ticket = 0;
+    if (ours) {
+        f->awaiting = 0;
+        f->st.last = *r;
+        if (r->err == CACREG_ERR_REFUSED && r->reason == CACREG_PORTAL_INVALID_CREDENTIALS &&
+            req->retry != NO_BACK) {
+            /* typed wrong: the same step again, with the attempts left */
+            go(f, req->retry);
+            problem(f, CACREG_FAIL_REFUSED, CACREG_STAGE_PORTAL, r->err,
+                    cacreg_diagnose_portal(r), r->message);
+        } else if (r->err != CACREG_OK) {
+            fail(f, r->err == CACREG_ERR_REFUSED ? CACREG_FAIL_REFUSED : CACREG_FAIL_PORTAL,
+                 CACREG_STAGE_PORTAL, r->err, cacreg_diagnose_portal(r), r->message);
+            cacreg_diagnose_clock(r, f->st.problem.clock, sizeof f->st.problem.clock);
+        } else {
+            req->answered(f, r);
+        }
+    }
+    lane_run(f);
+}
+
+/* ---- time ---- */
+
+static void check_timer(cacreg_flow *f)
+{
+    enum timer timer = steps[f->st.step].timer;
+
+    if (!f->deadline || now(f) < f->deadline)
+        return;
+    f->deadline = 0;
+    if (timer == TIMER_IDLE)
+        start_over_saying(f, CACREG_FAIL_IDLE, CACREG_STAGE_IDLE, CACREG_SAY_IDLE);
+    else if (timer == TIMER_CARD)
+        fail(f, CACREG_FAIL_CARD, CACREG_STAGE_CARD, CACREG_ERR_TIMEOUT,
+             cacreg_diagnose_say(CACREG_SAY_CARD_STUCK), NULL);
 }
 
 /* ---- the public side ---- */
 
-cacreg_err cacreg_flow_new(cacreg_flow **out, const cacreg_config *cfg, char *err,
-                           size_t err_size)
+cacreg_flow *cacreg_flow_new(const cacreg_config *cfg, const cacreg_flow_io *io)
 {
     cacreg_flow *f = calloc(1, sizeof *f);
-    cacreg_err rc;
 
-    *out = NULL;
     if (!f)
-        return CACREG_ERR_NOMEM;
+        return NULL;
     f->cfg = *cfg;
-    f->events[0] = f->events[1] = -1;
+    f->io = *io;
     f->st.tries_left = -1;
-    f->st.stage = "";
-    f->st.diagnosis = (cacreg_diagnosis){"", ""};
-    f->job.cfg = &f->cfg;
-    f->job.tries_left = -1;
     f->pin = cacreg_secret_new();
     f->password = cacreg_secret_new();
-    f->job.pin = f->pin;
-    rc = cacreg_trust_load(&f->trust, f->cfg.ca_bundle, f->cfg.crl_file, err, err_size);
-    if (rc == CACREG_OK && f->cfg.ocsp_url[0])
-        rc = cacreg_trust_set_ocsp(f->trust, f->cfg.ocsp_url, f->cfg.connect_timeout_s);
-    if (rc == CACREG_OK && (!f->pin || !f->password)) {
-        cacreg_errf(err, err_size, "locked memory for the PIN and password is not available");
-        rc = CACREG_ERR_NOMEM;
-    }
-    if (rc == CACREG_OK)
-        rc = cacreg_event_pipe(f->events);
-    if (rc == CACREG_OK)
-        rc = cacreg_worker_start(&f->worker, f->events[1]);
-    if (rc == CACREG_OK)
-        rc = cacreg_portal_new(&f->portal, &f->cfg, f->events[1], err, err_size);
-    if (rc == CACREG_OK)
-        rc = cacreg_watcher_start(&f->watcher, f->cfg.reader_filter, f->events[1]);
-    if (rc != CACREG_OK) {
-        if (err && !err[0])
-            cacreg_errf(err, err_size, "%s", cacreg_strerror(rc));
+    f->outgoing = cacreg_secret_new();
+    if (!f->pin || !f->password || !f->outgoing) {
         cacreg_flow_free(f);
-        return rc;
+        return NULL;
     }
-    f->job.trust = f->trust;
-    f->job.portal = f->portal;
-    f->load_job = cacreg_worker_submit(f->worker, job_load, &f->job);
-    f->st.module_loading = f->load_job > 0;
-    cacreg_watcher_snapshot(f->watcher, &f->st.readers);
-    go(f, CACREG_STEP_START);
-    *out = f;
-    return CACREG_OK;
+    f->st.module = CACREG_MODULE_LOADING;
+    f->load_job = f->io.load_module(f->io.ctx);
+    if (f->load_job < 0) {
+        f->load_job = 0;
+        f->st.module = CACREG_MODULE_FAILED;
+        copy(f->st.module_error, sizeof f->st.module_error, cacreg_strerror(CACREG_ERR_SYSTEM));
+    }
+    f->st.step = CACREG_STEP_START;
+    enter_start(f);
+    return f;
 }
 
 void cacreg_flow_free(cacreg_flow *f)
 {
     if (!f)
         return;
-    cacreg_portal_free(f->portal); /* cancels and joins; wipes the session */
-    EVP_PKEY_free(f->pending_key);
-    cacreg_watcher_stop(f->watcher);
-    cacreg_worker_stop(f->worker);
-    cacreg_token_free(f->job.token); /* releases the slots, and libp11's copy of the PIN */
-    cacreg_trust_free(f->trust);
     cacreg_secret_free(f->pin);
     cacreg_secret_free(f->password);
-    if (f->events[0] >= 0)
-        close(f->events[0]);
-    if (f->events[1] >= 0)
-        close(f->events[1]);
+    cacreg_secret_free(f->outgoing);
     free(f);
 }
 
-int cacreg_flow_fd(const cacreg_flow *f)
+void cacreg_flow_trace(cacreg_flow *f, void (*fn)(const char *line, void *ctx), void *ctx)
 {
-    return f->events[0];
+    f->trace = fn;
+    f->trace_ctx = ctx;
 }
 
-static bool idle_applies(const cacreg_flow *f)
+void cacreg_flow_feed(cacreg_flow *f, const cacreg_flow_event *ev)
 {
-    return f->st.step != CACREG_STEP_START && f->st.step != CACREG_STEP_BUSY;
+    switch (ev->type) {
+    case CACREG_FLOW_EV_READERS:
+        on_readers(f, ev);
+        break;
+    case CACREG_FLOW_EV_LOADED:
+        if (ev->job == f->load_job)
+            on_loaded(f, ev);
+        break;
+    case CACREG_FLOW_EV_CARD_READ:
+        if (ev->job == f->read_job)
+            on_card_read(f, ev);
+        break;
+    case CACREG_FLOW_EV_PIN_CHECKED:
+        if (ev->job == f->pin_job)
+            on_pin_checked(f, ev);
+        break;
+    case CACREG_FLOW_EV_FORGOTTEN:
+        if (ev->job == f->forget_job)
+            f->forget_job = 0;
+        break;
+    case CACREG_FLOW_EV_ANSWER:
+        on_answer(f, ev);
+        break;
+    case CACREG_FLOW_EV_TICK:
+        break;
+    }
+    if (f->forget_owed && f->forget_job == 0)
+        forget_card(f);
+    check_timer(f);
+    f->st.generation++;
 }
 
 int cacreg_flow_timeout_ms(const cacreg_flow *f)
 {
-    struct timespec now;
     long long ms;
 
-    if (!idle_applies(f))
+    if (!f->deadline)
         return -1;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    ms = (f->idle_deadline.tv_sec - now.tv_sec) * 1000LL +
-         (f->idle_deadline.tv_nsec - now.tv_nsec) / 1000000;
+    ms = f->deadline - now(f);
     return ms < 0 ? 0 : ms > 86400000 ? 86400000 : (int)ms;
-}
-
-void cacreg_flow_handle(cacreg_flow *f)
-{
-    cacreg_event ev;
-
-    while (cacreg_event_read(f->events[0], &ev) == CACREG_OK) {
-        if (ev.type != CACREG_EV_JOB_DONE)
-            readers_changed(f, &ev);
-        else if (ev.job == f->load_job)
-            load_done(f, ev.status);
-        else if (ev.job == f->read_job)
-            read_done(f, ev.status);
-        else if (ev.job == f->pin_job)
-            pin_done(f, ev.status);
-        else if (ev.job == f->portal_job)
-            portal_done(f);
-    }
-    if (idle_applies(f) && cacreg_flow_timeout_ms(f) == 0)
-        start_over(f, &IDLE, CACREG_FAIL_IDLE);
 }
 
 bool cacreg_flow_settled(const cacreg_flow *f)
 {
-    return f->portal_job <= 0 && f->pin_job <= 0 && f->read_job <= 0 && f->load_job <= 0 &&
-           !f->logout_queued && f->queued == ASK_NONE;
+    return f->lane.job == 0 && f->lane.count == 0 && f->pin_job == 0 && f->read_job == 0 &&
+           f->load_job == 0 && f->forget_job == 0 && !f->forget_owed;
 }
 
 void cacreg_flow_touch(cacreg_flow *f)
 {
-    if (idle_applies(f))
-        arm_idle(f);
+    if (steps[f->st.step].timer == TIMER_IDLE)
+        f->deadline = now(f) + f->cfg.idle_timeout_s * 1000LL;
 }
 
 const cacreg_flow_state *cacreg_flow_state_get(const cacreg_flow *f)
@@ -795,54 +848,37 @@ const cacreg_flow_state *cacreg_flow_state_get(const cacreg_flow *f)
 
 cacreg_secret *cacreg_flow_secret(cacreg_flow *f)
 {
-    switch (f->st.step) {
-    case CACREG_STEP_PIN:
+    switch (steps[f->st.step].secret) {
+    case SECRET_PIN:
         return f->pin;
-    case CACREG_STEP_CREDENTIALS:
-    case CACREG_STEP_CONFIRM_PASSWORD:
+    case SECRET_PASSWORD:
         return f->password;
-    default:
-        return NULL;
+    case SECRET_NONE:
+        break;
     }
+    return NULL;
 }
 
-/* A way in from START: the last person's notice goes. */
-static bool from_start(cacreg_flow *f)
+bool cacreg_flow_can(const cacreg_flow *f, cacreg_action_kind kind)
 {
-    if (f->st.step != CACREG_STEP_START)
-        return false;
-    f->st.notice = (cacreg_diagnosis){NULL, NULL};
-    f->st.notice_fail = CACREG_FAIL_NONE;
-    f->st.done = CACREG_DONE_NONE;
-    clear_outcome(f);
-    return true;
-}
+    const cacreg_flow_state *s = &f->st;
 
-bool cacreg_flow_cac_login(cacreg_flow *f)
-{
-    if (!from_start(f))
+    if ((unsigned)kind >= CACREG_ACT_COUNT)
         return false;
-    f->st.register_path = false;
-    need_card(f, AFTER_CAC_LOGIN);
-    changed(f);
-    return true;
-}
-
-bool cacreg_flow_password_login(cacreg_flow *f)
-{
-    if (!from_start(f))
+    if (!((steps[s->step].takes | ALWAYS) & (1u << kind)))
         return false;
-    f->st.register_path = true;
-    go(f, CACREG_STEP_CREDENTIALS);
-    return true;
-}
-
-bool cacreg_flow_reset(cacreg_flow *f)
-{
-    if (!from_start(f))
-        return false;
-    go(f, CACREG_STEP_RESET);
-    return true;
+    switch (kind) {
+    case CACREG_ACT_CLEAR:
+        return s->registration.registered;
+    case CACREG_ACT_NEW_PASSWORD:
+        return s->step == CACREG_STEP_START ||
+               (s->last.err == CACREG_ERR_REFUSED &&
+                s->last.reason == CACREG_PORTAL_PASSWORD_EXPIRED);
+    case CACREG_ACT_BACK:
+        return s->step != CACREG_STEP_ASKING || requests[s->request].back != NO_BACK;
+    default:
+        return true;
+    }
 }
 
 /* A username as typed: printable, not empty, within bounds. */
@@ -858,178 +894,208 @@ static bool username_ok(const char *u)
     return true;
 }
 
-static const cacreg_diagnosis BAD_USERNAME = {
-    "Enter your portal username (the one you log in to the portal with).", ""};
-static const cacreg_diagnosis NO_PASSWORD = {"Enter your portal password.", ""};
-
-bool cacreg_flow_submit(cacreg_flow *f, const char *username)
+static void submit_pin(cacreg_flow *f)
 {
+    if (!cacreg_secret_is_pin(f->pin)) {
+        cacreg_secret_clear(f->pin);
+        problem(f, CACREG_FAIL_INPUT, CACREG_STAGE_PIN, CACREG_ERR_PIN_FORMAT,
+                cacreg_diagnose_card(CACREG_ERR_PIN_FORMAT), NULL);
+        return;
+    }
+    f->pin_gen = f->card_gen;
+    f->pin_job = f->io.check_pin(f->io.ctx, f->st.reader, f->pin); /* takes the PIN */
+    if (f->pin_job < 0) {
+        f->pin_job = 0;
+        fail(f, CACREG_FAIL_CARD, CACREG_STAGE_PIN, CACREG_ERR_SYSTEM,
+             cacreg_diagnose_card(CACREG_ERR_CARD), NULL);
+        return;
+    }
+    go(f, CACREG_STEP_CHECKING_PIN);
+}
+
+/* A password typed at this step goes out with kind; nothing goes without one. */
+static void submit_password(cacreg_flow *f, cacreg_request kind)
+{
+    if (cacreg_secret_len(f->password) == 0) {
+        problem(f, CACREG_FAIL_INPUT, CACREG_STAGE_INPUT, CACREG_ERR_INVALID,
+                cacreg_diagnose_say(CACREG_SAY_NO_PASSWORD), NULL);
+        return;
+    }
+    cacreg_secret_clear(f->outgoing);
+    if (cacreg_secret_move(f->outgoing, f->password) != CACREG_OK) {
+        fail(f, CACREG_FAIL_INPUT, CACREG_STAGE_INPUT, CACREG_ERR_TOO_LONG,
+             cacreg_diagnose_say(CACREG_SAY_NO_PASSWORD), NULL);
+        return;
+    }
+    ask(f, kind);
+}
+
+static bool act_submit(cacreg_flow *f, const cacreg_action *a)
+{
+    bool named = username_ok(a->username);
+
     switch (f->st.step) {
     case CACREG_STEP_PIN:
-        if (!cacreg_secret_is_pin(f->pin)) {
-            cacreg_secret_clear(f->pin);
-            f->st.login = CACREG_LOGIN_BAD_FORMAT;
-            problem(f, CACREG_FAIL_INPUT, "pin", cacreg_diagnose_login(CACREG_LOGIN_BAD_FORMAT),
-                    NULL);
-            return true;
-        }
-        clear_outcome(f);
-        f->pin_gen = f->card_gen;
-        snprintf(f->job.reader, sizeof f->job.reader, "%s", f->st.reader);
-        f->pin_job = cacreg_worker_submit(f->worker, job_pin, &f->job);
-        if (f->pin_job < 0) {
-            f->pin_job = 0;
-            fail(f, CACREG_FAIL_CARD, "pin", cacreg_diagnose_login(CACREG_LOGIN_ERROR), NULL);
-            return true;
-        }
-        busy(f, "Checking your PIN with the card");
-        return true;
+        submit_pin(f);
+        break;
     case CACREG_STEP_CREDENTIALS:
-        if (!username_ok(username) || cacreg_secret_len(f->password) == 0) {
+        if (!named) {
             cacreg_secret_clear(f->password);
-            problem(f, CACREG_FAIL_INPUT, "input",
-                    username_ok(username) ? NO_PASSWORD : BAD_USERNAME, NULL);
-            return true;
+            problem(f, CACREG_FAIL_INPUT, CACREG_STAGE_INPUT, CACREG_ERR_INVALID,
+                    cacreg_diagnose_say(CACREG_SAY_BAD_USERNAME), NULL);
+            break;
         }
-        clear_outcome(f);
-        snprintf(f->st.username, sizeof f->st.username, "%s", username);
-        ask(f, ASK_PASSWORD_LOGIN, "Logging in");
-        return true;
+        copy(f->st.username, sizeof f->st.username, a->username);
+        submit_password(f, CACREG_REQ_PASSWORD_LOGIN);
+        break;
     case CACREG_STEP_CONFIRM_PASSWORD:
-        if (cacreg_secret_len(f->password) == 0) {
-            problem(f, CACREG_FAIL_INPUT, "input", NO_PASSWORD, NULL);
-            return true;
-        }
-        clear_outcome(f);
-        ask(f, ASK_REGISTER, "Registering your card");
-        return true;
+        submit_password(f, CACREG_REQ_REGISTER);
+        break;
     case CACREG_STEP_RESET:
-        if (!username_ok(username)) {
-            problem(f, CACREG_FAIL_INPUT, "input", BAD_USERNAME, NULL);
-            return true;
+        if (!named) {
+            problem(f, CACREG_FAIL_INPUT, CACREG_STAGE_INPUT, CACREG_ERR_INVALID,
+                    cacreg_diagnose_say(CACREG_SAY_BAD_USERNAME), NULL);
+            break;
         }
-        clear_outcome(f);
-        snprintf(f->st.username, sizeof f->st.username, "%s", username);
-        ask(f, ASK_RESET, "Asking for a new password");
-        return true;
+        copy(f->st.username, sizeof f->st.username, a->username);
+        ask(f, CACREG_REQ_PASSWORD_RESET);
+        break;
     default:
         return false;
     }
-}
-
-bool cacreg_flow_register(cacreg_flow *f)
-{
-    if (f->st.step != CACREG_STEP_REGISTRATION)
-        return false;
-    f->st.notice = (cacreg_diagnosis){NULL, NULL};
-    need_card(f, AFTER_REGISTER);
     return true;
 }
 
-bool cacreg_flow_clear(cacreg_flow *f)
+static bool act_cac_login(cacreg_flow *f, const cacreg_action *a)
 {
-    if (f->st.step != CACREG_STEP_REGISTRATION || !f->st.registration.registered)
-        return false;
-    f->st.notice = (cacreg_diagnosis){NULL, NULL};
+    (void)a;
+    f->st.path = CACREG_PATH_CAC_LOGIN;
+    need_card(f);
+    return true;
+}
+
+static bool act_password_login(cacreg_flow *f, const cacreg_action *a)
+{
+    (void)a;
+    f->st.path = CACREG_PATH_REGISTER;
+    go(f, CACREG_STEP_CREDENTIALS);
+    return true;
+}
+
+/* "I need a password": from the start, or from an expired password with its username. */
+static bool act_new_password(cacreg_flow *f, const cacreg_action *a)
+{
+    char username[sizeof f->st.username];
+
+    (void)a;
+    copy(username, sizeof username, f->st.username);
+    if (f->st.step != CACREG_STEP_START)
+        start_over(f, NULL);
+    f->st.path = CACREG_PATH_RESET;
+    copy(f->st.username, sizeof f->st.username, username);
+    go(f, CACREG_STEP_RESET);
+    return true;
+}
+
+static bool act_register(cacreg_flow *f, const cacreg_action *a)
+{
+    (void)a;
+    need_card(f);
+    return true;
+}
+
+static bool act_clear(cacreg_flow *f, const cacreg_action *a)
+{
+    (void)a;
     go(f, CACREG_STEP_CONFIRM_CLEAR);
     return true;
 }
 
-bool cacreg_flow_confirm(cacreg_flow *f, bool yes)
+static bool act_yes(cacreg_flow *f, const cacreg_action *a)
 {
-    if (f->st.step != CACREG_STEP_CONFIRM_CLEAR)
-        return false;
-    if (yes)
-        ask(f, ASK_CLEAR, "Clearing the registered information");
-    else
-        go(f, CACREG_STEP_REGISTRATION);
+    (void)a;
+    ask(f, CACREG_REQ_CLEAR_REGISTRATION);
     return true;
 }
 
-bool cacreg_flow_choose(cacreg_flow *f, size_t cert)
+static bool act_no(cacreg_flow *f, const cacreg_action *a)
 {
-    const cacreg_cert *c;
-
-    if (f->st.step != CACREG_STEP_CHOOSE_CERT || cert >= f->st.info.ncerts)
-        return false;
-    c = &f->st.info.certs[cert];
-    if (cert != f->st.chosen) {
-        /* Only the identity certificate logs in; say why this one does not. */
-        const char *why = cacreg_cert_why_not(c);
-        problem(f, CACREG_FAIL_INPUT, "choose", cacreg_diagnose_verdict(CACREG_VERDICT_WRONG_KIND),
-                why ? why : "");
-        return true;
-    }
-    if (f->st.verdict != CACREG_VERDICT_OK) {
-        fail(f, CACREG_FAIL_CARD, "preflight", cacreg_diagnose_verdict(f->st.verdict),
-             f->st.verdict_detail);
-        return true;
-    }
-    if (f->st.info.pin == CACREG_PIN_LOCKED) {
-        fail(f, CACREG_FAIL_CARD, "pin", cacreg_diagnose_login(CACREG_LOGIN_LOCKED), NULL);
-        return true;
-    }
-    f->job.use_cert = cert;
-    to_pin(f);
-    return true;
-}
-
-void cacreg_flow_back(cacreg_flow *f)
-{
-    bool account = f->st.session && f->st.register_path;
-
-    wipe_secrets(f);
-    switch (f->st.step) {
-    case CACREG_STEP_START:
-        return;
-    case CACREG_STEP_BUSY:
-        if (f->pin_job > 0)
-            return; /* the card is checking the PIN: a second at most */
-        if (f->asked == ASK_CLEAR || (f->asked == ASK_REGISTER && account)) {
-            cancel_request(f);
-            break;
-        }
-        if (f->after_read != AFTER_NONE) { /* reading the card: it goes on for the panel */
-            f->after_read = AFTER_NONE;
-            break;
-        }
-        start_over(f, NULL, CACREG_FAIL_NONE);
-        return;
-    case CACREG_STEP_PIN:
-        if (f->st.register_path) {
-            f->st.login = CACREG_LOGIN_OK;
-            clear_outcome(f);
-            go(f, CACREG_STEP_CHOOSE_CERT);
-            return;
-        }
-        start_over(f, NULL, CACREG_FAIL_NONE);
-        return;
-    case CACREG_STEP_CONFIRM_CLEAR:
-    case CACREG_STEP_CHOOSE_CERT:
-    case CACREG_STEP_INSERT_CARD:
-    case CACREG_STEP_CONFIRM_PASSWORD:
-    case CACREG_STEP_FAILED:
-        break;
-    case CACREG_STEP_CREDENTIALS:
-    case CACREG_STEP_REGISTRATION:
-    case CACREG_STEP_RESET:
-    case CACREG_STEP_DONE:
-        start_over(f, NULL, CACREG_FAIL_NONE);
-        return;
-    }
-    if (!account) {
-        start_over(f, NULL, CACREG_FAIL_NONE);
-        return;
-    }
-    /* Back to the account's registration view, without the card's login. */
-    f->after_read = AFTER_NONE;
-    f->card_in_use = false;
-    log_card_out(f);
-    clear_outcome(f);
+    (void)a;
     go(f, CACREG_STEP_REGISTRATION);
+    return true;
 }
 
-void cacreg_flow_restart(cacreg_flow *f)
+static bool act_choose(cacreg_flow *f, const cacreg_action *a)
 {
-    start_over(f, NULL, CACREG_FAIL_NONE);
+    if (a->cert >= f->st.info.ncerts)
+        return false;
+    if (a->cert != f->st.chosen) {
+        /* Only the identity certificate logs in; say why this one does not. */
+        const char *why = cacreg_cert_why_not(&f->st.info.certs[a->cert]);
+        problem(f, CACREG_FAIL_INPUT, CACREG_STAGE_CHOOSE, CACREG_ERR_INVALID,
+                cacreg_diagnose_verdict(CACREG_VERDICT_WRONG_KIND), why);
+    } else if (f->st.verdict != CACREG_VERDICT_OK) {
+        fail(f, CACREG_FAIL_CARD, CACREG_STAGE_PREFLIGHT, CACREG_ERR_CERT,
+             cacreg_diagnose_verdict(f->st.verdict), f->st.verdict_detail);
+    } else if (f->st.info.pin == CACREG_PIN_LOCKED) {
+        fail(f, CACREG_FAIL_CARD, CACREG_STAGE_PIN, CACREG_ERR_PIN_LOCKED,
+             cacreg_diagnose_card(CACREG_ERR_PIN_LOCKED), NULL);
+    } else {
+        go(f, CACREG_STEP_PIN);
+    }
+    return true;
+}
+
+/* Esc: where the step's row (or the request's) says; an account's views need the account. */
+static bool act_back(cacreg_flow *f, const cacreg_action *a)
+{
+    cacreg_step to = f->st.step == CACREG_STEP_ASKING ? requests[f->st.request].back
+                                                      : steps[f->st.step].back;
+
+    (void)a;
+    if (steps[to].needs_account && !(f->st.session && f->st.path == CACREG_PATH_REGISTER))
+        to = CACREG_STEP_START;
+    if (to == CACREG_STEP_START)
+        start_over(f, NULL);
+    else
+        go(f, to);
+    return true;
+}
+
+static bool act_restart(cacreg_flow *f, const cacreg_action *a)
+{
+    (void)a;
+    start_over(f, NULL);
+    return true;
+}
+
+static bool (*const actions[CACREG_ACT_COUNT])(cacreg_flow *f, const cacreg_action *a) = {
+    [CACREG_ACT_CAC_LOGIN] = act_cac_login,   [CACREG_ACT_PASSWORD_LOGIN] = act_password_login,
+    [CACREG_ACT_NEW_PASSWORD] = act_new_password, [CACREG_ACT_SUBMIT] = act_submit,
+    [CACREG_ACT_REGISTER] = act_register,     [CACREG_ACT_CLEAR] = act_clear,
+    [CACREG_ACT_YES] = act_yes,               [CACREG_ACT_NO] = act_no,
+    [CACREG_ACT_CHOOSE] = act_choose,         [CACREG_ACT_BACK] = act_back,
+    [CACREG_ACT_RESTART] = act_restart,
+};
+
+static const char *const action_names[CACREG_ACT_COUNT] = {
+    "cac-login", "password-login", "new-password", "submit", "register", "clear",
+    "yes",       "no",             "choose",       "back",   "restart"};
+
+bool cacreg_flow_act(cacreg_flow *f, cacreg_action a)
+{
+    bool done;
+
+    if (!cacreg_flow_can(f, a.kind))
+        return false;
+    tracef(f, "%s: %s", steps[f->st.step].name, action_names[a.kind]);
+    clear_problem(&f->st.notice); /* news is for until the person does something */
+    done = actions[a.kind](f, &a);
+    f->st.generation++;
+    return done;
+}
+
+bool cacreg_flow_do(cacreg_flow *f, cacreg_action_kind kind)
+{
+    return cacreg_flow_act(f, (cacreg_action){.kind = kind});
 }

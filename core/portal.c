@@ -1,6 +1,7 @@
 /* The portal client: docs/portal-api.md over HTTPS, on its own thread. */
 #define _GNU_SOURCE
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,7 +13,6 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
-#include "cacreg.h"
 #include "internal.h"
 
 #define ANSWER_MAX ((size_t)64 * 1024) /* the contract's bound on an answer body */
@@ -23,8 +23,8 @@ struct cacreg_portal {
     CURL *easy;                /* one handle, one connection, for the whole flow */
     CURLM *multi;
     pthread_mutex_t lock;
-    volatile int cancel;
-    volatile int busy;         /* a request is queued or running: one at a time */
+    atomic_bool cancel;
+    atomic_bool busy;          /* a request is queued or running: one at a time */
     char base_url[CACREG_URL_MAX];
     cacreg_config cfg;
     X509 *cert;                /* the card's identity certificate and key, or NULL */
@@ -32,7 +32,7 @@ struct cacreg_portal {
     cacreg_secret *session;    /* the bearer token */
     cacreg_secret *body;       /* a request body that carries a secret */
     char username[128];
-    enum request_kind kind;
+    cacreg_request kind;
     char answer[ANSWER_MAX + 1];
     size_t answer_len;
     bool answer_too_large;
@@ -163,23 +163,27 @@ void cacreg_portal_free(cacreg_portal *p)
     free(p);
 }
 
-cacreg_err cacreg_portal_use_card(cacreg_portal *p, const cacreg_cert *cert, EVP_PKEY *key)
+cacreg_err cacreg_portal_use_card(cacreg_portal *p, X509 *cert, EVP_PKEY *key)
 {
-    const unsigned char *der = cert->der;
-    X509 *x = d2i_X509(NULL, &der, (long)cert->der_len);
-
-    if (!x)
-        return CACREG_ERR_CERT;
+    if (!cert || !key)
+        return CACREG_ERR_NO_KEY;
     cacreg_portal_forget_card(p);
-    p->cert = x;
-    EVP_PKEY_up_ref(key);
+    if (X509_up_ref(cert) != 1)
+        return CACREG_ERR_NOMEM;
+    if (EVP_PKEY_up_ref(key) != 1) {
+        X509_free(cert);
+        return CACREG_ERR_NOMEM;
+    }
+    p->cert = cert;
     p->key = key;
+    if (!p->easy || !p->multi)
+        return CACREG_ERR_NOMEM;
     return CACREG_OK;
 }
 
 void cacreg_portal_cancel(cacreg_portal *p)
 {
-    p->cancel = 1;
+    atomic_store(&p->cancel, true);
     if (p->multi)
         curl_multi_wakeup(p->multi);
 }
@@ -257,10 +261,50 @@ static bool read_cert(json_t *cert, char *subject, size_t ssize, char *serial, s
     return true;
 }
 
-static bool valid_result(const char *s)
+static const char *const registration_names[] = {
+    [CACREG_REG_NONE] = "", [CACREG_REG_REGISTERED] = "registered",
+    [CACREG_REG_REPLACED] = "replaced", [CACREG_REG_UNCHANGED] = "unchanged"};
+
+const char *cacreg_registration_name(cacreg_registration r)
 {
-    return s && (strcmp(s, "registered") == 0 || strcmp(s, "replaced") == 0 ||
-                 strcmp(s, "unchanged") == 0);
+    return (unsigned)r <= CACREG_REG_UNCHANGED ? registration_names[r] : "";
+}
+
+/* The registration result a string names; CACREG_REG_NONE for none of them. */
+static cacreg_registration registration_of(const char *s)
+{
+    for (int i = CACREG_REG_REGISTERED; s && i <= CACREG_REG_UNCHANGED; i++)
+        if (strcmp(s, registration_names[i]) == 0)
+            return (cacreg_registration)i;
+    return CACREG_REG_NONE;
+}
+
+/* The contract's error codes, in cacreg_portal_reason's order. */
+static const char *const reason_names[] = {
+    [CACREG_PORTAL_NO_CLIENT_CERTIFICATE] = "no_client_certificate",
+    [CACREG_PORTAL_UNTRUSTED_ISSUER] = "untrusted_issuer",
+    [CACREG_PORTAL_CERTIFICATE_NOT_YET_VALID] = "certificate_not_yet_valid",
+    [CACREG_PORTAL_CERTIFICATE_EXPIRED] = "certificate_expired",
+    [CACREG_PORTAL_CERTIFICATE_REVOKED] = "certificate_revoked",
+    [CACREG_PORTAL_NOT_IDENTITY_CERTIFICATE] = "not_identity_certificate",
+    [CACREG_PORTAL_NO_ACCOUNT] = "no_account",
+    [CACREG_PORTAL_ACCOUNT_NOT_PERMITTED] = "account_not_permitted",
+    [CACREG_PORTAL_REGISTERED_TO_OTHER_ACCOUNT] = "registered_to_other_account",
+    [CACREG_PORTAL_EDIPI_MISMATCH] = "edipi_mismatch",
+    [CACREG_PORTAL_INVALID_CREDENTIALS] = "invalid_credentials",
+    [CACREG_PORTAL_PASSWORD_EXPIRED] = "password_expired",
+    [CACREG_PORTAL_ACCOUNT_LOCKED] = "account_locked",
+    [CACREG_PORTAL_SESSION_EXPIRED] = "session_expired",
+    [CACREG_PORTAL_NO_SESSION] = "no_session",
+    [CACREG_PORTAL_REVOCATION_UNAVAILABLE] = "revocation_unavailable",
+};
+
+static cacreg_portal_reason reason_of(const char *code)
+{
+    for (size_t i = 1; i < sizeof reason_names / sizeof reason_names[0]; i++)
+        if (reason_names[i] && strcmp(code, reason_names[i]) == 0)
+            return (cacreg_portal_reason)i;
+    return CACREG_PORTAL_OTHER_REASON;
 }
 
 /* Keeps the session token of a login answer in locked memory. */
@@ -275,22 +319,22 @@ static bool take_session(cacreg_secret *session, json_t *root)
 }
 
 /* Checks a 2xx answer against the contract for its request; false names what is wrong. */
-static bool read_success(enum request_kind kind, cacreg_secret *session, json_t *root,
+static bool read_success(cacreg_request kind, cacreg_secret *session, json_t *root,
                          cacreg_portal_result *r)
 {
     json_t *reg;
 
     switch (kind) {
-    case R_CAC_LOGIN:
+    case CACREG_REQ_CAC_LOGIN:
         reg = json_object_get(root, "registration");
         if (!take_session(session, root) || !read_account(json_object_get(root, "account"), r) ||
-            !json_is_object(reg) || !valid_result(jstr(reg, "result")) ||
+            !json_is_object(reg) || !registration_of(jstr(reg, "result")) ||
             !read_cert(json_object_get(reg, "certificate"), r->cert_subject,
                        sizeof r->cert_subject, r->cert_serial, sizeof r->cert_serial,
                        r->cert_not_after, sizeof r->cert_not_after) ||
             !jstr(root, "password_expires"))
             return false;
-        copy_str(r->registration, sizeof r->registration, jstr(reg, "result"));
+        r->registration = registration_of(jstr(reg, "result"));
         copy_str(r->password_expires, sizeof r->password_expires, jstr(root, "password_expires"));
         r->registered = true;
         {
@@ -301,9 +345,9 @@ static bool read_success(enum request_kind kind, cacreg_secret *session, json_t 
                 return false;
         }
         return true;
-    case R_PASSWORD_LOGIN:
+    case CACREG_REQ_PASSWORD_LOGIN:
         return take_session(session, root) && read_account(json_object_get(root, "account"), r);
-    case R_GET_REG:
+    case CACREG_REQ_GET_REGISTRATION:
         if (!read_account(json_object_get(root, "account"), r) ||
             !json_is_boolean(json_object_get(root, "registered")))
             return false;
@@ -313,22 +357,25 @@ static bool read_success(enum request_kind kind, cacreg_secret *session, json_t 
                          sizeof r->cert_subject, r->cert_serial, sizeof r->cert_serial,
                          r->cert_not_after, sizeof r->cert_not_after) &&
                (!r->registered || r->cert_serial[0]);
-    case R_CLEAR_REG:
+    case CACREG_REQ_CLEAR_REGISTRATION:
         r->registered = false;
         return json_is_false(json_object_get(root, "registered"));
-    case R_REGISTER:
-        if (!valid_result(jstr(root, "result")) ||
+    case CACREG_REQ_REGISTER:
+        if (!registration_of(jstr(root, "result")) ||
             !read_cert(json_object_get(root, "certificate"), r->cert_subject,
                        sizeof r->cert_subject, r->cert_serial, sizeof r->cert_serial,
                        r->cert_not_after, sizeof r->cert_not_after))
             return false;
-        copy_str(r->registration, sizeof r->registration, jstr(root, "result"));
+        r->registration = registration_of(jstr(root, "result"));
         copy_str(r->registered_at, sizeof r->registered_at, jstr(root, "registered_at"));
         r->registered = true;
         return true;
-    case R_LOGOUT:
-    case R_RESET:
+    case CACREG_REQ_LOGOUT:
+    case CACREG_REQ_PASSWORD_RESET:
         return true;
+    case CACREG_REQ_NONE:
+    case CACREG_REQ_COUNT:
+        break;
     }
     return false;
 }
@@ -338,8 +385,8 @@ static void classify(cacreg_portal *p, CURLcode cc, cacreg_portal_result *r)
 {
     r->server_time = p->date_header;
     r->clock_skew_s = p->date_header ? (long long)time(NULL) - p->date_header : 0;
-    if (p->cancel || cc == CURLE_ABORTED_BY_CALLBACK) {
-        r->outcome = CACREG_PORTAL_CANCELLED;
+    if (atomic_load(&p->cancel) || cc == CURLE_ABORTED_BY_CALLBACK) {
+        r->err = CACREG_ERR_CANCELLED;
         cacreg_errf(r->message, sizeof r->message, "Cancelled.");
         return;
     }
@@ -348,7 +395,7 @@ static void classify(cacreg_portal *p, CURLcode cc, cacreg_portal_result *r)
         case CURLE_PEER_FAILED_VERIFICATION:
         case CURLE_SSL_CACERT_BADFILE:
         case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
-            r->outcome = CACREG_PORTAL_TLS;
+            r->err = CACREG_ERR_TLS;
             cacreg_errf(r->message, sizeof r->message,
                         "The portal's server certificate is not trusted: %s",
                         cc == CURLE_SSL_PINNEDPUBKEYNOTMATCH
@@ -357,14 +404,14 @@ static void classify(cacreg_portal *p, CURLcode cc, cacreg_portal_result *r)
             return;
         case CURLE_SSL_CONNECT_ERROR:
         case CURLE_SSL_CERTPROBLEM:
-            r->outcome = CACREG_PORTAL_TLS;
+            r->err = CACREG_ERR_TLS;
             cacreg_errf(r->message, sizeof r->message, "The secure connection failed: %s",
                         p->curl_error);
             return;
         case CURLE_PARTIAL_FILE:
         case CURLE_RECV_ERROR:
         case CURLE_GOT_NOTHING:
-            r->outcome = CACREG_PORTAL_UNREACHABLE;
+            r->err = CACREG_ERR_UNREACHABLE;
             cacreg_errf(r->message, sizeof r->message,
                         "The connection to the portal was cut off during its answer (%s).",
                         p->curl_error[0] ? p->curl_error : curl_easy_strerror(cc));
@@ -372,7 +419,7 @@ static void classify(cacreg_portal *p, CURLcode cc, cacreg_portal_result *r)
         case CURLE_FILESIZE_EXCEEDED:
         case CURLE_WRITE_ERROR:
             if (p->answer_too_large || cc == CURLE_FILESIZE_EXCEEDED) {
-                r->outcome = CACREG_PORTAL_BAD_ANSWER;
+                r->err = CACREG_ERR_BAD_ANSWER;
                 cacreg_errf(r->message, sizeof r->message,
                             "The portal's answer was larger than %zu bytes; it was not read.",
                             ANSWER_MAX);
@@ -380,14 +427,14 @@ static void classify(cacreg_portal *p, CURLcode cc, cacreg_portal_result *r)
             }
             break;
         case CURLE_OPERATION_TIMEDOUT:
-            r->outcome = CACREG_PORTAL_UNREACHABLE;
+            r->err = CACREG_ERR_UNREACHABLE;
             cacreg_errf(r->message, sizeof r->message, "The portal did not answer in time (%s).",
                         p->curl_error);
             return;
         default:
             break;
         }
-        r->outcome = CACREG_PORTAL_UNREACHABLE;
+        r->err = CACREG_ERR_UNREACHABLE;
         cacreg_errf(r->message, sizeof r->message, "The portal cannot be reached: %s.",
                     p->curl_error[0] ? p->curl_error : curl_easy_strerror(cc));
         return;
@@ -397,7 +444,7 @@ static void classify(cacreg_portal *p, CURLcode cc, cacreg_portal_result *r)
                         p->session, r);
 }
 
-void cacreg_portal_parse(enum request_kind kind, long http_status, const char *content_type,
+void cacreg_portal_parse(cacreg_request kind, long http_status, const char *content_type,
                          const char *body, size_t len, cacreg_secret *session,
                          cacreg_portal_result *r)
 {
@@ -406,14 +453,14 @@ void cacreg_portal_parse(enum request_kind kind, long http_status, const char *c
     bool is_json = strncasecmp(content_type, "application/json", 16) == 0;
 
     r->http_status = http_status;
-    if (r->http_status == 204 && kind == R_LOGOUT) {
-        r->outcome = CACREG_PORTAL_OK;
+    if (r->http_status == 204 && kind == CACREG_REQ_LOGOUT) {
+        r->err = CACREG_OK;
         return;
     }
     if (is_json && len <= ANSWER_MAX)
         root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
     if (!is_json || !json_is_object(root)) {
-        r->outcome = CACREG_PORTAL_BAD_ANSWER;
+        r->err = CACREG_ERR_BAD_ANSWER;
         if (r->http_status >= 500)
             cacreg_errf(r->message, sizeof r->message,
                         "The portal is having trouble (HTTP %ld); try again in a few minutes.",
@@ -431,23 +478,24 @@ void cacreg_portal_parse(enum request_kind kind, long http_status, const char *c
     }
     if (r->http_status >= 200 && r->http_status < 300) {
         if (read_success(kind, session, root, r)) {
-            r->outcome = CACREG_PORTAL_OK;
+            r->err = CACREG_OK;
         } else {
-            r->outcome = CACREG_PORTAL_BAD_ANSWER;
+            r->err = CACREG_ERR_BAD_ANSWER;
             cacreg_errf(r->message, sizeof r->message,
                         "The portal's answer lacks what the API promises; nothing was changed "
                         "here.");
         }
     } else if (jstr(root, "error")) {
         json_t *left = json_object_get(root, "attempts_left");
-        r->outcome = CACREG_PORTAL_REFUSED;
+        r->err = CACREG_ERR_REFUSED;
         copy_str(r->error, sizeof r->error, jstr(root, "error"));
         copy_str(r->message, sizeof r->message, jstr(root, "message"));
+        r->reason = reason_of(r->error);
         r->attempts_left = json_is_integer(left) ? (int)json_integer_value(left) : -1;
-        if (strcmp(r->error, "session_expired") == 0 || strcmp(r->error, "no_session") == 0)
+        if (r->reason == CACREG_PORTAL_SESSION_EXPIRED || r->reason == CACREG_PORTAL_NO_SESSION)
             cacreg_secret_clear(session);
     } else {
-        r->outcome = CACREG_PORTAL_BAD_ANSWER;
+        r->err = CACREG_ERR_BAD_ANSWER;
         cacreg_errf(r->message, sizeof r->message, "The portal answered HTTP %ld without saying "
                                                    "why.", r->http_status);
     }
@@ -487,22 +535,27 @@ static void base_options(cacreg_portal *p, struct curl_slist *headers)
     curl_easy_setopt(e, CURLOPT_USERAGENT, "cacreg/0.1");
 }
 
+/* Each request's route, and what its body carries (docs/portal-api.md). */
+static const struct route {
+    const char *method, *path;
+    bool bearer;   /* sent with the session's token */
+    bool username; /* {"username": ...} */
+    bool password; /* {"password": ...} */
+} routes[CACREG_REQ_COUNT] = {
+    [CACREG_REQ_CAC_LOGIN] = {"POST", "cac-login", false, false, false},
+    [CACREG_REQ_PASSWORD_LOGIN] = {"POST", "session", false, true, true},
+    [CACREG_REQ_GET_REGISTRATION] = {"GET", "registration", true, false, false},
+    [CACREG_REQ_CLEAR_REGISTRATION] = {"DELETE", "registration", true, false, false},
+    [CACREG_REQ_REGISTER] = {"POST", "registration", true, false, true},
+    [CACREG_REQ_LOGOUT] = {"DELETE", "session", true, false, false},
+    [CACREG_REQ_PASSWORD_RESET] = {"POST", "password-reset", false, true, false},
+};
+
 /* The network thread's job: one request, start to end, cancellable. */
 static cacreg_err run_request(void *arg)
 {
-    static const struct {
-        const char *method, *path;
-        bool bearer;
-    } routes[] = {
-        [R_CAC_LOGIN] = {"POST", "cac-login", false},
-        [R_PASSWORD_LOGIN] = {"POST", "session", false},
-        [R_GET_REG] = {"GET", "registration", true},
-        [R_CLEAR_REG] = {"DELETE", "registration", true},
-        [R_REGISTER] = {"POST", "registration", true},
-        [R_LOGOUT] = {"DELETE", "session", true},
-        [R_RESET] = {"POST", "password-reset", false},
-    };
     cacreg_portal *p = arg;
+    const struct route *route = &routes[p->kind];
     cacreg_portal_result r;
     struct curl_slist *headers = NULL;
     cacreg_secret *auth = cacreg_secret_new();
@@ -518,10 +571,10 @@ static cacreg_err run_request(void *arg)
     p->content_type[0] = '\0';
     p->curl_error[0] = '\0';
     p->date_header = 0;
-    snprintf(url, sizeof url, "%s%s", p->base_url, routes[p->kind].path);
+    snprintf(url, sizeof url, "%s%s", p->base_url, route->path);
     if (cacreg_secret_len(p->body) > 0)
         headers = curl_slist_append(headers, "Content-Type: application/json");
-    if (routes[p->kind].bearer && auth) {
+    if (route->bearer && auth) {
         /* curl keeps its own copy of header lines: the one place the token leaves
          * locked memory, for the life of this request. */
         cacreg_secret_append(auth, "Authorization: Bearer ", 22);
@@ -530,8 +583,8 @@ static cacreg_err run_request(void *arg)
     }
     base_options(p, headers);
     curl_easy_setopt(p->easy, CURLOPT_URL, url);
-    curl_easy_setopt(p->easy, CURLOPT_CUSTOMREQUEST, routes[p->kind].method);
-    if (strcmp(routes[p->kind].method, "GET") == 0) {
+    curl_easy_setopt(p->easy, CURLOPT_CUSTOMREQUEST, route->method);
+    if (strcmp(route->method, "GET") == 0) {
         curl_easy_setopt(p->easy, CURLOPT_HTTPGET, 1L);
     } else {
         /* POSTFIELDS does not copy: the body stays in our locked buffer. */
@@ -539,7 +592,7 @@ static cacreg_err run_request(void *arg)
         curl_easy_setopt(p->easy, CURLOPT_POSTFIELDSIZE, (long)cacreg_secret_len(p->body));
     }
     curl_multi_add_handle(p->multi, p->easy);
-    while (running && !p->cancel) {
+    while (running && !atomic_load(&p->cancel)) {
         if (curl_multi_perform(p->multi, &running) != CURLM_OK)
             break;
         if (running)
@@ -549,8 +602,8 @@ static cacreg_err run_request(void *arg)
         if (msg->msg == CURLMSG_DONE)
             cc = msg->data.result;
     curl_multi_remove_handle(p->multi, p->easy);
-    classify(p, p->cancel ? CURLE_ABORTED_BY_CALLBACK : cc, &r);
-    p->cancel = 0;
+    classify(p, atomic_load(&p->cancel) ? CURLE_ABORTED_BY_CALLBACK : cc, &r);
+    atomic_store(&p->cancel, false);
     curl_easy_setopt(p->easy, CURLOPT_HTTPHEADER, NULL);
     curl_slist_free_all(headers);
     cacreg_secret_free(auth);
@@ -559,35 +612,8 @@ static cacreg_err run_request(void *arg)
     pthread_mutex_lock(&p->lock);
     p->result = r;
     pthread_mutex_unlock(&p->lock);
-    p->busy = 0;
-    return r.outcome == CACREG_PORTAL_OK ? CACREG_OK : CACREG_ERR_INVALID;
-}
-
-/*
- * Starts building a request: false while one is in flight, whose body the
- * network thread may be sending and must not be touched; else an empty body.
- */
-static bool begin(cacreg_portal *p)
-{
-    if (p->busy)
-        return false;
-    cacreg_secret_clear(p->body);
-    return true;
-}
-
-static int submit(cacreg_portal *p, enum request_kind kind)
-{
-    int id;
-
-    p->kind = kind;
-    p->cancel = 0;
-    p->busy = 1;
-    id = cacreg_worker_submit(p->thread, run_request, p);
-    if (id < 0) {
-        cacreg_secret_clear(p->body);
-        p->busy = 0;
-    }
-    return id;
+    atomic_store(&p->busy, false);
+    return r.err;
 }
 
 /* Builds {"key": "value", ...} into the locked body; values may be secrets. */
@@ -608,66 +634,42 @@ static cacreg_err body_add(cacreg_portal *p, const char *key, const char *value,
     return rc;
 }
 
-static int body_done(cacreg_portal *p, enum request_kind kind, cacreg_err rc)
+int cacreg_portal_request(cacreg_portal *p, cacreg_request kind, const char *username,
+                          cacreg_secret *password)
 {
-    if (rc == CACREG_OK)
+    const struct route *route;
+    cacreg_err rc = CACREG_OK;
+    int id;
+
+    /* A request in flight: its body may be on its way, and must not be touched. */
+    if ((unsigned)kind >= CACREG_REQ_COUNT || kind == CACREG_REQ_NONE || atomic_load(&p->busy)) {
+        if (password)
+            cacreg_secret_clear(password);
+        return -1;
+    }
+    route = &routes[kind];
+    cacreg_secret_clear(p->body);
+    if (route->username)
+        rc = username ? body_add(p, "username", username, strlen(username)) : CACREG_ERR_INVALID;
+    if (rc == CACREG_OK && route->password)
+        rc = password ? body_add(p, "password", cacreg_secret_data(password),
+                                 cacreg_secret_len(password))
+                      : CACREG_ERR_INVALID;
+    if (password)
+        cacreg_secret_clear(password);
+    if (rc == CACREG_OK && cacreg_secret_len(p->body) > 0)
         rc = cacreg_secret_append(p->body, "}", 1);
     if (rc != CACREG_OK) {
         cacreg_secret_clear(p->body);
         return -1;
     }
-    return submit(p, kind);
-}
-
-int cacreg_portal_cac_login(cacreg_portal *p)
-{
-    return begin(p) ? submit(p, R_CAC_LOGIN) : -1;
-}
-
-int cacreg_portal_password_login(cacreg_portal *p, const char *username, cacreg_secret *password)
-{
-    cacreg_err rc = CACREG_ERR_INVALID;
-    bool ok = begin(p);
-
-    if (ok) {
-        rc = body_add(p, "username", username, strlen(username));
-        if (rc == CACREG_OK)
-            rc = body_add(p, "password", cacreg_secret_data(password),
-                          cacreg_secret_len(password));
+    p->kind = kind;
+    atomic_store(&p->cancel, false);
+    atomic_store(&p->busy, true);
+    id = cacreg_worker_submit(p->thread, run_request, p);
+    if (id < 0) {
+        cacreg_secret_clear(p->body);
+        atomic_store(&p->busy, false);
     }
-    cacreg_secret_clear(password);
-    return ok ? body_done(p, R_PASSWORD_LOGIN, rc) : -1;
-}
-
-int cacreg_portal_get_registration(cacreg_portal *p)
-{
-    return begin(p) ? submit(p, R_GET_REG) : -1;
-}
-
-int cacreg_portal_clear_registration(cacreg_portal *p)
-{
-    return begin(p) ? submit(p, R_CLEAR_REG) : -1;
-}
-
-int cacreg_portal_register(cacreg_portal *p, cacreg_secret *password)
-{
-    cacreg_err rc = CACREG_ERR_INVALID;
-    bool ok = begin(p);
-
-    if (ok)
-        rc = body_add(p, "password", cacreg_secret_data(password), cacreg_secret_len(password));
-    cacreg_secret_clear(password);
-    return ok ? body_done(p, R_REGISTER, rc) : -1;
-}
-
-int cacreg_portal_logout(cacreg_portal *p)
-{
-    return begin(p) ? submit(p, R_LOGOUT) : -1;
-}
-
-int cacreg_portal_password_reset(cacreg_portal *p, const char *username)
-{
-    if (!begin(p))
-        return -1;
-    return body_done(p, R_RESET, body_add(p, "username", username, strlen(username)));
+    return id;
 }

@@ -14,7 +14,7 @@
 
 #include <winscard.h>
 
-#include "cacreg.h"
+#include "parts.h"
 
 #define PNP_READER "\\\\?PnP?\\Notification"
 #define BACKOFF_MIN_MS 250

@@ -68,6 +68,14 @@ cacreg_err cacreg_secret_append(cacreg_secret *secret, const char *bytes, size_t
     return CACREG_OK;
 }
 
+cacreg_err cacreg_secret_move(cacreg_secret *dst, cacreg_secret *src)
+{
+    cacreg_err rc = cacreg_secret_append(dst, src->bytes, src->len);
+
+    cacreg_secret_clear(src);
+    return rc;
+}
+
 bool cacreg_secret_backspace(cacreg_secret *secret)
 {
     if (secret->len == 0)

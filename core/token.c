@@ -12,7 +12,6 @@
 #include <openssl/x509.h>
 #include <p11-kit/p11-kit.h>
 
-#include "cacreg.h"
 #include "internal.h"
 
 #ifndef P11_MODULE_PATH
@@ -40,7 +39,8 @@ struct cacreg_token {
     int conf_fd;          /* the memfd OPENSC_CONF points at */
     int pin_max_tries;
     bool cached;          /* info holds the card read since the last forget */
-    cacreg_token_info info;
+    cacreg_card info;
+    cacreg_cert_der der[CACREG_MAX_CERTS]; /* info's certificates as the card holds them */
     char wrong_serial[32]; /* the card our own wrong PINs went to, */
     int wrong_seen;        /* and how many since its last right one */
 };
@@ -138,7 +138,6 @@ void cacreg_token_free(cacreg_token *t)
         PKCS11_CTX_free(t->ctx);
     if (t->conf_fd >= 0)
         close(t->conf_fd);
-    OPENSSL_cleanse(&t->info, sizeof t->info);
     free(t);
 }
 
@@ -188,7 +187,7 @@ static PKCS11_SLOT *find_slot(cacreg_token *t, const char *reader)
 }
 
 /* The PIN state from the token's flags and our own count of wrong PINs. */
-static void pin_state(cacreg_token *t, const PKCS11_TOKEN *tok, cacreg_token_info *info)
+static void pin_state(cacreg_token *t, const PKCS11_TOKEN *tok, cacreg_card *info)
 {
     int seen = strcmp(t->wrong_serial, info->serial) == 0 ? t->wrong_seen : 0;
 
@@ -229,8 +228,8 @@ static void p11_string(const char *in, char *out, size_t size)
     out[n] = '\0';
 }
 
-cacreg_err cacreg_token_read(cacreg_token *t, const char *reader, cacreg_token_info *info,
-                             char *err, size_t err_size)
+cacreg_err cacreg_token_read(cacreg_token *t, const char *reader, cacreg_card *info, char *err,
+                             size_t err_size)
 {
     PKCS11_CERT *certs = NULL;
     unsigned ncerts = 0;
@@ -274,6 +273,8 @@ cacreg_err cacreg_token_read(cacreg_token *t, const char *reader, cacreg_token_i
 
         if (len > 0 &&
             cacreg_cert_parse(&info->certs[k], der, (size_t)len, why, sizeof why) == CACREG_OK) {
+            memcpy(t->der[k].bytes, der, (size_t)len); /* parse took it: len fits */
+            t->der[k].len = (size_t)len;
             snprintf(info->cert_labels[k], sizeof info->cert_labels[k], "%s",
                      certs[i].label ? certs[i].label : "");
             hex(certs[i].id, certs[i].id_len, info->cert_ids[k], sizeof info->cert_ids[k]);
@@ -287,40 +288,45 @@ cacreg_err cacreg_token_read(cacreg_token *t, const char *reader, cacreg_token_i
     return CACREG_OK;
 }
 
-cacreg_login_result cacreg_token_login(cacreg_token *t, const char *reader, cacreg_secret *pin,
-                                       int *tries_left, char *err, size_t err_size)
+const cacreg_cert_der *cacreg_token_der(const cacreg_token *t, size_t i)
 {
-    cacreg_login_result result = CACREG_LOGIN_ERROR;
-    cacreg_token_info *info = &t->info;
+    return t->cached && i < t->info.ncerts ? &t->der[i] : NULL;
+}
+
+cacreg_err cacreg_token_login(cacreg_token *t, const char *reader, cacreg_secret *pin,
+                              int *tries_left, char *err, size_t err_size)
+{
+    cacreg_err result = CACREG_ERR_CARD;
+    cacreg_card *info = &t->info;
     unsigned long reason;
     PKCS11_SLOT *slot;
 
     *tries_left = -1;
     if (!cacreg_secret_is_pin(pin)) {
         cacreg_errf(err, err_size, "A CAC PIN is 6 to 8 digits.");
-        result = CACREG_LOGIN_BAD_FORMAT;
+        result = CACREG_ERR_PIN_FORMAT;
         goto out;
     }
     if (cacreg_token_read(t, reader, info, err, err_size) != CACREG_OK) {
-        result = CACREG_LOGIN_NO_CARD;
+        result = CACREG_ERR_NO_CARD;
         goto out;
     }
     if (info->pin == CACREG_PIN_LOCKED) {
         cacreg_errf(err, err_size, "The card's PIN is locked after too many wrong tries.");
         *tries_left = 0;
-        result = CACREG_LOGIN_LOCKED;
+        result = CACREG_ERR_PIN_LOCKED;
         goto out;
     }
     slot = find_slot(t, reader);
     if (!slot || !slot->token) {
-        result = CACREG_LOGIN_NO_CARD;
+        result = CACREG_ERR_NO_CARD;
         goto out;
     }
     if (PKCS11_login(slot, 0, cacreg_secret_data(pin)) == 0) {
         t->wrong_seen = 0;
         info->pin = CACREG_PIN_OK;
         info->tries_left = -1;
-        result = CACREG_LOGIN_OK;
+        result = CACREG_OK;
         goto out;
     }
     reason = ERR_GET_REASON(ERR_peek_last_error());
@@ -330,7 +336,7 @@ cacreg_login_result cacreg_token_login(cacreg_token *t, const char *reader, cacr
          * let the person try again; nothing here counts as a try. */
         PKCS11_logout(slot);
         cacreg_errf(err, err_size, "The card was logged in already; try again.");
-        result = CACREG_LOGIN_ERROR;
+        result = CACREG_ERR_CARD;
         goto out;
     }
     if (reason == CKR_PIN_INCORRECT_ || reason == CKR_PIN_LOCKED_) {
@@ -346,8 +352,8 @@ cacreg_login_result cacreg_token_login(cacreg_token *t, const char *reader, cacr
             info->tries_left = 0;
         }
         *tries_left = info->tries_left;
-        result = info->pin == CACREG_PIN_LOCKED ? CACREG_LOGIN_LOCKED : CACREG_LOGIN_WRONG_PIN;
-        cacreg_errf(err, err_size, result == CACREG_LOGIN_LOCKED
+        result = info->pin == CACREG_PIN_LOCKED ? CACREG_ERR_PIN_LOCKED : CACREG_ERR_PIN_WRONG;
+        cacreg_errf(err, err_size, result == CACREG_ERR_PIN_LOCKED
                                 ? "Wrong PIN. The card is now locked."
                                 : "Wrong PIN.");
         goto out;
@@ -355,12 +361,12 @@ cacreg_login_result cacreg_token_login(cacreg_token *t, const char *reader, cacr
     if (reason == CKR_DEVICE_REMOVED_ || reason == CKR_TOKEN_NOT_PRESENT_ ||
         reason == CKR_DEVICE_ERROR_ || reason == CKR_SESSION_HANDLE_INVALID_) {
         cacreg_errf(err, err_size, "The card was removed.");
-        result = CACREG_LOGIN_NO_CARD;
+        result = CACREG_ERR_NO_CARD;
         goto out;
     }
     if (reason == CKR_PIN_LEN_RANGE_ || reason == CKR_PIN_INVALID_) {
         cacreg_errf(err, err_size, "The card refused the PIN's form.");
-        result = CACREG_LOGIN_BAD_FORMAT;
+        result = CACREG_ERR_PIN_FORMAT;
         goto out;
     }
     cacreg_errf(err, err_size, "The card could not check the PIN (PKCS#11 error 0x%lx).", reason);
@@ -370,40 +376,44 @@ out:
 }
 
 cacreg_err cacreg_token_identity_key(cacreg_token *t, const char *reader, EVP_PKEY **key,
-                                     char *err, size_t err_size)
+                                     X509 **cert, char *err, size_t err_size)
 {
     PKCS11_CERT *certs = NULL;
     unsigned ncerts = 0;
-    cacreg_token_info *info = &t->info;
+    cacreg_card *info = &t->info;
     PKCS11_SLOT *slot;
     size_t chosen;
 
     *key = NULL;
+    *cert = NULL;
     if (cacreg_token_read(t, reader, info, err, err_size) != CACREG_OK)
-        return CACREG_ERR_NOT_FOUND;
+        return CACREG_ERR_NO_CARD;
     chosen = cacreg_cert_choose(info->certs, info->ncerts);
     slot = find_slot(t, reader);
     if (chosen == info->ncerts || !slot || !slot->token ||
         PKCS11_enumerate_certs(slot->token, &certs, &ncerts) != 0) {
         ERR_clear_error();
         cacreg_errf(err, err_size, "The card has no identity certificate.");
-        return CACREG_ERR_NOT_FOUND;
+        return CACREG_ERR_NO_KEY;
     }
     for (unsigned i = 0; i < ncerts && !*key; i++) {
         unsigned char *der = NULL;
         int len = certs[i].x509 ? i2d_X509(certs[i].x509, &der) : -1;
         PKCS11_KEY *k;
 
-        if (der && len == (int)info->certs[chosen].der_len &&
-            memcmp(der, info->certs[chosen].der, (size_t)len) == 0 &&
-            (k = PKCS11_find_key(&certs[i])) != NULL)
-            *key = PKCS11_get_private_key(k);
+        if (der && len == (int)t->der[chosen].len &&
+            memcmp(der, t->der[chosen].bytes, (size_t)len) == 0 &&
+            (k = PKCS11_find_key(&certs[i])) != NULL &&
+            (*key = PKCS11_get_private_key(k)) != NULL && X509_up_ref(certs[i].x509) == 1)
+            *cert = certs[i].x509;
         OPENSSL_free(der);
     }
     ERR_clear_error();
-    if (!*key) {
+    if (!*key || !*cert) {
+        EVP_PKEY_free(*key);
+        *key = NULL;
         cacreg_errf(err, err_size, "The identity certificate's key is not on the card.");
-        return CACREG_ERR_NOT_FOUND;
+        return CACREG_ERR_NO_KEY;
     }
     return CACREG_OK;
 }
@@ -417,5 +427,6 @@ void cacreg_token_forget(cacreg_token *t)
         t->enumerated = false;
     }
     OPENSSL_cleanse(&t->info, sizeof t->info);
+    OPENSSL_cleanse(t->der, sizeof t->der);
     t->cached = false;
 }

@@ -5,7 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cacreg.h"
+#include "parts.h"
 
 #define QUEUE_MAX 16
 

@@ -1,53 +1,207 @@
-/* What the headless commands share: configuration, jobs, the first word from pcscd. */
+/* What the commands share: one table of options, prompts, and the flow without a screen. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <poll.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
-
 #include "cli.h"
 
-bool cli_load_config(cacreg_config *cfg, int argc, char **argv)
+#define ALL_COMMANDS (CMD_TUI | CMD_STATUS | CMD_LOGIN | CMD_REGISTER | CMD_RESET)
+#define CARD_COMMANDS ALL_COMMANDS /* reset takes them too, as before: one set of settings */
+
+/* Every option of every command; usage and getopt are made from this. */
+static const struct cli_option {
+    const char *name;
+    const char *arg;      /* its argument's name, or NULL for none */
+    int code;
+    unsigned commands;    /* CMD_* bits: the commands that take it */
+    const char *key;      /* the configuration key it sets, or NULL */
+    bool path;            /* a file: relative to the working directory */
+    const char *help;
+} options[] = {
+    {"config", "FILE", 'c', ALL_COMMANDS, NULL, false,
+     "read FILE instead of the standard configuration files"},
+    {"portal", "URL", 'P', ALL_COMMANDS, "portal_url", false, "the portal's API (https://.../api/v1/)"},
+    {"ca-bundle", "FILE", 'a', ALL_COMMANDS, "ca_bundle", true,
+     "the certificate authorities of cards and of the portal (PEM)"},
+    {"crl", "FILE", 'r', CARD_COMMANDS, "crl_file", true, "check cards against this CRL"},
+    {"ocsp", "URL", 'o', CARD_COMMANDS, "ocsp_url", false, "ask this OCSP responder about cards"},
+    {"module", "PATH", 'm', CARD_COMMANDS, "pkcs11_module", true,
+     "the PKCS#11 module (default: OpenSC, from p11-kit)"},
+    {"reader", "TEXT", 'R', CARD_COMMANDS, "reader_filter", false,
+     "only readers whose name contains TEXT"},
+    {"kiosk", NULL, 'K', CMD_TUI, NULL, false,
+     "no way out; /etc's configuration only (no --config, no settings)"},
+    {"mono", NULL, 'M', CMD_TUI, NULL, false, "no colours (as NO_COLOR does)"},
+    {"ascii", NULL, 'A', CMD_TUI, NULL, false, "ASCII line drawing"},
+    {"json", NULL, 'j', CMD_STATUS | CMD_LOGIN, NULL, false, "machine-readable output"},
+    {"watch", NULL, 'w', CMD_STATUS, NULL, false,
+     "after the report, print card and reader events until interrupted"},
+    {"wait", "MS", 'W', CMD_STATUS | CMD_LOGIN, NULL, false,
+     "how long to wait for the smart-card service (status) or a card (login)"},
+    {"cac", NULL, 'C', CMD_LOGIN, NULL, false, "log in with the CAC (required)"},
+    {"user", "NAME", 'u', CMD_REGISTER | CMD_RESET, NULL, false, "the portal username"},
+    {"password-fd", "N", 'x', CMD_REGISTER, NULL, false,
+     "read the password (one line) from descriptor N"},
+    {"pin-fd", "N", 'p', CMD_LOGIN | CMD_REGISTER, NULL, false,
+     "read the PIN (one line) from descriptor N"},
+    {"clear", NULL, 'X', CMD_REGISTER, NULL, false, "clear what is registered first"},
+    {"state", NULL, 's', CMD_REGISTER, NULL, false, "only show what is registered"},
+    {"help", NULL, 'h', ALL_COMMANDS, NULL, false, "this text"},
+};
+
+#define NOPTIONS (sizeof options / sizeof options[0])
+
+static void usage(FILE *f, unsigned command, const char *synopsis, const char *about)
 {
-    const char *file = NULL;
-    bool kiosk = false;
-    char err[512];
+    fprintf(f, "usage: %s\n\n%s\n", synopsis, about);
+    for (size_t i = 0; i < NOPTIONS; i++) {
+        char left[40];
+        if (!(options[i].commands & command))
+            continue;
+        snprintf(left, sizeof left, "--%s%s%s", options[i].name, options[i].arg ? " " : "",
+                 options[i].arg ? options[i].arg : "");
+        fprintf(f, "  %-20s %s\n", left, options[i].help);
+    }
+}
+
+/* A descriptor number or a time in milliseconds: digits only. */
+static bool number(const char *s, int *out)
+{
+    char *end;
+    long v;
+
+    errno = 0;
+    v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < 0 || v > 86400000)
+        return false;
+    *out = (int)v;
+    return true;
+}
+
+/* Takes one option's value into o; false when the value is not of its form. */
+static bool take(struct cli_opts *o, const struct cli_option *opt, char *arg)
+{
+    switch (opt->code) {
+    case 'c': o->config = arg; return true;
+    case 'K': o->kiosk = true; return true;
+    case 'M': o->mono = true; return true;
+    case 'A': o->ascii = true; return true;
+    case 'j': o->json = true; return true;
+    case 'w': o->watch = true; return true;
+    case 'C': o->cac = true; return true;
+    case 'X': o->clear = true; return true;
+    case 's': o->state_only = true; return true;
+    case 'u': o->user = arg; return true;
+    case 'W': return number(arg, &o->wait_ms);
+    case 'p': return number(arg, &o->pin_fd);
+    case 'x': return number(arg, &o->password_fd);
+    default: break;
+    }
+    if (!opt->key || o->nset == CLI_SET_MAX)
+        return false;
+    o->set[o->nset].key = opt->key;
+    o->set[o->nset++].value = arg;
+    return true;
+}
+
+/* A path given on the command line, made absolute against the working directory. */
+static bool absolute(const char *in, char *out, size_t size)
+{
+    char cwd[CACREG_PATH_MAX];
+
+    if (in[0] == '/' || !in[0])
+        return (size_t)snprintf(out, size, "%s", in) < size;
+    if (!getcwd(cwd, sizeof cwd))
+        return false;
+    return (size_t)snprintf(out, size, "%s/%s", cwd, in) < size;
+}
+
+/* Reads the configuration files, then the keys the options set. */
+static bool configure(const struct cli_opts *o, cacreg_config *cfg)
+{
+    char err[512] = "", path[CACREG_PATH_MAX];
     cacreg_err rc;
 
     cacreg_config_defaults(cfg);
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
-            file = argv[i + 1];
-        if (strcmp(argv[i], "--kiosk") == 0)
-            kiosk = true; /* /etc only: nothing from the user's home */
-    }
-    rc = file ? cacreg_config_load_file(cfg, file, err, sizeof err)
-              : cacreg_config_load_standard(cfg, kiosk, err, sizeof err);
+    rc = o->config ? cacreg_config_load_file(cfg, o->config, err, sizeof err)
+                   : cacreg_config_load_standard(cfg, o->kiosk, err, sizeof err);
     if (rc == CACREG_ERR_NOT_FOUND) {
-        fprintf(stderr, "cacreg: %s: no such file\n", file);
+        fprintf(stderr, "cacreg: %s: no such file\n", o->config);
         return false;
     }
     if (rc != CACREG_OK) {
         fprintf(stderr, "cacreg: %s\n", err);
         return false;
     }
+    for (size_t i = 0; i < o->nset; i++) {
+        const char *value = o->set[i].value;
+        for (size_t k = 0; k < NOPTIONS; k++)
+            if (options[k].key && strcmp(options[k].key, o->set[i].key) == 0 && options[k].path &&
+                absolute(value, path, sizeof path))
+                value = path;
+        if (cacreg_config_set(cfg, o->set[i].key, value, err, sizeof err) != CACREG_OK) {
+            fprintf(stderr, "cacreg: %s\n", err);
+            return false;
+        }
+    }
     return true;
 }
 
-bool cli_set(cacreg_config *cfg, const char *key, const char *value)
+int cli_parse(unsigned command, int argc, char **argv, const char *synopsis, const char *about,
+              struct cli_opts *o, cacreg_config *cfg)
 {
-    char err[512];
+    struct option longopts[NOPTIONS + 1];
+    size_t n = 0;
+    int code;
 
-    if (cacreg_config_set(cfg, key, value, err, sizeof err) == CACREG_OK)
-        return true;
-    fprintf(stderr, "cacreg: %s\n", err);
-    return false;
+    memset(o, 0, sizeof *o);
+    o->wait_ms = o->pin_fd = o->password_fd = -1;
+    for (size_t i = 0; i < NOPTIONS; i++)
+        if (options[i].commands & command)
+            longopts[n++] = (struct option){options[i].name,
+                                            options[i].arg ? required_argument : no_argument,
+                                            NULL, options[i].code};
+    longopts[n] = (struct option){NULL, 0, NULL, 0};
+    optind = 1;
+    while ((code = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        const struct cli_option *opt = NULL;
+        for (size_t i = 0; i < NOPTIONS && !opt; i++)
+            if (options[i].code == code && (options[i].commands & command))
+                opt = &options[i];
+        if (code == 'h') {
+            usage(stdout, command, synopsis, about);
+            return CLI_HELP;
+        }
+        if (!opt) { /* getopt said which */
+            usage(stderr, command, synopsis, about);
+            return CLI_USAGE;
+        }
+        if (!take(o, opt, optarg)) {
+            fprintf(stderr, "cacreg: --%s: '%s' is not of the right form\n", opt->name,
+                    optarg ? optarg : "");
+            return CLI_USAGE;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "cacreg: unexpected argument '%s'\n", argv[optind]);
+        usage(stderr, command, synopsis, about);
+        return CLI_USAGE;
+    }
+    if (o->kiosk && (o->config || o->nset > 0)) {
+        fprintf(stderr, "cacreg: --kiosk takes its settings from %s only; --config and "
+                        "options that change settings are refused\n",
+                CACREG_CONFIG_SYSTEM);
+        return CLI_USAGE;
+    }
+    return configure(o, cfg) ? CLI_OK : CLI_USAGE;
 }
 
 cacreg_err cli_run_job(cacreg_worker *w, int events_rd, cacreg_job_fn fn, void *arg)
@@ -78,53 +232,6 @@ void cli_wait_pcsc(cacreg_watcher *w, int wait_ms)
             break;
         nanosleep(&(struct timespec){.tv_nsec = 20000000}, NULL);
     }
-}
-
-int cli_common_option(cacreg_config *cfg, int opt, const char *arg)
-{
-    static const struct {
-        int opt;
-        const char *key;
-    } keys[] = {{'a', "ca_bundle"}, {'r', "crl_file"},      {'o', "ocsp_url"},
-                {'m', "pkcs11_module"}, {'R', "reader_filter"}, {'P', "portal_url"}};
-
-    if (opt == 'c')
-        return 1; /* read before the other options, by cli_load_config */
-    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
-        if (keys[i].opt == opt)
-            return cli_set(cfg, keys[i].key, arg) ? 1 : -1;
-    return 0;
-}
-
-int cli_options(int argc, char **argv, const char *shortopts, const struct option *opts,
-                cacreg_config *cfg, void (*usage)(FILE *),
-                bool (*own)(int opt, const char *arg, void *ctx), void *ctx)
-{
-    int opt;
-
-    if (!cli_load_config(cfg, argc, argv))
-        return CLI_USAGE;
-    while ((opt = getopt_long(argc, argv, shortopts, opts, NULL)) != -1) {
-        int common = cli_common_option(cfg, opt, optarg);
-
-        if (common < 0)
-            return CLI_USAGE;
-        if (common > 0)
-            continue;
-        if (opt == 'h') {
-            usage(stdout);
-            return CLI_HELP;
-        }
-        if (!own(opt, optarg, ctx)) {
-            usage(stderr);
-            return CLI_USAGE;
-        }
-    }
-    if (optind < argc) {
-        usage(stderr);
-        return CLI_USAGE;
-    }
-    return CLI_OK;
 }
 
 bool cli_read_secret(int fd, const char *prompt, int idle_s, cacreg_secret *s, bool *idle)
@@ -177,19 +284,23 @@ bool cli_read_secret(int fd, const char *prompt, int idle_s, cacreg_secret *s, b
     return !*idle && cacreg_secret_len(s) > 0;
 }
 
-int cli_flow_new(cacreg_flow **f, const cacreg_config *cfg)
+static void trace_to_stderr(const char *line, void *ctx)
+{
+    (void)ctx;
+    fprintf(stderr, "cacreg: flow: %s\n", line);
+}
+
+int cli_engine_new(cacreg_engine **e, const cacreg_config *cfg)
 {
     char err[512] = "";
 
-    if (cacreg_flow_new(f, cfg, err, sizeof err) == CACREG_OK)
+    if (cacreg_engine_new(e, cfg, err, sizeof err) == CACREG_OK) {
+        if (getenv("CACREG_TRACE"))
+            cacreg_flow_trace(cacreg_engine_flow(*e), trace_to_stderr, NULL);
         return CLI_OK;
+    }
     fprintf(stderr, "cacreg: %s\n", err);
     return CLI_USAGE;
-}
-
-bool cli_flow_busy(const cacreg_flow_state *s)
-{
-    return s->step == CACREG_STEP_BUSY;
 }
 
 static long long now_ms(void)
@@ -200,13 +311,14 @@ static long long now_ms(void)
     return t.tv_sec * 1000LL + t.tv_nsec / 1000000;
 }
 
-bool cli_flow_wait(cacreg_flow *f, bool (*busy)(const cacreg_flow_state *), int wait_ms)
+bool cli_flow_wait(cacreg_engine *e, bool (*busy)(const cacreg_flow_state *), int wait_ms)
 {
+    const cacreg_flow *f = cacreg_engine_flow(e);
     long long end = now_ms() + wait_ms;
 
-    cacreg_flow_handle(f);
+    cacreg_engine_handle(e);
     while (busy(cacreg_flow_state_get(f))) {
-        struct pollfd pfd = {.fd = cacreg_flow_fd(f), .events = POLLIN};
+        struct pollfd pfd = {.fd = cacreg_engine_fd(e), .events = POLLIN};
         long long left = end - now_ms();
         int t = cacreg_flow_timeout_ms(f);
 
@@ -216,9 +328,19 @@ bool cli_flow_wait(cacreg_flow *f, bool (*busy)(const cacreg_flow_state *), int 
             t = (int)left;
         if (poll(&pfd, 1, t) < 0 && errno != EINTR)
             return false;
-        cacreg_flow_handle(f);
+        cacreg_engine_handle(e);
     }
     return true;
+}
+
+static bool working(const cacreg_flow_state *s)
+{
+    return cacreg_step_working(s->step);
+}
+
+void cli_flow_settle(cacreg_engine *e)
+{
+    cli_flow_wait(e, working, -1);
 }
 
 /* Still finding out whether the module loads and pcscd answers. */
@@ -226,7 +348,7 @@ static long long settle_start;
 static bool settling(const cacreg_flow_state *s)
 {
     /* UP is final; DOWN may turn into DENIED on the watcher's second try. */
-    return s->module_loading || s->readers.status == CACREG_PCSC_STARTING ||
+    return s->module == CACREG_MODULE_LOADING || s->readers.status == CACREG_PCSC_STARTING ||
            (s->readers.status == CACREG_PCSC_DOWN && now_ms() - settle_start < 1000);
 }
 
@@ -235,16 +357,15 @@ static bool no_card(const cacreg_flow_state *s)
     return !s->reader[0] && s->readers.status == CACREG_PCSC_UP;
 }
 
-int cli_flow_card(cacreg_flow *f, int wait_ms)
+int cli_flow_card(cacreg_engine *e, int wait_ms)
 {
-    const cacreg_flow_state *s = cacreg_flow_state_get(f);
+    const cacreg_flow_state *s = cacreg_flow_state_get(cacreg_engine_flow(e));
 
     settle_start = now_ms();
     /* Polled rather than woken: DOWN's second look is a matter of time, not of an event. */
-    while (settling(s) && now_ms() - settle_start < 3000) {
-        cli_flow_wait(f, settling, 50);
-    }
-    if (!s->module_loaded) {
+    while (settling(s) && now_ms() - settle_start < 3000)
+        cli_flow_wait(e, settling, 50);
+    if (s->module != CACREG_MODULE_LOADED) {
         cli_say((cacreg_diagnosis){"No PKCS#11 module.", ""}, s->module_error);
         return CLI_MIDDLEWARE;
     }
@@ -254,7 +375,7 @@ int cli_flow_card(cacreg_flow *f, int wait_ms)
                 s->readers.detail);
         return CLI_MIDDLEWARE;
     }
-    cli_flow_wait(f, no_card, wait_ms);
+    cli_flow_wait(e, no_card, wait_ms);
     if (!s->reader[0]) {
         cli_say((cacreg_diagnosis){"No card is in a reader.", "Insert your CAC."}, NULL);
         return CLI_NO_CARD;
@@ -293,16 +414,37 @@ void cli_say(cacreg_diagnosis d, const char *detail)
         printf("(%s)\n", detail);
 }
 
-void cli_flow_finish(cacreg_flow *f)
+int cli_stopped(const cacreg_flow_state *s)
 {
+    const cacreg_problem *p = s->step == CACREG_STEP_START ? &s->notice : &s->problem;
+    const cacreg_portal_result *r = &s->last;
+
+    if (!p->diagnosis.cause)
+        return CLI_OK;
+    cli_say(p->diagnosis, p->detail);
+    if (p->clock[0])
+        printf("%s\n", p->clock);
+    if (p->err == CACREG_ERR_PIN_WRONG && s->tries_left == 1)
+        printf("1 try left before the card locks.\n");
+    else if (p->err == CACREG_ERR_PIN_WRONG && s->tries_left > 1)
+        printf("%d tries left.\n", s->tries_left);
+    if (p->stage == CACREG_STAGE_PORTAL && r->attempts_left >= 0 &&
+        r->reason == CACREG_PORTAL_INVALID_CREDENTIALS)
+        printf("%d attempts left before the account locks.\n", r->attempts_left);
+    return cli_exit_for(p->fail);
+}
+
+void cli_flow_finish(cacreg_engine *e)
+{
+    cacreg_flow *f = cacreg_engine_flow(e);
     long long end = now_ms() + 2000;
 
-    cacreg_flow_restart(f);
-    cacreg_flow_handle(f);
+    cacreg_flow_do(f, CACREG_ACT_RESTART);
+    cacreg_engine_handle(e);
     /* The logout, not the card read again for a screen there is not. */
     while (cacreg_flow_state_get(f)->requesting && now_ms() < end) {
-        struct pollfd pfd = {.fd = cacreg_flow_fd(f), .events = POLLIN};
+        struct pollfd pfd = {.fd = cacreg_engine_fd(e), .events = POLLIN};
         poll(&pfd, 1, (int)(end - now_ms()));
-        cacreg_flow_handle(f);
+        cacreg_engine_handle(e);
     }
 }

@@ -1,11 +1,12 @@
-/* The headless commands of the cacreg program, and what they share. */
+/* The commands of the cacreg program (one cmd-*.c each), and what they share:
+ * one table of options, exit statuses, prompts, and driving the flow without
+ * a screen. */
 #ifndef CLI_H
 #define CLI_H
 
-#include <getopt.h>
 #include <stdio.h>
 
-#include "cacreg.h"
+#include "parts.h"
 
 /* Exit statuses of the headless commands (documented in their --help). */
 enum {
@@ -18,53 +19,65 @@ enum {
     CLI_PORTAL = 6,     /* the portal cannot be reached or gave an unusable answer */
 };
 
-/* `cacreg status`; returns the exit status. */
-int cli_status(int argc, char **argv);
+/* The commands, as bits for the option table. */
+enum cli_command {
+    CMD_TUI = 1u << 0,
+    CMD_STATUS = 1u << 1,
+    CMD_LOGIN = 1u << 2,
+    CMD_REGISTER = 1u << 3,
+    CMD_RESET = 1u << 4,
+};
 
-/* `cacreg login --cac`; returns the exit status. */
-int cli_login(int argc, char **argv);
+#define CLI_SET_MAX 16
 
-/* `cacreg register` (or, with reset, `cacreg reset`); returns the exit status. */
-int cli_register(int argc, char **argv, bool reset);
+/* Every option of every command, parsed once. */
+struct cli_opts {
+    const char *config;           /* --config FILE */
+    struct {
+        const char *key, *value;
+    } set[CLI_SET_MAX];           /* configuration keys set by options, in order */
+    size_t nset;
+    bool kiosk, mono, ascii;      /* the front end */
+    bool json, watch;             /* status, login */
+    int wait_ms;                  /* status, login: -1 unless given */
+    bool cac;                     /* login */
+    int pin_fd, password_fd;      /* -1 unless given */
+    const char *user;             /* register, reset */
+    bool clear, state_only;       /* register */
+};
 
-/*
- * Loads the configuration: the --config FILE among argv if there is one,
- * else the standard files. Prints the problem and returns false on error.
- */
-bool cli_load_config(cacreg_config *cfg, int argc, char **argv);
-
-/* What cli_options() returns when it printed --help: the command exits 0. */
+/* What cli_parse() returns when it printed --help: the command exits 0. */
 #define CLI_HELP (-1)
 
 /*
- * Loads the configuration (cli_load_config), then reads argv's options with
- * getopt_long: the common ones (CLI_COMMON_OPTIONS) into cfg, -h/--help
- * prints usage and gives CLI_HELP, every other one goes to own(), which
- * returns false for an option it does not know. CLI_OK when all were taken;
- * CLI_USAGE (the problem printed) when one was not, or a stray argument.
+ * Reads argv's options for command (one of CMD_*) into o, then the
+ * configuration into cfg: --config FILE, or the standard files (only
+ * /etc's with --kiosk), then the options that set keys. CLI_OK; CLI_HELP
+ * when --help was printed; CLI_USAGE (the problem printed, with usage)
+ * for an option the command does not take, a bad value, a stray argument,
+ * or --config and key options with --kiosk. about is the command's
+ * description for --help, before the options.
  */
-int cli_options(int argc, char **argv, const char *shortopts, const struct option *opts,
-                cacreg_config *cfg, void (*usage)(FILE *),
-                bool (*own)(int opt, const char *arg, void *ctx), void *ctx);
+int cli_parse(unsigned command, int argc, char **argv, const char *synopsis, const char *about,
+              struct cli_opts *o, cacreg_config *cfg);
 
-/* Sets key from a command-line option; prints the problem and returns false on error. */
-bool cli_set(cacreg_config *cfg, const char *key, const char *value);
+/* `cacreg status`; returns the exit status. */
+int cmd_status(int argc, char **argv);
+
+/* `cacreg login --cac`; returns the exit status. */
+int cmd_login(int argc, char **argv);
+
+/* `cacreg register`; returns the exit status. */
+int cmd_register(int argc, char **argv);
+
+/* `cacreg reset`; returns the exit status. */
+int cmd_reset(int argc, char **argv);
 
 /* Runs fn(arg) on the worker and waits for its event; other events stay unread. */
 cacreg_err cli_run_job(cacreg_worker *w, int events_rd, cacreg_job_fn fn, void *arg);
 
 /* Waits up to wait_ms for the watcher to know whether pcscd is up. */
 void cli_wait_pcsc(cacreg_watcher *w, int wait_ms);
-
-/* The long options every command takes, mapped to configuration keys by cli_common_option(). */
-#define CLI_COMMON_OPTIONS                                                                   \
-    {"config", required_argument, NULL, 'c'}, {"ca-bundle", required_argument, NULL, 'a'},  \
-        {"crl", required_argument, NULL, 'r'}, {"ocsp", required_argument, NULL, 'o'},      \
-        {"module", required_argument, NULL, 'm'}, {"reader", required_argument, NULL, 'R'}, \
-        {"portal", required_argument, NULL, 'P'}
-
-/* Applies one of CLI_COMMON_OPTIONS: 1 taken, 0 not one of them, -1 bad value (printed). */
-int cli_common_option(cacreg_config *cfg, int opt, const char *arg);
 
 /*
  * Reads one line from fd, or from the terminal without echo after prompt
@@ -73,28 +86,23 @@ int cli_common_option(cacreg_config *cfg, int opt, const char *arg);
  */
 bool cli_read_secret(int fd, const char *prompt, int idle_s, cacreg_secret *s, bool *idle);
 
-/* What a flow left alone for idle_timeout says. */
-#define CLI_IDLE                                                                             \
-    ((cacreg_diagnosis){"Nothing was typed for a while, so this was stopped and cleared.",   \
-                        "Start again when you are ready."})
-
 /*
- * The headless commands drive the core's flow (core/flow.c) as the screen
- * does: start it, let it settle, act, wait for the step to change.
+ * The headless commands drive the engine's flow as the screen does: start
+ * it, let it settle, act, wait for the step to change.
  */
 
-/* Starts a flow for cfg; prints why and returns an exit status on failure. */
-int cli_flow_new(cacreg_flow **f, const cacreg_config *cfg);
+/* Starts an engine for cfg; prints why and returns an exit status on failure. */
+int cli_engine_new(cacreg_engine **e, const cacreg_config *cfg);
 
 /* Waits up to wait_ms (-1: for ever) while busy(state) holds; false on time out. */
-bool cli_flow_wait(cacreg_flow *f, bool (*busy)(const cacreg_flow_state *), int wait_ms);
+bool cli_flow_wait(cacreg_engine *e, bool (*busy)(const cacreg_flow_state *), int wait_ms);
+
+/* Waits while the flow works (a working step). */
+void cli_flow_settle(cacreg_engine *e);
 
 /* Waits for the module and pcscd to be known, then for a card up to wait_ms;
  * 0 when one is in, else prints why and returns the exit status. */
-int cli_flow_card(cacreg_flow *f, int wait_ms);
-
-/* True while the flow works (STEP_BUSY). */
-bool cli_flow_busy(const cacreg_flow_state *s);
+int cli_flow_card(cacreg_engine *e, int wait_ms);
 
 /* The exit status for a failure kind. */
 int cli_exit_for(cacreg_fail fail);
@@ -102,7 +110,10 @@ int cli_exit_for(cacreg_fail fail);
 /* Prints a diagnosis (cause, steps, and the detail when it adds something). */
 void cli_say(cacreg_diagnosis d, const char *detail);
 
+/* Prints where the flow stopped (the notice, or the problem); returns the exit status. */
+int cli_stopped(const cacreg_flow_state *s);
+
 /* Asks the portal to end the session and waits (two seconds at most) for it to go. */
-void cli_flow_finish(cacreg_flow *f);
+void cli_flow_finish(cacreg_engine *e);
 
 #endif

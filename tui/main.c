@@ -5,9 +5,19 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "cacreg.h"
 #include "cli.h"
 #include "tui.h"
+
+/* The commands, one cmd-*.c each. */
+static const struct command {
+    const char *name;
+    int (*run)(int argc, char **argv);
+} commands[] = {
+    {"status", cmd_status},
+    {"login", cmd_login},
+    {"register", cmd_register},
+    {"reset", cmd_reset},
+};
 
 static void usage(FILE *f)
 {
@@ -17,7 +27,7 @@ static void usage(FILE *f)
                "       cacreg register --user NAME   password login, then register the CAC\n"
                "       cacreg reset --user NAME      ask for a new portal password\n"
                "       cacreg --version\n"
-               "Run 'cacreg status --help' for its options.\n");
+               "Run 'cacreg COMMAND --help' for a command's options.\n");
 }
 
 int main(int argc, char **argv)
@@ -26,14 +36,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "cacreg: cannot protect this process's memory from core dumps\n");
         return 5;
     }
-    if (argc >= 2 && strcmp(argv[1], "status") == 0)
-        return cli_status(argc - 1, argv + 1);
-    if (argc >= 2 && strcmp(argv[1], "login") == 0)
-        return cli_login(argc - 1, argv + 1);
-    if (argc >= 2 && strcmp(argv[1], "register") == 0)
-        return cli_register(argc - 1, argv + 1, false);
-    if (argc >= 2 && strcmp(argv[1], "reset") == 0)
-        return cli_register(argc - 1, argv + 1, true);
+    for (size_t i = 0; argc >= 2 && i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(argv[1], commands[i].name) == 0)
+            return commands[i].run(argc - 1, argv + 1);
     if (argc >= 2 && strcmp(argv[1], "--version") == 0) {
         printf("cacreg 0.1\n");
         return 0;

@@ -22,3 +22,14 @@ insert() {
     ctl insert "$1"
     "$here/bench" wait "$CACREG_BENCH" present >/dev/null
 }
+# with_etc DIR COMMAND...: COMMAND in a mount namespace of its own where DIR's
+# files lie over /etc (an overlay), so that a kiosk, which reads /etc only,
+# reads the test's configuration; nothing outside the namespace changes.
+with_etc() {
+    local dir=$1 work=$1.work
+    shift
+    rm -rf "$work" && mkdir -p "$work"
+    unshare --mount --propagation private sh -c \
+        'mount -t overlay overlay -o "lowerdir=/etc,upperdir=$1,workdir=$2" /etc && shift 2 && exec "$@"' \
+        with_etc "$dir" "$work" "$@"
+}

@@ -22,7 +22,7 @@
 #include <openssl/x509.h>
 
 #include "benchctl.h"
-#include "cacreg.h"
+#include "parts.h"
 
 #define EVENT_TIMEOUT_MS 8000
 
@@ -193,7 +193,7 @@ static void test_watcher_survives_pcscd_restart(void **state)
 /* The certificates are read once per insertion, then served from memory. */
 static void test_token_read_once(void **state)
 {
-    cacreg_token_info info;
+    cacreg_card info;
     char err[256];
     long apdus;
 
@@ -218,10 +218,10 @@ static void test_token_read_once(void **state)
                      CACREG_ERR_NOT_FOUND);
 }
 
-static cacreg_login_result login(const char *pin, int *tries_left)
+static cacreg_err login(const char *pin, int *tries_left)
 {
     cacreg_secret *s = cacreg_secret_new();
-    cacreg_login_result r;
+    cacreg_err r;
     char err[256];
 
     assert_non_null(s);
@@ -238,30 +238,30 @@ static cacreg_login_result login(const char *pin, int *tries_left)
 /* Wrong PINs: 2 tries, then 1, then locked; one VERIFY each and none after. */
 static void test_wrong_pin_to_lock(void **state)
 {
-    cacreg_token_info info;
+    cacreg_card info;
     char err[256];
     int left;
 
     (void)state;
     bench_ok("unblock", "valid");
     insert("valid");
-    assert_int_equal(login("12ab", &left), CACREG_LOGIN_BAD_FORMAT);
+    assert_int_equal(login("12ab", &left), CACREG_ERR_PIN_FORMAT);
     assert_int_equal(bench_counter("verifies"), 0);
 
-    assert_int_equal(login("999999", &left), CACREG_LOGIN_WRONG_PIN);
+    assert_int_equal(login("999999", &left), CACREG_ERR_PIN_WRONG);
     assert_int_equal(left, 2);
     assert_int_equal(bench_counter("verifies"), 1);
-    assert_int_equal(login("888888", &left), CACREG_LOGIN_WRONG_PIN);
+    assert_int_equal(login("888888", &left), CACREG_ERR_PIN_WRONG);
     assert_int_equal(left, 1);
     assert_int_equal(bench_counter("verifies"), 2);
     assert_int_equal(cacreg_token_read(token, first_reader(), &info, err, sizeof err), CACREG_OK);
     assert_int_equal(info.pin, CACREG_PIN_FINAL_TRY);
-    assert_int_equal(login("777777", &left), CACREG_LOGIN_LOCKED);
+    assert_int_equal(login("777777", &left), CACREG_ERR_PIN_LOCKED);
     assert_int_equal(left, 0);
     assert_int_equal(bench_counter("verifies"), 3);
 
     /* Locked: the right PIN is not even sent. */
-    assert_int_equal(login("123456", &left), CACREG_LOGIN_LOCKED);
+    assert_int_equal(login("123456", &left), CACREG_ERR_PIN_LOCKED);
     assert_int_equal(bench_counter("verifies"), 3);
     assert_int_equal(bench_counter("verify_failed"), 3);
 
@@ -270,7 +270,7 @@ static void test_wrong_pin_to_lock(void **state)
     insert("valid");
     assert_int_equal(cacreg_token_read(token, first_reader(), &info, err, sizeof err), CACREG_OK);
     assert_int_equal(info.pin, CACREG_PIN_LOCKED);
-    assert_int_equal(login("123456", &left), CACREG_LOGIN_LOCKED);
+    assert_int_equal(login("123456", &left), CACREG_ERR_PIN_LOCKED);
     assert_int_equal(bench_counter("verifies"), 0);
     remove_card();
     bench_ok("unblock", "valid");
@@ -282,11 +282,11 @@ static void test_right_pin_and_identity_key(void **state)
     static const unsigned char data[] = "cacreg test data";
     unsigned char sig[512], sig2[512];
     size_t sig_len = sizeof sig, sig2_len = sizeof sig2;
-    cacreg_token_info info;
+    cacreg_card info;
     const unsigned char *p;
     EVP_PKEY *key, *pub;
     EVP_MD_CTX *md;
-    X509 *cert;
+    X509 *cert = NULL, *key_cert = NULL;
     char err[256];
     size_t chosen;
     int left;
@@ -294,12 +294,14 @@ static void test_right_pin_and_identity_key(void **state)
     (void)state;
     bench_ok("unblock", "valid");
     insert("valid");
-    assert_int_equal(login("123456", &left), CACREG_LOGIN_OK);
+    assert_int_equal(login("123456", &left), CACREG_OK);
     assert_int_equal(bench_counter("verifies"), 1);
     assert_int_equal(bench_counter("verify_failed"), 0);
 
-    assert_int_equal(cacreg_token_identity_key(token, first_reader(), &key, err, sizeof err),
+    assert_int_equal(cacreg_token_identity_key(token, first_reader(), &key, &key_cert, err,
+                                               sizeof err),
                      CACREG_OK);
+    assert_non_null(key_cert);
     md = EVP_MD_CTX_new();
     assert_int_equal(EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, key), 1);
     assert_int_equal(EVP_DigestSign(md, sig, &sig_len, data, sizeof data), 1);
@@ -321,8 +323,10 @@ static void test_right_pin_and_identity_key(void **state)
     /* The first signature verifies with the identity certificate's public key. */
     assert_int_equal(cacreg_token_read(token, first_reader(), &info, err, sizeof err), CACREG_OK);
     chosen = cacreg_cert_choose(info.certs, info.ncerts);
-    p = info.certs[chosen].der;
-    cert = d2i_X509(NULL, &p, (long)info.certs[chosen].der_len);
+    p = cacreg_token_der(token, chosen)->bytes;
+    cert = d2i_X509(NULL, &p, (long)cacreg_token_der(token, chosen)->len);
+    assert_int_equal(X509_cmp(cert, key_cert), 0); /* the key came with its certificate */
+    X509_free(key_cert);
     pub = X509_get0_pubkey(cert);
     md = EVP_MD_CTX_new();
     assert_int_equal(EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, pub), 1);

@@ -67,12 +67,35 @@ ctl pcscd start
 ok "pcscd stopped: exit 2, reported as not running"
 
 status 4 --frobnicate
-status 4 --ca-bundle relative.pem
-grep -q "ca_bundle must be an absolute path" "$tmp/err" || fail "bad option message"
+# A relative path on the command line is the working directory's, as curl's and
+# OpenSC's are; in a configuration file it is refused (its meaning would depend on
+# where the program happens to run).
+abs_bin=$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")
+insert valid
+(cd "$pki" && "$abs_bin" status --ca-bundle ca-bundle.pem --crl inter.crl --reader "Virtual CAC" \
+    >"$tmp/out" 2>"$tmp/err") || { cat "$tmp/out" "$tmp/err"; fail "relative --ca-bundle"; }
+grep -q "Pre-flight:     ok" "$tmp/out" || { cat "$tmp/out"; fail "relative --ca-bundle: pre-flight"; }
+printf 'ca_bundle = relative.pem\n' >"$tmp/rel.conf"
+status 4 --config "$tmp/rel.conf"
+grep -q "ca_bundle must be an absolute path" "$tmp/err" || fail "relative path in a file: message"
 printf 'connect_timeout = soon\n' >"$tmp/bad.conf"
 status 4 --config "$tmp/bad.conf"
 grep -q "bad.conf:1: connect_timeout expects a whole number" "$tmp/err" || { cat "$tmp/err"; fail "config error"; }
-ok "bad options and configuration: exit 4 with file:line"
+status 4 --config="$tmp/bad.conf" # the same file, the other spelling: read, not ignored
+grep -q "bad.conf:1: connect_timeout expects a whole number" "$tmp/err" || { cat "$tmp/err"; fail "--config=FILE ignored"; }
+status 4 --pin-fd 0 # another command's option
+status 4 --wait soon
+grep -q -- "--wait: 'soon' is not of the right form" "$tmp/err" || { cat "$tmp/err"; fail "--wait soon"; }
+# The kiosk reads /etc's configuration only: --config and settings are refused, said why.
+for args in "--config $tmp/bad.conf" "--portal https://localhost/api/v1/"; do
+    rc=0
+    # shellcheck disable=SC2086
+    "$bin" --kiosk $args >"$tmp/out" 2>"$tmp/err" </dev/null || rc=$?
+    [ "$rc" = 4 ] || fail "--kiosk $args: exit $rc, want 4"
+    grep -q "kiosk takes its settings from /etc/cacreg/cacreg.conf only" "$tmp/err" ||
+        { cat "$tmp/err"; fail "--kiosk $args: message"; }
+done
+ok "bad options and configuration: exit 4 with file:line; --config=FILE read; --kiosk refuses --config and settings"
 
 # --watch: card events as they happen, until interrupted.
 ctl remove

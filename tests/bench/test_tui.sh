@@ -42,10 +42,19 @@ tui() {
     shift 2
     stop_tmux
     rm -f "$tmp/exit" "$tmp/stderr"
-    cat >"$tmp/run.sh" <<RUN
+    # The settings: on the command line, or (a kiosk reads /etc's only) in the
+    # test's own /etc/cacreg/cacreg.conf, laid over /etc in a mount namespace.
+    local settings="--portal https://localhost:$port/api/v1/ --ca-bundle $pki/ca-bundle.pem \
+        --crl $pki/inter.crl --reader 'Virtual CAC'" wrap=
+    if [ "${TUI_ARGS:-}" = --kiosk ]; then
+        mkdir -p "$tmp/etc/cacreg"
+        printf 'portal_url = https://localhost:%s/api/v1/\nca_bundle = %s\ncrl_file = %s\nreader_filter = Virtual CAC\n' \
+            "$port" "$pki/ca-bundle.pem" "$pki/inter.crl" >"$tmp/etc/cacreg/cacreg.conf"
+        settings= wrap="with_etc $tmp/etc"
+    fi
+    { declare -f with_etc; cat <<RUN; } >"$tmp/run.sh"
 before=\$(stty -g)
-env LANG=C.UTF-8 TERM=xterm-256color $* "$bin" --portal "https://localhost:$port/api/v1/" \
-    --ca-bundle "$pki/ca-bundle.pem" --crl "$pki/inter.crl" --reader "Virtual CAC" ${TUI_ARGS:-} \
+$wrap env LANG=C.UTF-8 TERM=xterm-256color $* "$bin" $settings ${TUI_ARGS:-} \
     2>"$tmp/stderr"
 rc=\$?
 [ "\$(stty -g)" = "\$before" ] && restored=yes || restored=no

@@ -3,7 +3,6 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "cacreg.h"
 #include "internal.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -15,17 +14,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     if (!session)
         session = cacreg_secret_new();
-    for (int kind = R_CAC_LOGIN; kind <= R_RESET; kind++) {
+    for (int kind = CACREG_REQ_CAC_LOGIN; kind < CACREG_REQ_COUNT; kind++) {
         for (int i = 0; i < 2; i++) {
             memset(&r, 0, sizeof r);
-            cacreg_portal_parse((enum request_kind)kind, i ? 403 : 200, "application/json",
+            cacreg_portal_parse((cacreg_request)kind, i ? 403 : 200, "application/json",
                                 (const char *)data, size, session, &r);
             /* Every field stays a terminated string; every failure says why. */
             if (strnlen(r.message, sizeof r.message) == sizeof r.message ||
                 strnlen(r.username, sizeof r.username) == sizeof r.username ||
                 strnlen(r.cert_subject, sizeof r.cert_subject) == sizeof r.cert_subject)
                 __builtin_trap();
-            if (r.outcome == CACREG_PORTAL_BAD_ANSWER && !r.message[0])
+            if (r.err == CACREG_ERR_BAD_ANSWER && !r.message[0])
                 __builtin_trap();
         }
     }

@@ -17,11 +17,14 @@
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
-#include "cacreg.h"
+#include "parts.h"
 
 static char pki[1024];
 
 /* Reads PKI/cards/PERSONA/KIND.pem into a parsed certificate. */
+/* The last certificate load() read, as DER, for pre-flight. */
+static cacreg_cert_der last_der;
+
 static void load(cacreg_cert *c, const char *persona, const char *kind)
 {
     char path[1200], err[256];
@@ -40,6 +43,8 @@ static void load(cacreg_cert *c, const char *persona, const char *kind)
     len = i2d_X509(x, &der);
     assert_true(len > 0);
     assert_int_equal(cacreg_cert_parse(c, der, (size_t)len, err, sizeof err), CACREG_OK);
+    memcpy(last_der.bytes, der, (size_t)len);
+    last_der.len = (size_t)len;
     OPENSSL_free(der);
     X509_free(x);
 }
@@ -134,7 +139,7 @@ static void test_preflight_personas(void **state)
     assert_int_equal(cacreg_trust_load(&trust, bundle, crl, err, sizeof err), CACREG_OK);
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         load(&c, cases[i].persona, cases[i].kind);
-        cacreg_verdict v = cacreg_cert_preflight(&c, trust, (long long)time(NULL), detail,
+        cacreg_verdict v = cacreg_cert_preflight(&c, &last_der, trust, (long long)time(NULL), detail,
                                                  sizeof detail);
         if (v != cases[i].verdict || !strstr(detail, cases[i].detail))
             fail_msg("%s/%s: got %s '%s', want %s '%s'", cases[i].persona, cases[i].kind,
@@ -143,7 +148,7 @@ static void test_preflight_personas(void **state)
     }
     /* The same card before it was issued: a clock set too far back. */
     load(&c, "valid", "id");
-    assert_int_equal(cacreg_cert_preflight(&c, trust, c.not_before - 86400, detail, sizeof detail),
+    assert_int_equal(cacreg_cert_preflight(&c, &last_der, trust, c.not_before - 86400, detail, sizeof detail),
                      CACREG_VERDICT_NOT_YET_VALID);
     assert_non_null(strstr(detail, "clock"));
     cacreg_trust_free(trust);
@@ -151,10 +156,10 @@ static void test_preflight_personas(void **state)
     /* Without a CRL, the revoked card cannot be told apart. */
     assert_int_equal(cacreg_trust_load(&trust, bundle, NULL, err, sizeof err), CACREG_OK);
     load(&c, "revoked", "id");
-    assert_int_equal(cacreg_cert_preflight(&c, trust, (long long)time(NULL), detail, sizeof detail),
+    assert_int_equal(cacreg_cert_preflight(&c, &last_der, trust, (long long)time(NULL), detail, sizeof detail),
                      CACREG_VERDICT_OK);
     cacreg_trust_free(trust);
-    assert_int_equal(cacreg_cert_preflight(&c, NULL, 0, detail, sizeof detail),
+    assert_int_equal(cacreg_cert_preflight(&c, &last_der, NULL, 0, detail, sizeof detail),
                      CACREG_VERDICT_NO_TRUST_STORE);
 }
 

@@ -14,26 +14,19 @@
 /* Every error code docs/portal-api.md lists gets a cause of its own. */
 static void test_every_portal_reason_is_named(void **state)
 {
-    static const char *const codes[] = {
-        "no_client_certificate", "untrusted_issuer", "certificate_not_yet_valid",
-        "certificate_expired", "certificate_revoked", "not_identity_certificate", "no_account",
-        "account_not_permitted", "registered_to_other_account", "edipi_mismatch",
-        "invalid_credentials", "password_expired", "account_locked", "session_expired",
-        "no_session", "revocation_unavailable",
-    };
     cacreg_portal_result r;
     cacreg_diagnosis unknown, d;
 
     (void)state;
     memset(&r, 0, sizeof r);
-    r.outcome = CACREG_PORTAL_REFUSED;
-    snprintf(r.error, sizeof r.error, "something_new");
+    r.err = CACREG_ERR_REFUSED;
+    r.reason = CACREG_PORTAL_OTHER_REASON;
     unknown = cacreg_diagnose_portal(&r);
-    for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
-        snprintf(r.error, sizeof r.error, "%s", codes[i]);
+    for (int i = CACREG_PORTAL_NO_CLIENT_CERTIFICATE; i < CACREG_PORTAL_OTHER_REASON; i++) {
+        r.reason = (cacreg_portal_reason)i;
         d = cacreg_diagnose_portal(&r);
         if (d.cause == unknown.cause)
-            fail_msg("%s has no words of its own", codes[i]);
+            fail_msg("reason %d has no words of its own", i);
         assert_true(strlen(d.steps) > 0);
     }
 }
@@ -44,18 +37,20 @@ static void test_outcomes_and_verdicts(void **state)
 
     (void)state;
     memset(&r, 0, sizeof r);
-    for (int o = CACREG_PORTAL_OK; o <= CACREG_PORTAL_CANCELLED; o++) {
-        r.outcome = (cacreg_portal_outcome)o;
+    for (int o = CACREG_ERR_REFUSED; o <= CACREG_ERR_CANCELLED; o++) {
+        r.err = (cacreg_err)o;
         assert_non_null(cacreg_diagnose_portal(&r).cause);
     }
-    r.outcome = CACREG_PORTAL_TLS;
+    r.err = CACREG_ERR_TLS;
     assert_non_null(strstr(cacreg_diagnose_portal(&r).steps, "Do not go on"));
     for (int v = CACREG_VERDICT_OK; v <= CACREG_VERDICT_NO_TRUST_STORE; v++)
         assert_true(strlen(cacreg_diagnose_verdict((cacreg_verdict)v).cause) > 0);
     assert_non_null(strstr(cacreg_diagnose_verdict(CACREG_VERDICT_EXPIRED).steps, "CAC office"));
-    for (int l = CACREG_LOGIN_OK; l <= CACREG_LOGIN_ERROR; l++)
-        assert_true(strlen(cacreg_diagnose_login((cacreg_login_result)l).cause) > 0);
-    assert_non_null(strstr(cacreg_diagnose_login(CACREG_LOGIN_LOCKED).steps, "reset"));
+    for (int l = CACREG_ERR_NO_CARD; l <= CACREG_ERR_TIMEOUT; l++)
+        assert_true(strlen(cacreg_diagnose_card((cacreg_err)l).cause) > 0);
+    assert_non_null(strstr(cacreg_diagnose_card(CACREG_ERR_PIN_LOCKED).steps, "reset"));
+    for (int w = CACREG_SAY_CARD_REMOVED; w <= CACREG_SAY_CARD_STUCK; w++)
+        assert_true(strlen(cacreg_diagnose_say((cacreg_say)w).cause) > 0);
 }
 
 static void test_clock_skew(void **state)

@@ -14,7 +14,6 @@
 
 #include <cmocka.h>
 
-#include "cacreg.h"
 #include "internal.h"
 
 static const char *dir = "tests/fixtures/portal";
@@ -38,43 +37,43 @@ static void test_fixtures(void **state)
 {
     static const struct {
         const char *file;
-        enum request_kind kind;
+        cacreg_request kind;
         long status;
         const char *ctype;
-        cacreg_portal_outcome outcome;
+        cacreg_err outcome;
         const char *check; /* a field=value to check, or NULL */
     } cases[] = {
-        {"cac_login_registered.json", R_CAC_LOGIN, 200, "application/json", CACREG_PORTAL_OK,
+        {"cac_login_registered.json", CACREG_REQ_CAC_LOGIN, 200, "application/json", CACREG_OK,
          "registration=registered"},
-        {"cac_login_replaced.json", R_CAC_LOGIN, 200, "application/json; charset=utf-8",
-         CACREG_PORTAL_OK, "replaced_serial=0FF1"},
-        {"cac_login_no_session.json", R_CAC_LOGIN, 200, "application/json",
-         CACREG_PORTAL_BAD_ANSWER, NULL},
-        {"cac_login_bad_result.json", R_CAC_LOGIN, 200, "application/json",
-         CACREG_PORTAL_BAD_ANSWER, NULL},
-        {"registration_none.json", R_GET_REG, 200, "application/json", CACREG_PORTAL_OK,
+        {"cac_login_replaced.json", CACREG_REQ_CAC_LOGIN, 200, "application/json; charset=utf-8",
+         CACREG_OK, "replaced_serial=0FF1"},
+        {"cac_login_no_session.json", CACREG_REQ_CAC_LOGIN, 200, "application/json",
+         CACREG_ERR_BAD_ANSWER, NULL},
+        {"cac_login_bad_result.json", CACREG_REQ_CAC_LOGIN, 200, "application/json",
+         CACREG_ERR_BAD_ANSWER, NULL},
+        {"registration_none.json", CACREG_REQ_GET_REGISTRATION, 200, "application/json", CACREG_OK,
          "account_type=full"},
-        {"registration_registered.json", R_GET_REG, 200, "application/json", CACREG_PORTAL_OK,
+        {"registration_registered.json", CACREG_REQ_GET_REGISTRATION, 200, "application/json", CACREG_OK,
          "cert_serial=1002"},
-        {"registration_registered_no_cert.json", R_GET_REG, 200, "application/json",
-         CACREG_PORTAL_BAD_ANSWER, NULL},
-        {"registration_wrong_types.json", R_GET_REG, 200, "application/json",
-         CACREG_PORTAL_BAD_ANSWER, NULL},
-        {"error_403_expired.json", R_CAC_LOGIN, 403, "application/json", CACREG_PORTAL_REFUSED,
+        {"registration_registered_no_cert.json", CACREG_REQ_GET_REGISTRATION, 200, "application/json",
+         CACREG_ERR_BAD_ANSWER, NULL},
+        {"registration_wrong_types.json", CACREG_REQ_GET_REGISTRATION, 200, "application/json",
+         CACREG_ERR_BAD_ANSWER, NULL},
+        {"error_403_expired.json", CACREG_REQ_CAC_LOGIN, 403, "application/json", CACREG_ERR_REFUSED,
          "error=certificate_expired"},
-        {"error_401_attempts.json", R_PASSWORD_LOGIN, 401, "application/json",
-         CACREG_PORTAL_REFUSED, "attempts_left=3"},
-        {"error_no_code.json", R_GET_REG, 400, "application/json", CACREG_PORTAL_BAD_ANSWER,
+        {"error_401_attempts.json", CACREG_REQ_PASSWORD_LOGIN, 401, "application/json",
+         CACREG_ERR_REFUSED, "attempts_left=3"},
+        {"error_no_code.json", CACREG_REQ_GET_REGISTRATION, 400, "application/json", CACREG_ERR_BAD_ANSWER,
          NULL},
-        {"proxy_502.html", R_CAC_LOGIN, 502, "text/html", CACREG_PORTAL_BAD_ANSWER,
+        {"proxy_502.html", CACREG_REQ_CAC_LOGIN, 502, "text/html", CACREG_ERR_BAD_ANSWER,
          "message~having trouble (HTTP 502)"},
-        {"cac_login_registered.json", R_CAC_LOGIN, 200, "text/html", CACREG_PORTAL_BAD_ANSWER,
+        {"cac_login_registered.json", CACREG_REQ_CAC_LOGIN, 200, "text/html", CACREG_ERR_BAD_ANSWER,
          "message~not its API"},
-        {"truncated.json", R_CAC_LOGIN, 200, "application/json", CACREG_PORTAL_BAD_ANSWER,
+        {"truncated.json", CACREG_REQ_CAC_LOGIN, 200, "application/json", CACREG_ERR_BAD_ANSWER,
          "message~could not be read"},
-        {"array.json", R_GET_REG, 200, "application/json", CACREG_PORTAL_BAD_ANSWER, NULL},
-        {"duplicate_keys.json", R_PASSWORD_LOGIN, 200, "application/json",
-         CACREG_PORTAL_BAD_ANSWER, NULL},
+        {"array.json", CACREG_REQ_GET_REGISTRATION, 200, "application/json", CACREG_ERR_BAD_ANSWER, NULL},
+        {"duplicate_keys.json", CACREG_REQ_PASSWORD_LOGIN, 200, "application/json",
+         CACREG_ERR_BAD_ANSWER, NULL},
     };
     static char body[70000];
     cacreg_secret *session = cacreg_secret_new();
@@ -90,15 +89,15 @@ static void test_fixtures(void **state)
         cacreg_secret_clear(session);
         cacreg_portal_parse(cases[i].kind, cases[i].status, cases[i].ctype, body, len, session,
                             &r);
-        if (r.outcome != cases[i].outcome)
-            fail_msg("%s: outcome %d, want %d (%s)", cases[i].file, r.outcome, cases[i].outcome,
+        if (r.err != cases[i].outcome)
+            fail_msg("%s: outcome %d, want %d (%s)", cases[i].file, r.err, cases[i].outcome,
                      r.message);
-        if (r.outcome == CACREG_PORTAL_BAD_ANSWER && !r.message[0])
+        if (r.err == CACREG_ERR_BAD_ANSWER && !r.message[0])
             fail_msg("%s: a bad answer without a message", cases[i].file);
         if (!cases[i].check)
             continue;
         if (strncmp(cases[i].check, "registration=", 13) == 0)
-            snprintf(got, sizeof got, "registration=%s", r.registration);
+            snprintf(got, sizeof got, "registration=%s", cacreg_registration_name(r.registration));
         else if (strncmp(cases[i].check, "replaced_serial=", 16) == 0)
             snprintf(got, sizeof got, "replaced_serial=%s", r.replaced_serial);
         else if (strncmp(cases[i].check, "account_type=", 13) == 0)
@@ -107,6 +106,9 @@ static void test_fixtures(void **state)
             snprintf(got, sizeof got, "cert_serial=%s", r.cert_serial);
         else if (strncmp(cases[i].check, "error=", 6) == 0)
             snprintf(got, sizeof got, "error=%s", r.error);
+        if (strcmp(cases[i].check, "error=certificate_expired") == 0 &&
+            r.reason != CACREG_PORTAL_CERTIFICATE_EXPIRED)
+            fail_msg("%s: the code was not known as its reason", cases[i].file);
         else if (strncmp(cases[i].check, "attempts_left=", 14) == 0)
             snprintf(got, sizeof got, "attempts_left=%d", r.attempts_left);
         if (cases[i].check[7] == '~' && strncmp(cases[i].check, "message~", 8) == 0) {
@@ -131,19 +133,19 @@ static void test_session_token(void **state)
     (void)state;
     memset(&r, 0, sizeof r);
     len = load("cac_login_registered.json", body, sizeof body);
-    cacreg_portal_parse(R_CAC_LOGIN, 200, "application/json", body, len, session, &r);
-    assert_int_equal(r.outcome, CACREG_PORTAL_OK);
+    cacreg_portal_parse(CACREG_REQ_CAC_LOGIN, 200, "application/json", body, len, session, &r);
+    assert_int_equal(r.err, CACREG_OK);
     assert_string_equal(cacreg_secret_data(session), "tok-123");
     assert_string_equal(r.username, "jane.doe");
     assert_string_equal(r.password_expires, "2027-04-24T19:38:03Z");
     len = load("error_401_session_expired.json", body, sizeof body);
-    cacreg_portal_parse(R_GET_REG, 401, "application/json", body, len, session, &r);
-    assert_int_equal(r.outcome, CACREG_PORTAL_REFUSED);
+    cacreg_portal_parse(CACREG_REQ_GET_REGISTRATION, 401, "application/json", body, len, session, &r);
+    assert_int_equal(r.err, CACREG_ERR_REFUSED);
     assert_int_equal(cacreg_secret_len(session), 0);
     /* Logout's 204 has no body, and that is right. */
     memset(&r, 0, sizeof r);
-    cacreg_portal_parse(R_LOGOUT, 204, "", "", 0, session, &r);
-    assert_int_equal(r.outcome, CACREG_PORTAL_OK);
+    cacreg_portal_parse(CACREG_REQ_LOGOUT, 204, "", "", 0, session, &r);
+    assert_int_equal(r.err, CACREG_OK);
     cacreg_secret_free(session);
 }
 

@@ -10,7 +10,7 @@
 
 #include <cmocka.h>
 
-#include "cacreg.h"
+#include "parts.h"
 
 static int ran[32];
 static int nran;

@@ -15,7 +15,6 @@
 
 #include <jansson.h>
 
-#include "cacreg.h"
 #include "cli.h"
 
 struct status {
@@ -31,7 +30,7 @@ struct status {
     bool json, watch;
     /* the job in flight */
     char job_reader[128];
-    cacreg_token_info job_info;
+    cacreg_card job_info;
     char job_error[256];
     size_t job_chosen;           /* the certificate to register, ncerts if none */
     cacreg_verdict job_verdict;  /* pre-flight on it (may ask OCSP: done in the job) */
@@ -51,7 +50,7 @@ static cacreg_err job_load(void *arg)
 static cacreg_err job_read(void *arg)
 {
     struct status *s = arg;
-    cacreg_token_info *info = &s->job_info;
+    cacreg_card *info = &s->job_info;
     cacreg_err rc;
 
     rc = cacreg_token_read(s->token, s->job_reader[0] ? s->job_reader : NULL, info, s->job_error,
@@ -62,8 +61,9 @@ static cacreg_err job_read(void *arg)
     s->job_verdict = CACREG_VERDICT_OK;
     s->job_detail[0] = '\0';
     if (s->job_chosen < info->ncerts)
-        s->job_verdict = cacreg_cert_preflight(&info->certs[s->job_chosen], s->trust,
-                                               (long long)time(NULL), s->job_detail,
+        s->job_verdict = cacreg_cert_preflight(&info->certs[s->job_chosen],
+                                               cacreg_token_der(s->token, s->job_chosen),
+                                               s->trust, (long long)time(NULL), s->job_detail,
                                                sizeof s->job_detail);
     return CACREG_OK;
 }
@@ -115,7 +115,7 @@ static void atr_hex(const cacreg_reader *r, char *buf, size_t size)
 }
 
 /* The verdict on the card the last read job saw, and the exit code it gives. */
-static int card_verdict(const cacreg_token_info *info, size_t *chosen, cacreg_verdict *v,
+static int card_verdict(const cacreg_card *info, size_t *chosen, cacreg_verdict *v,
                         char *detail, size_t size)
 {
     *chosen = st.job_chosen;
@@ -135,7 +135,7 @@ static int card_verdict(const cacreg_token_info *info, size_t *chosen, cacreg_ve
     return CLI_OK;
 }
 
-static json_t *card_json(const cacreg_token_info *info, int *code)
+static json_t *card_json(const cacreg_card *info, int *code)
 {
     char detail[512], nb[16], na[16];
     json_t *certs = json_array(), *card;
@@ -170,7 +170,7 @@ static json_t *card_json(const cacreg_token_info *info, int *code)
     return card;
 }
 
-static void print_card(const cacreg_token_info *info, int *code)
+static void print_card(const cacreg_card *info, int *code)
 {
     char detail[512], na[16];
     cacreg_verdict v;
@@ -353,56 +353,28 @@ static int watch_loop(void)
     }
 }
 
-static void usage(FILE *f)
+int cmd_status(int argc, char **argv)
 {
-    fprintf(f, "usage: cacreg status [--json] [--watch] [--config FILE] [--ca-bundle FILE]\n"
-               "                     [--crl FILE] [--ocsp URL] [--module PATH] [--reader TEXT]\n"
-               "                     [--wait MS]\n"
-               "\n"
-               "Shows the smart-card service, the readers, the card and its PIN state, the\n"
-               "card's certificates (* marks the one to register) and the pre-flight verdict.\n"
-               "  --json    machine-readable output\n"
-               "  --watch   after the report, print events (card in, card out, pcscd gone)\n"
-               "            until interrupted; each new card is reported again\n"
-               "  --wait    how long to wait for the smart-card service at start (default 3000)\n"
-               "\n"
-               "Exit status: 0 a card is ready to register; 1 no reader or no card;\n"
-               "2 smart-card service or PKCS#11 module missing or refusing; 3 the card\n"
-               "cannot be used as it is (see Pre-flight); 4 bad options or configuration.\n");
-}
-
-/* The options of `cacreg status`; ctx is the --wait milliseconds. */
-static bool status_option(int opt, const char *arg, void *ctx)
-{
-    switch (opt) {
-    case 'j':
-        st.json = true;
-        return true;
-    case 'w':
-        st.watch = true;
-        return true;
-    case 'W':
-        *(int *)ctx = (int)strtol(arg, NULL, 10);
-        return true;
-    default:
-        return false;
-    }
-}
-
-int cli_status(int argc, char **argv)
-{
-    static const struct option opts[] = {
-        {"json", no_argument, NULL, 'j'},          {"watch", no_argument, NULL, 'w'},
-        {"wait", required_argument, NULL, 'W'},    {"help", no_argument, NULL, 'h'},
-        CLI_COMMON_OPTIONS,                        {NULL, 0, NULL, 0},
-    };
-    int code, wait_ms = 3000;
+    static const char synopsis[] = "cacreg status [options]";
+    static const char about[] =
+        "Shows the smart-card service, the readers, the card and its PIN state, the\n"
+        "card's certificates (* marks the one to register) and the pre-flight verdict.\n"
+        "--wait MS: how long to wait for the smart-card service at start (default 3000).\n"
+        "\n"
+        "Exit status: 0 a card is ready to register; 1 no reader or no card;\n"
+        "2 smart-card service or PKCS#11 module missing or refusing; 3 the card\n"
+        "cannot be used as it is (see Pre-flight); 4 bad options or configuration.\n";
+    struct cli_opts o;
+    int code, wait_ms;
     sigset_t mask;
 
     st.events[0] = st.events[1] = st.signal_fd = -1;
-    code = cli_options(argc, argv, "jwh", opts, &st.cfg, usage, status_option, &wait_ms);
+    code = cli_parse(CMD_STATUS, argc, argv, synopsis, about, &o, &st.cfg);
     if (code != CLI_OK)
         return code == CLI_HELP ? CLI_OK : code;
+    st.json = o.json;
+    st.watch = o.watch;
+    wait_ms = o.wait_ms >= 0 ? o.wait_ms : 3000;
 
     if (cacreg_trust_load(&st.trust, st.cfg.ca_bundle, st.cfg.crl_file, st.trust_error,
                           sizeof st.trust_error) != CACREG_OK)

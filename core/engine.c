@@ -1,0 +1,343 @@
+/*
+ * The engine: the flow (core/flow.c) joined to the real world. It owns the
+ * reader watcher, the card worker, the token, the portal client and the
+ * trust store; it does what the flow asks through the flow's io, and turns
+ * what the threads report (fixed-size events on one pipe) into the flow's
+ * events. Each card job has its own struct, written by the loop before the
+ * job is submitted and read by the loop after its event: the worker owns it
+ * in between.
+ */
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+#include "internal.h"
+
+struct read_job {
+    int id;
+    char reader[128];
+    char err[512];
+    cacreg_card card;
+    size_t chosen;
+    cacreg_verdict verdict;
+    char detail[512];
+};
+
+struct pin_job {
+    int id;
+    char reader[128];
+    char err[512];
+    cacreg_secret *pin;  /* the job's own locked copy, wiped by the login */
+    int tries_left;
+    EVP_PKEY *key;       /* the identity key and certificate, after a right PIN */
+    X509 *cert;
+};
+
+struct cacreg_engine {
+    cacreg_config cfg;
+    cacreg_trust *trust;
+    cacreg_worker *worker;
+    cacreg_watcher *watcher;
+    cacreg_portal *portal;
+    cacreg_token *token;     /* set by the load job; read after its event */
+    int events[2];
+    int load_id, forget_id, portal_id;
+    char load_err[512];
+    struct read_job read;
+    struct pin_job pin;
+    EVP_PKEY *key;           /* the last right PIN's key, until the portal takes it */
+    X509 *cert;
+    cacreg_flow *flow;
+};
+
+/* ---- the worker's jobs ---- */
+
+static cacreg_err job_load(void *arg)
+{
+    cacreg_engine *e = arg;
+
+    return cacreg_token_load(&e->token, e->cfg.pkcs11_module, e->cfg.opensc_file_cache,
+                             e->cfg.pin_max_tries, e->load_err, sizeof e->load_err);
+}
+
+static cacreg_err job_read(void *arg)
+{
+    cacreg_engine *e = arg;
+    struct read_job *j = &e->read;
+    cacreg_err rc = cacreg_token_read(e->token, j->reader, &j->card, j->err, sizeof j->err);
+
+    if (rc != CACREG_OK)
+        return rc;
+    j->chosen = cacreg_cert_choose(j->card.certs, j->card.ncerts);
+    j->detail[0] = '\0';
+    j->verdict = j->chosen < j->card.ncerts
+                     ? cacreg_cert_preflight(&j->card.certs[j->chosen],
+                                             cacreg_token_der(e->token, j->chosen), e->trust,
+                                             (long long)time(NULL), j->detail, sizeof j->detail)
+                     : CACREG_VERDICT_WRONG_KIND;
+    return CACREG_OK;
+}
+
+static cacreg_err job_pin(void *arg)
+{
+    cacreg_engine *e = arg;
+    struct pin_job *j = &e->pin;
+    cacreg_err rc;
+
+    j->key = NULL;
+    j->cert = NULL;
+    rc = cacreg_token_login(e->token, j->reader, j->pin, &j->tries_left, j->err, sizeof j->err);
+    if (rc != CACREG_OK)
+        return rc;
+    /* The loop gives the key to the portal, when no request is using the old one. */
+    return cacreg_token_identity_key(e->token, j->reader, &j->key, &j->cert, j->err,
+                                     sizeof j->err);
+}
+
+static cacreg_err job_forget(void *arg)
+{
+    cacreg_engine *e = arg;
+
+    if (e->token)
+        cacreg_token_forget(e->token);
+    return CACREG_OK;
+}
+
+/* ---- what the flow asks for ---- */
+
+static long long io_now_ms(void *ctx)
+{
+    struct timespec t;
+
+    (void)ctx;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1000LL + t.tv_nsec / 1000000;
+}
+
+static int io_load_module(void *ctx)
+{
+    cacreg_engine *e = ctx;
+
+    e->load_id = cacreg_worker_submit(e->worker, job_load, e);
+    return e->load_id;
+}
+
+static int io_read_card(void *ctx, const char *reader)
+{
+    cacreg_engine *e = ctx;
+
+    snprintf(e->read.reader, sizeof e->read.reader, "%s", reader);
+    e->read.err[0] = '\0';
+    e->read.id = cacreg_worker_submit(e->worker, job_read, e);
+    return e->read.id;
+}
+
+static int io_check_pin(void *ctx, const char *reader, cacreg_secret *pin)
+{
+    cacreg_engine *e = ctx;
+
+    cacreg_secret_clear(e->pin.pin);
+    if (cacreg_secret_move(e->pin.pin, pin) != CACREG_OK)
+        return -1;
+    snprintf(e->pin.reader, sizeof e->pin.reader, "%s", reader);
+    e->pin.err[0] = '\0';
+    e->pin.tries_left = -1;
+    e->pin.id = cacreg_worker_submit(e->worker, job_pin, e);
+    if (e->pin.id < 0)
+        cacreg_secret_clear(e->pin.pin);
+    return e->pin.id;
+}
+
+static int io_forget_card(void *ctx)
+{
+    cacreg_engine *e = ctx;
+
+    e->forget_id = cacreg_worker_submit(e->worker, job_forget, e);
+    return e->forget_id;
+}
+
+static void drop_pending_key(cacreg_engine *e)
+{
+    EVP_PKEY_free(e->key);
+    X509_free(e->cert);
+    e->key = NULL;
+    e->cert = NULL;
+}
+
+static cacreg_err io_use_key(void *ctx)
+{
+    cacreg_engine *e = ctx;
+    cacreg_err rc = cacreg_portal_use_card(e->portal, e->cert, e->key);
+
+    drop_pending_key(e); /* the portal holds its own references */
+    return rc;
+}
+
+static void io_drop_key(void *ctx)
+{
+    cacreg_engine *e = ctx;
+
+    drop_pending_key(e);
+    cacreg_portal_forget_card(e->portal);
+}
+
+static int io_request(void *ctx, cacreg_request kind, const char *username,
+                      cacreg_secret *password)
+{
+    cacreg_engine *e = ctx;
+
+    e->portal_id = cacreg_portal_request(e->portal, kind, username, password);
+    return e->portal_id;
+}
+
+static void io_cancel(void *ctx)
+{
+    cacreg_engine *e = ctx;
+
+    cacreg_portal_cancel(e->portal);
+}
+
+/* ---- what the threads report ---- */
+
+/* Turns one record from the pipe into the flow's event. */
+static void deliver(cacreg_engine *e, const cacreg_event *ev)
+{
+    cacreg_flow_event fe = {.job = ev->job, .err = ev->status, .tries_left = -1};
+    cacreg_readers readers;
+    cacreg_portal_result answer;
+
+    if (ev->type != CACREG_EV_JOB_DONE) {
+        cacreg_watcher_snapshot(e->watcher, &readers);
+        fe.type = CACREG_FLOW_EV_READERS;
+        fe.readers = &readers;
+        fe.card_out = ev->type == CACREG_EV_CARD_OUT ? ev->reader : NULL;
+    } else if (ev->job == e->load_id) {
+        fe.type = CACREG_FLOW_EV_LOADED;
+        fe.message = e->load_err;
+        fe.module_path = e->token ? cacreg_token_module(e->token) : "";
+    } else if (ev->job == e->read.id) {
+        fe.type = CACREG_FLOW_EV_CARD_READ;
+        fe.message = e->read.err;
+        fe.card = &e->read.card;
+        fe.chosen = e->read.chosen;
+        fe.verdict = e->read.verdict;
+        fe.verdict_detail = e->read.detail;
+    } else if (ev->job == e->pin.id) {
+        fe.type = CACREG_FLOW_EV_PIN_CHECKED;
+        fe.message = e->pin.err;
+        fe.tries_left = e->pin.tries_left;
+        drop_pending_key(e);
+        e->key = e->pin.key;
+        e->cert = e->pin.cert;
+        e->pin.key = NULL;
+        e->pin.cert = NULL;
+    } else if (ev->job == e->forget_id) {
+        fe.type = CACREG_FLOW_EV_FORGOTTEN;
+    } else if (ev->job == e->portal_id) {
+        cacreg_portal_result_get(e->portal, &answer);
+        fe.type = CACREG_FLOW_EV_ANSWER;
+        fe.answer = &answer;
+    } else {
+        return;
+    }
+    cacreg_flow_feed(e->flow, &fe);
+}
+
+void cacreg_engine_handle(cacreg_engine *e)
+{
+    cacreg_event ev;
+
+    while (cacreg_event_read(e->events[0], &ev) == CACREG_OK)
+        deliver(e, &ev);
+    cacreg_flow_feed(e->flow, &(cacreg_flow_event){.type = CACREG_FLOW_EV_TICK});
+}
+
+/* ---- the public side ---- */
+
+cacreg_err cacreg_engine_new(cacreg_engine **out, const cacreg_config *cfg, char *err,
+                             size_t err_size)
+{
+    cacreg_engine *e = calloc(1, sizeof *e);
+    cacreg_flow_io io = {.now_ms = io_now_ms,
+                         .load_module = io_load_module,
+                         .read_card = io_read_card,
+                         .check_pin = io_check_pin,
+                         .forget_card = io_forget_card,
+                         .use_key = io_use_key,
+                         .drop_key = io_drop_key,
+                         .request = io_request,
+                         .cancel = io_cancel};
+    cacreg_err rc;
+
+    *out = NULL;
+    if (!e)
+        return CACREG_ERR_NOMEM;
+    e->cfg = *cfg;
+    e->events[0] = e->events[1] = -1;
+    io.ctx = e;
+    rc = cacreg_trust_load(&e->trust, e->cfg.ca_bundle, e->cfg.crl_file, err, err_size);
+    if (rc == CACREG_OK && e->cfg.ocsp_url[0])
+        rc = cacreg_trust_set_ocsp(e->trust, e->cfg.ocsp_url, e->cfg.connect_timeout_s);
+    if (rc == CACREG_OK && !(e->pin.pin = cacreg_secret_new())) {
+        cacreg_errf(err, err_size, "locked memory for the PIN and password is not available");
+        rc = CACREG_ERR_NOMEM;
+    }
+    if (rc == CACREG_OK)
+        rc = cacreg_event_pipe(e->events);
+    if (rc == CACREG_OK)
+        rc = cacreg_worker_start(&e->worker, e->events[1]);
+    if (rc == CACREG_OK)
+        rc = cacreg_portal_new(&e->portal, &e->cfg, e->events[1], err, err_size);
+    if (rc == CACREG_OK)
+        rc = cacreg_watcher_start(&e->watcher, e->cfg.reader_filter, e->events[1]);
+    if (rc == CACREG_OK && !(e->flow = cacreg_flow_new(&e->cfg, &io))) {
+        cacreg_errf(err, err_size, "locked memory for the PIN and password is not available");
+        rc = CACREG_ERR_NOMEM;
+    }
+    if (rc != CACREG_OK) {
+        if (err && !err[0])
+            cacreg_errf(err, err_size, "%s", cacreg_strerror(rc));
+        cacreg_engine_free(e);
+        return rc;
+    }
+    deliver(e, &(cacreg_event){.type = CACREG_EV_READERS}); /* what the watcher knows now */
+    *out = e;
+    return CACREG_OK;
+}
+
+void cacreg_engine_free(cacreg_engine *e)
+{
+    if (!e)
+        return;
+    cacreg_portal_free(e->portal); /* cancels and joins; wipes the session */
+    drop_pending_key(e);
+    cacreg_watcher_stop(e->watcher);
+    cacreg_worker_stop(e->worker);
+    EVP_PKEY_free(e->pin.key);
+    X509_free(e->pin.cert);
+    cacreg_token_free(e->token); /* releases the slots, and libp11's copy of the PIN */
+    cacreg_trust_free(e->trust);
+    cacreg_secret_free(e->pin.pin);
+    cacreg_flow_free(e->flow);
+    if (e->events[0] >= 0)
+        close(e->events[0]);
+    if (e->events[1] >= 0)
+        close(e->events[1]);
+    free(e);
+}
+
+cacreg_flow *cacreg_engine_flow(cacreg_engine *e)
+{
+    return e->flow;
+}
+
+int cacreg_engine_fd(const cacreg_engine *e)
+{
+    return e->events[0];
+}
