@@ -263,18 +263,24 @@ static void panel(const struct tui *t, int top, int height)
     if (read)
         y += item(t, y, x, s->info.ncerts ? 1 : -1, "Certificates", "%zu read%s", s->info.ncerts,
                   s->chosen < s->info.ncerts ? ", identity found" : ", no identity one");
-    else
-        y += item(t, y, x, 0, "Certificates", "%s",
-                  s->card == CACREG_CARD_READING ? "reading..." : "not read");
-    if (read && s->chosen < s->info.ncerts) {
+    else /* the Card row says when they are being read */
+        y += item(t, y, x, 0, "Certificates", "%s", "not read");
+    /* Every row is always there: a card going in changes values, not the layout. */
+    if (!read) {
+        y += item(t, y, x, 0, "Identity certificate", "%s", "not read");
+    } else if (s->chosen < s->info.ncerts) {
         long days = cacreg_cert_days_left(&s->info.certs[s->chosen], (long long)time(NULL));
         if (s->verdict == CACREG_VERDICT_OK)
             y += item(t, y, x, 1, "Identity certificate", "valid, %ld days left", days);
         else
             y += item(t, y, x, -1, "Identity certificate", "%s", cacreg_verdict_name(s->verdict));
+    } else {
+        y += item(t, y, x, -1, "Identity certificate", "%s", "none on the card");
     }
     if (read)
         panel_pin(t, y, x);
+    else
+        item(t, y, x, 0, "PIN", "%s", "not known yet");
 }
 
 /* ---- the frame around the pages ---- */

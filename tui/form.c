@@ -56,8 +56,11 @@ static void show_stars(struct tui *t)
         if (((unsigned char)d[i] & 0xC0) != 0x80) /* one star per character */
             stars[n++] = '*';
     stars[n] = '\0';
-    if (t->field_of[FIELD_SECRET] >= 0)
-        set_field_buffer(t->fields[t->field_of[FIELD_SECRET]], 0, stars);
+    if (t->field_of[FIELD_SECRET] < 0)
+        return;
+    set_field_buffer(t->fields[t->field_of[FIELD_SECRET]], 0, stars);
+    if (t->focus == FIELD_SECRET)
+        form_driver(t->form, REQ_END_LINE); /* the cursor after the last '*', where it is */
 }
 
 static void focus_field(struct tui *t, int which)

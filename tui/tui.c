@@ -85,13 +85,17 @@ static void setup_scheme(struct tui *t, bool mono)
         [ROLE_NORMAL] = {-1, -1, 0},
         [ROLE_TITLE] = {COLOR_WHITE, COLOR_BLUE, A_BOLD},
         [ROLE_KEYS] = {COLOR_BLACK, COLOR_CYAN, 0},
-        [ROLE_GOOD] = {COLOR_GREEN, -1, A_BOLD},
+        [ROLE_GOOD] = {COLOR_GREEN, -1, 0}, /* colour alone: cheap to switch on and off */
         [ROLE_BAD] = {COLOR_RED, -1, A_BOLD},
         [ROLE_WARN] = {COLOR_YELLOW, -1, A_BOLD},
         [ROLE_SELECT] = {COLOR_BLACK, COLOR_WHITE, 0},
         [ROLE_FIELD] = {-1, -1, 0},
         [ROLE_DIM] = {-1, -1, 0},
     };
+    /* Plain roles stay A_NORMAL, not a pair of default colours: a character typed
+     * into a field is then one byte to the terminal, with no attribute around it. */
+    static const bool plain_role[ROLE_COUNT] = {[ROLE_NORMAL] = true, [ROLE_FIELD] = true,
+                                                [ROLE_DIM] = true};
     static const int plain[ROLE_COUNT] = {
         [ROLE_NORMAL] = A_NORMAL, [ROLE_TITLE] = A_REVERSE, [ROLE_KEYS] = A_REVERSE,
         [ROLE_GOOD] = A_BOLD,     [ROLE_BAD] = A_BOLD,      [ROLE_WARN] = A_BOLD,
@@ -105,7 +109,7 @@ static void setup_scheme(struct tui *t, bool mono)
     use_default_colors();
     for (int r = 0; r < ROLE_COUNT; r++) {
         init_pair((short)(r + 1), colours[r].fg, colours[r].bg);
-        t->attr[r] = (int)COLOR_PAIR(r + 1) | colours[r].extra;
+        t->attr[r] = plain_role[r] ? (int)A_NORMAL : (int)COLOR_PAIR(r + 1) | colours[r].extra;
     }
 }
 
@@ -353,6 +357,7 @@ static bool setup_terminal(struct tui *t)
     nodelay(stdscr, TRUE);
     set_escdelay(25);
     curs_set(0);
+    leaveok(stdscr, TRUE); /* the cursor shows only in a field: never moved for nothing */
     setup_scheme(t, t->mono);
     tui_layout(&t->layout, LINES, COLS);
     return true;
