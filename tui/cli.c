@@ -22,39 +22,42 @@ static const struct cli_option {
     const char *arg;      /* its argument's name, or NULL for none */
     int code;
     unsigned commands;    /* CMD_* bits: the commands that take it */
+    unsigned required;    /* CMD_* bits: the commands that cannot go without it */
     const char *key;      /* the configuration key it sets, or NULL */
     bool path;            /* a file: relative to the working directory */
     const char *help;
 } options[] = {
-    {"config", "FILE", 'c', ALL_COMMANDS, NULL, false,
+    {"config", "FILE", 'c', ALL_COMMANDS, 0, NULL, false,
      "read FILE instead of the standard configuration files"},
-    {"portal", "URL", 'P', ALL_COMMANDS, "portal_url", false, "the portal's API (https://.../api/v1/)"},
-    {"ca-bundle", "FILE", 'a', ALL_COMMANDS, "ca_bundle", true,
+    {"portal", "URL", 'P', ALL_COMMANDS, 0, "portal_url", false,
+     "the portal's API (https://.../api/v1/)"},
+    {"ca-bundle", "FILE", 'a', ALL_COMMANDS, 0, "ca_bundle", true,
      "the certificate authorities of cards and of the portal (PEM)"},
-    {"crl", "FILE", 'r', CARD_COMMANDS, "crl_file", true, "check cards against this CRL"},
-    {"ocsp", "URL", 'o', CARD_COMMANDS, "ocsp_url", false, "ask this OCSP responder about cards"},
-    {"module", "PATH", 'm', CARD_COMMANDS, "pkcs11_module", true,
+    {"crl", "FILE", 'r', CARD_COMMANDS, 0, "crl_file", true, "check cards against this CRL"},
+    {"ocsp", "URL", 'o', CARD_COMMANDS, 0, "ocsp_url", false, "ask this OCSP responder about cards"},
+    {"module", "PATH", 'm', CARD_COMMANDS, 0, "pkcs11_module", true,
      "the PKCS#11 module (default: OpenSC, from p11-kit)"},
-    {"reader", "TEXT", 'R', CARD_COMMANDS, "reader_filter", false,
+    {"reader", "TEXT", 'R', CARD_COMMANDS, 0, "reader_filter", false,
      "only readers whose name contains TEXT"},
-    {"kiosk", NULL, 'K', CMD_TUI, NULL, false,
+    {"kiosk", NULL, 'K', CMD_TUI, 0, NULL, false,
      "no way out; /etc's configuration only (no --config, no settings)"},
-    {"mono", NULL, 'M', CMD_TUI, NULL, false, "no colours (as NO_COLOR does)"},
-    {"ascii", NULL, 'A', CMD_TUI, NULL, false, "ASCII line drawing"},
-    {"json", NULL, 'j', CMD_STATUS | CMD_LOGIN, NULL, false, "machine-readable output"},
-    {"watch", NULL, 'w', CMD_STATUS, NULL, false,
+    {"mono", NULL, 'M', CMD_TUI, 0, NULL, false, "no colours (as NO_COLOR does)"},
+    {"ascii", NULL, 'A', CMD_TUI, 0, NULL, false, "ASCII line drawing"},
+    {"json", NULL, 'j', CMD_STATUS | CMD_LOGIN, 0, NULL, false, "machine-readable output"},
+    {"watch", NULL, 'w', CMD_STATUS, 0, NULL, false,
      "after the report, print card and reader events until interrupted"},
-    {"wait", "MS", 'W', CMD_STATUS | CMD_LOGIN, NULL, false,
+    {"wait", "MS", 'W', CMD_STATUS | CMD_LOGIN, 0, NULL, false,
      "how long to wait for the smart-card service (status) or a card (login)"},
-    {"cac", NULL, 'C', CMD_LOGIN, NULL, false, "log in with the CAC (required)"},
-    {"user", "NAME", 'u', CMD_REGISTER | CMD_RESET, NULL, false, "the portal username"},
-    {"password-fd", "N", 'x', CMD_REGISTER, NULL, false,
+    {"cac", NULL, 'C', CMD_LOGIN, CMD_LOGIN, NULL, false, "log in with the CAC (required)"},
+    {"user", "NAME", 'u', CMD_REGISTER | CMD_RESET, CMD_REGISTER | CMD_RESET, NULL, false,
+     "the portal username (required)"},
+    {"password-fd", "N", 'x', CMD_REGISTER, 0, NULL, false,
      "read the password (one line) from descriptor N"},
-    {"pin-fd", "N", 'p', CMD_LOGIN | CMD_REGISTER, NULL, false,
+    {"pin-fd", "N", 'p', CMD_LOGIN | CMD_REGISTER, 0, NULL, false,
      "read the PIN (one line) from descriptor N"},
-    {"clear", NULL, 'X', CMD_REGISTER, NULL, false, "clear what is registered first"},
-    {"state", NULL, 's', CMD_REGISTER, NULL, false, "only show what is registered"},
-    {"help", NULL, 'h', ALL_COMMANDS, NULL, false, "this text"},
+    {"clear", NULL, 'X', CMD_REGISTER, 0, NULL, false, "clear what is registered first"},
+    {"state", NULL, 's', CMD_REGISTER, 0, NULL, false, "only show what is registered"},
+    {"help", NULL, 'h', ALL_COMMANDS, 0, NULL, false, "this text"},
 };
 
 #define NOPTIONS (sizeof options / sizeof options[0])
@@ -110,6 +113,12 @@ static bool take(struct cli_opts *o, const struct cli_option *opt, char *arg)
     o->set[o->nset].key = opt->key;
     o->set[o->nset++].value = arg;
     return true;
+}
+
+/* Whether a required option (one of those without a configuration key) was given. */
+static bool given(const struct cli_opts *o, int code)
+{
+    return code == 'C' ? o->cac : code == 'u' ? o->user && o->user[0] : true;
 }
 
 /* A path given on the command line, made absolute against the working directory. */
@@ -195,6 +204,12 @@ int cli_parse(unsigned command, int argc, char **argv, const char *synopsis, con
         usage(stderr, command, synopsis, about);
         return CLI_USAGE;
     }
+    for (size_t i = 0; i < NOPTIONS; i++)
+        if ((options[i].required & command) && !given(o, options[i].code)) {
+            fprintf(stderr, "cacreg: --%s is needed here\n", options[i].name);
+            usage(stderr, command, synopsis, about);
+            return CLI_USAGE;
+        }
     if (o->kiosk && (o->config || o->nset > 0)) {
         fprintf(stderr, "cacreg: --kiosk takes its settings from %s only; --config and "
                         "options that change settings are refused\n",
@@ -202,6 +217,25 @@ int cli_parse(unsigned command, int argc, char **argv, const char *synopsis, con
         return CLI_USAGE;
     }
     return configure(o, cfg) ? CLI_OK : CLI_USAGE;
+}
+
+int cli_command(unsigned command, int argc, char **argv, const char *synopsis, const char *about,
+                int (*run)(cacreg_engine *e, const struct cli_opts *o, const cacreg_config *cfg))
+{
+    struct cli_opts o;
+    cacreg_config cfg;
+    cacreg_engine *e = NULL;
+    int code = cli_parse(command, argc, argv, synopsis, about, &o, &cfg);
+
+    if (code != CLI_OK)
+        return code == CLI_HELP ? CLI_OK : code;
+    code = cli_engine_new(&e, &cfg);
+    if (code != CLI_OK)
+        return code;
+    code = run(e, &o, &cfg);
+    cli_flow_finish(e);
+    cacreg_engine_free(e);
+    return code;
 }
 
 cacreg_err cli_run_job(cacreg_worker *w, int events_rd, cacreg_job_fn fn, void *arg)

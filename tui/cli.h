@@ -61,6 +61,14 @@ struct cli_opts {
 int cli_parse(unsigned command, int argc, char **argv, const char *synopsis, const char *about,
               struct cli_opts *o, cacreg_config *cfg);
 
+/*
+ * A headless command that drives the flow: cli_parse(), an engine for the
+ * configuration, run(), then the session logged out and everything freed.
+ * Returns the exit status.
+ */
+int cli_command(unsigned command, int argc, char **argv, const char *synopsis, const char *about,
+                int (*run)(cacreg_engine *e, const struct cli_opts *o, const cacreg_config *cfg));
+
 /* `cacreg status`; returns the exit status. */
 int cmd_status(int argc, char **argv);
 

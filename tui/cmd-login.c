@@ -89,7 +89,7 @@ static int said(int code, cacreg_diagnosis d, bool json)
     return code;
 }
 
-static int run(cacreg_engine *e, const struct cli_opts *o, int idle_s)
+static int run(cacreg_engine *e, const struct cli_opts *o, const cacreg_config *cfg)
 {
     cacreg_flow *f = cacreg_engine_flow(e);
     const cacreg_flow_state *s = cacreg_flow_state_get(f);
@@ -108,7 +108,7 @@ static int run(cacreg_engine *e, const struct cli_opts *o, int idle_s)
                c->issuer_cn, c->serial);
         fflush(stdout);
     }
-    if (!cli_read_secret(o->pin_fd, "CAC PIN: ", idle_s, cacreg_flow_secret(f), &idle)) {
+    if (!cli_read_secret(o->pin_fd, "CAC PIN: ", cfg->idle_timeout_s, cacreg_flow_secret(f), &idle)) {
         cacreg_secret_clear(cacreg_flow_secret(f));
         return said(CLI_USAGE,
                     idle ? cacreg_diagnose_say(CACREG_SAY_IDLE)
@@ -136,23 +136,5 @@ int cmd_login(int argc, char **argv)
         "or module missing; 3 the card cannot be used (certificate, wrong or locked\n"
         "PIN: nothing was sent to the portal); 4 bad options; 5 the portal said no;\n"
         "6 the portal cannot be reached or answered something unusable.\n";
-    struct cli_opts o;
-    cacreg_config cfg;
-    cacreg_engine *e = NULL;
-    int code = cli_parse(CMD_LOGIN, argc, argv, synopsis, about, &o, &cfg);
-
-    if (code != CLI_OK)
-        return code == CLI_HELP ? CLI_OK : code;
-    if (!o.cac) {
-        fprintf(stderr, "cacreg: login needs --cac (for a password login, see "
-                        "'cacreg register --help')\n");
-        return CLI_USAGE;
-    }
-    code = cli_engine_new(&e, &cfg);
-    if (code != CLI_OK)
-        return code;
-    code = run(e, &o, cfg.idle_timeout_s);
-    cli_flow_finish(e);
-    cacreg_engine_free(e);
-    return code;
+    return cli_command(CMD_LOGIN, argc, argv, synopsis, about, run);
 }

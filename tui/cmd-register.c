@@ -90,8 +90,9 @@ static int register_card(cacreg_engine *e, const cacreg_secret *password, int pi
     return CLI_OK;
 }
 
-static int run(cacreg_engine *e, const struct cli_opts *o, int idle_s)
+static int run(cacreg_engine *e, const struct cli_opts *o, const cacreg_config *cfg)
 {
+    int idle_s = cfg->idle_timeout_s;
     cacreg_flow *f = cacreg_engine_flow(e);
     const cacreg_flow_state *s = cacreg_flow_state_get(f);
     cacreg_secret *password = cacreg_secret_new();
@@ -144,24 +145,25 @@ int cmd_register(int argc, char **argv)
         "Exit status: 0 done; 1 no card; 2 smart-card service or module missing; 3 the\n"
         "card cannot be used; 4 bad options; 5 the portal said no; 6 the portal cannot\n"
         "be reached or answered something unusable.\n";
-    struct cli_opts o;
-    cacreg_config cfg;
-    cacreg_engine *e = NULL;
-    int code = cli_parse(CMD_REGISTER, argc, argv, synopsis, about, &o, &cfg);
+    return cli_command(CMD_REGISTER, argc, argv, synopsis, about, run);
+}
 
-    if (code != CLI_OK)
-        return code == CLI_HELP ? CLI_OK : code;
-    if (!o.user || !o.user[0]) {
-        fprintf(stderr, "cacreg: register needs --user NAME\n");
-        return CLI_USAGE;
-    }
-    code = cli_engine_new(&e, &cfg);
-    if (code != CLI_OK)
-        return code;
-    code = run(e, &o, cfg.idle_timeout_s);
-    cli_flow_finish(e);
-    cacreg_engine_free(e);
-    return code;
+/* "I need a password": the request, for the name given. */
+static int reset(cacreg_engine *e, const struct cli_opts *o, const cacreg_config *cfg)
+{
+    cacreg_flow *f = cacreg_engine_flow(e);
+    const cacreg_flow_state *s = cacreg_flow_state_get(f);
+
+    (void)cfg;
+    cacreg_flow_do(f, CACREG_ACT_NEW_PASSWORD);
+    cacreg_flow_act(f, (cacreg_action){.kind = CACREG_ACT_SUBMIT, .username = o->user});
+    cli_flow_settle(e);
+    if (s->step != CACREG_STEP_DONE)
+        return cli_stopped(s);
+    printf("Asked: if %s is an account, instructions for a new password go to its "
+           "email address on file.\n",
+           o->user);
+    return CLI_OK;
 }
 
 int cmd_reset(int argc, char **argv)
@@ -173,34 +175,5 @@ int cmd_reset(int argc, char **argv)
         "\n"
         "Exit status: 0 asked; 4 bad options; 5 the portal said no; 6 the portal cannot\n"
         "be reached or answered something unusable.\n";
-    struct cli_opts o;
-    cacreg_config cfg;
-    cacreg_engine *e = NULL;
-    cacreg_flow *f;
-    const cacreg_flow_state *s;
-    int code = cli_parse(CMD_RESET, argc, argv, synopsis, about, &o, &cfg);
-
-    if (code != CLI_OK)
-        return code == CLI_HELP ? CLI_OK : code;
-    if (!o.user || !o.user[0]) {
-        fprintf(stderr, "cacreg: reset needs --user NAME\n");
-        return CLI_USAGE;
-    }
-    code = cli_engine_new(&e, &cfg);
-    if (code != CLI_OK)
-        return code;
-    f = cacreg_engine_flow(e);
-    s = cacreg_flow_state_get(f);
-    cacreg_flow_do(f, CACREG_ACT_NEW_PASSWORD);
-    cacreg_flow_act(f, (cacreg_action){.kind = CACREG_ACT_SUBMIT, .username = o.user});
-    cli_flow_settle(e);
-    if (s->step != CACREG_STEP_DONE)
-        code = cli_stopped(s);
-    else
-        printf("Asked: if %s is an account, instructions for a new password go to its "
-               "email address on file.\n",
-               o.user);
-    cli_flow_finish(e);
-    cacreg_engine_free(e);
-    return code;
+    return cli_command(CMD_RESET, argc, argv, synopsis, about, reset);
 }
