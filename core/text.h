@@ -79,7 +79,8 @@ int cacreg_text_width(const char *s);
  * Writes into out the longest prefix of s that takes at most columns columns
  * and fits out_size, cut between characters and never between a character and
  * the zero-width marks after it; with CACREG_TEXT_ELLIPSIS, a cut string ends
- * with an ellipsis (unless columns is narrower than the ellipsis itself).
+ * with an ellipsis (unless columns is narrower than the ellipsis, or out_size
+ * too small for it).
  * Returns the columns written, for padding. s should be cacreg_text_safe()'s
  * output; other text is never cut inside a character either.
  */
