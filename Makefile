@@ -50,7 +50,7 @@ deps:
 	@.ci/install-deps
 
 define variant_rules
-$(BUILD)/$(1)/core/%.o: core/%.c core/cacreg.h core/internal.h core/text.h | $(BUILD)/$(1)/core
+$(BUILD)/$(1)/core/%.o: core/%.c $(wildcard core/*.h) | $(BUILD)/$(1)/core
 	$$(CC) $$(ALL_CFLAGS) $$($(1)_FLAGS) $$(call pkg_cflags,$$(CORE_PKGS)) -c $$< -o $$@
 
 $(BUILD)/$(1)/libcacreg.a: $(call core_objs,$(1))
