@@ -49,6 +49,14 @@ const char *cacreg_strerror(cacreg_err err);
  */
 cacreg_err cacreg_harden_process(void);
 
+/*
+ * For a kiosk, before any library reads its settings: the environment is
+ * built from nothing but TERM, the locale, TZ and a fixed PATH, so that
+ * OPENSSL_CONF, OPENSC_*, P11_KIT_*, PCSCLITE_*, HOME and XDG_* (a user's
+ * p11-kit modules), LD_* and proxies have no effect.
+ */
+cacreg_err cacreg_clean_environment(void);
+
 /* ---- secrets (core/secret.c) ---- */
 
 /* Room for the longest PIN or password a person may type, in bytes. */
@@ -128,6 +136,13 @@ cacreg_err cacreg_config_parse(cacreg_config *cfg, const char *text, size_t len,
 /* Sets one key, as a file line or a command-line option would. */
 cacreg_err cacreg_config_set(cacreg_config *cfg, const char *key, const char *value,
                              char *err, size_t err_size);
+
+/*
+ * What a kiosk changes in its configuration: the PKCS#11 module by absolute
+ * path (Debian's OpenSC module unless one is set), never found through
+ * p11-kit's registry, which reads a user's modules too.
+ */
+void cacreg_config_lock_down(cacreg_config *cfg);
 
 /* Reads one file; CACREG_ERR_NOT_FOUND when it does not exist. */
 cacreg_err cacreg_config_load_file(cacreg_config *cfg, const char *path, char *err,
@@ -487,6 +502,14 @@ typedef struct cacreg_problem {
 typedef enum { CACREG_MODULE_LOADING, CACREG_MODULE_LOADED, CACREG_MODULE_FAILED } cacreg_module;
 typedef enum { CACREG_CARD_NONE, CACREG_CARD_READING, CACREG_CARD_READ, CACREG_CARD_FAILED } cacreg_card_state;
 
+/* Whether the card a PIN went to has been reset since (its security state closed). */
+typedef enum {
+    CACREG_RESET_NONE,    /* no PIN went to a card yet */
+    CACREG_RESET_RUNNING, /* being reset */
+    CACREG_RESET_DONE,    /* reset: no other program can sign with it */
+    CACREG_RESET_FAILED,  /* the reset failed: the card may still be open */
+} cacreg_card_reset;
+
 /* Everything a front end draws; plain data, valid until the next call on the flow. */
 typedef struct cacreg_flow_state {
     cacreg_step step;
@@ -507,6 +530,7 @@ typedef struct cacreg_flow_state {
     cacreg_verdict verdict;     /* pre-flight of the chosen certificate */
     char verdict_detail[512];
     int tries_left;             /* after the last PIN try; -1 unknown */
+    cacreg_card_reset card_reset; /* after a session that used the PIN */
 
     /* the portal */
     char username[128];
@@ -548,8 +572,20 @@ typedef struct cacreg_action {
 cacreg_err cacreg_engine_new(cacreg_engine **out, const cacreg_config *cfg, char *err,
                              size_t err_size);
 
-/* Stops everything, wipes every secret, releases the card; NULL is allowed. */
-void cacreg_engine_free(cacreg_engine *e);
+/*
+ * Ends the person's session as the next person's start would (logout, the
+ * card's login dropped and the card reset, every secret wiped), waiting at
+ * most wait_ms for the portal and the card to be done with it.
+ */
+void cacreg_engine_end(cacreg_engine *e, int wait_ms);
+
+/*
+ * Stops everything, wipes every secret, releases the card; NULL is allowed.
+ * False when a thread stuck in a card call (a card that stopped answering)
+ * had to be left running: the secrets are wiped, but the process must end
+ * with _exit(), since the libraries' exit handlers would wait on that thread.
+ */
+bool cacreg_engine_free(cacreg_engine *e);
 
 /* The flow the engine runs; borrowed for the engine's life. */
 cacreg_flow *cacreg_engine_flow(cacreg_engine *e);

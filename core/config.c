@@ -262,3 +262,14 @@ cacreg_err cacreg_config_load_standard(cacreg_config *cfg, bool kiosk, char *err
     rc = cacreg_config_load_file(cfg, path, err, err_size);
     return rc == CACREG_ERR_NOT_FOUND ? CACREG_OK : rc;
 }
+
+#ifndef P11_MODULE_PATH
+#define P11_MODULE_PATH "/usr/lib/x86_64-linux-gnu/pkcs11"
+#endif
+
+void cacreg_config_lock_down(cacreg_config *cfg)
+{
+    if (!cfg->pkcs11_module[0])
+        snprintf(cfg->pkcs11_module, sizeof cfg->pkcs11_module, "%s/opensc-pkcs11.so",
+                 P11_MODULE_PATH);
+}

@@ -8,6 +8,7 @@
  * in between.
  */
 #define _GNU_SOURCE
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +40,13 @@ struct pin_job {
     X509 *cert;
 };
 
+struct forget_job {
+    int id;
+    char reader[128];
+    bool reset;
+    char err[256];
+};
+
 struct cacreg_engine {
     cacreg_config cfg;
     cacreg_trust *trust;
@@ -47,10 +55,11 @@ struct cacreg_engine {
     cacreg_portal *portal;
     cacreg_token *token;     /* set by the load job; read after its event */
     int events[2];
-    int load_id, forget_id, portal_id;
+    int load_id, portal_id;
     char load_err[512];
     struct read_job read;
     struct pin_job pin;
+    struct forget_job forget;
     EVP_PKEY *key;           /* the last right PIN's key, until the portal takes it */
     X509 *cert;
     cacreg_flow *flow;
@@ -103,10 +112,13 @@ static cacreg_err job_pin(void *arg)
 static cacreg_err job_forget(void *arg)
 {
     cacreg_engine *e = arg;
+    struct forget_job *j = &e->forget;
 
     if (e->token)
         cacreg_token_forget(e->token);
-    return CACREG_OK;
+    if (!j->reset || !j->reader[0])
+        return CACREG_OK;
+    return cacreg_reader_reset(j->reader, j->err, sizeof j->err);
 }
 
 /* ---- what the flow asks for ---- */
@@ -154,12 +166,15 @@ static int io_check_pin(void *ctx, const char *reader, cacreg_secret *pin)
     return e->pin.id;
 }
 
-static int io_forget_card(void *ctx)
+static int io_forget_card(void *ctx, const char *reader, bool reset)
 {
     cacreg_engine *e = ctx;
 
-    e->forget_id = cacreg_worker_submit(e->worker, job_forget, e);
-    return e->forget_id;
+    snprintf(e->forget.reader, sizeof e->forget.reader, "%s", reader);
+    e->forget.reset = reset;
+    e->forget.err[0] = '\0';
+    e->forget.id = cacreg_worker_submit(e->worker, job_forget, e);
+    return e->forget.id;
 }
 
 static void drop_pending_key(cacreg_engine *e)
@@ -237,8 +252,9 @@ static void deliver(cacreg_engine *e, const cacreg_event *ev)
         e->cert = e->pin.cert;
         e->pin.key = NULL;
         e->pin.cert = NULL;
-    } else if (ev->job == e->forget_id) {
+    } else if (ev->job == e->forget.id) {
         fe.type = CACREG_FLOW_EV_FORGOTTEN;
+        fe.message = e->forget.err;
     } else if (ev->job == e->portal_id) {
         cacreg_portal_result_get(e->portal, &answer);
         fe.type = CACREG_FLOW_EV_ANSWER;
@@ -303,33 +319,62 @@ cacreg_err cacreg_engine_new(cacreg_engine **out, const cacreg_config *cfg, char
     if (rc != CACREG_OK) {
         if (err && !err[0])
             cacreg_errf(err, err_size, "%s", cacreg_strerror(rc));
+        /* No job ran yet, so every thread stops and e is freed; the analyser cannot know. */
         cacreg_engine_free(e);
-        return rc;
+        return rc; // NOLINT(clang-analyzer-unix.Malloc)
     }
     deliver(e, &(cacreg_event){.type = CACREG_EV_READERS}); /* what the watcher knows now */
     *out = e;
     return CACREG_OK;
 }
 
-void cacreg_engine_free(cacreg_engine *e)
+static long long now_ms(void)
 {
+    return io_now_ms(NULL);
+}
+
+void cacreg_engine_end(cacreg_engine *e, int wait_ms)
+{
+    long long end = now_ms() + wait_ms;
+
+    cacreg_flow_do(e->flow, CACREG_ACT_RESTART);
+    cacreg_engine_handle(e);
+    while (!cacreg_flow_settled(e->flow) && now_ms() < end) {
+        struct pollfd pfd = {.fd = e->events[0], .events = POLLIN};
+        poll(&pfd, 1, (int)(end - now_ms()));
+        cacreg_engine_handle(e);
+    }
+}
+
+/* How long the threads get to stop before they are taken as stuck in a card call. */
+#define STOP_WAIT_MS 200
+
+bool cacreg_engine_free(cacreg_engine *e)
+{
+    bool stopped;
+
     if (!e)
-        return;
-    cacreg_portal_free(e->portal); /* cancels and joins; wipes the session */
-    drop_pending_key(e);
+        return true;
+    /* The portal's thread first: it may be signing with the card's key. */
+    stopped = cacreg_portal_free(e->portal, STOP_WAIT_MS); /* cancels; wipes the session */
     cacreg_watcher_stop(e->watcher);
-    cacreg_worker_stop(e->worker);
+    stopped = cacreg_worker_stop(e->worker, STOP_WAIT_MS) && stopped;
+    cacreg_secret_clear(e->pin.pin);
+    cacreg_flow_free(e->flow); /* the typed PIN and passwords, wiped */
+    if (!stopped)
+        return false; /* a thread is still in a card call with the token: leave all to it */
+    drop_pending_key(e);
     EVP_PKEY_free(e->pin.key);
     X509_free(e->pin.cert);
     cacreg_token_free(e->token); /* releases the slots, and libp11's copy of the PIN */
     cacreg_trust_free(e->trust);
     cacreg_secret_free(e->pin.pin);
-    cacreg_flow_free(e->flow);
     if (e->events[0] >= 0)
         close(e->events[0]);
     if (e->events[1] >= 0)
         close(e->events[1]);
     free(e);
+    return true;
 }
 
 cacreg_flow *cacreg_engine_flow(cacreg_engine *e)

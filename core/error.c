@@ -1,5 +1,8 @@
 /* Error codes into words, and the process hardening every front end runs. */
 #define _GNU_SOURCE
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 
@@ -60,5 +63,29 @@ cacreg_err cacreg_harden_process(void)
         return CACREG_ERR_SYSTEM;
     if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
         return CACREG_ERR_SYSTEM;
+    return CACREG_OK;
+}
+
+cacreg_err cacreg_clean_environment(void)
+{
+    static const char *const kept[] = {"TERM", "LANG", "LC_ALL", "LC_CTYPE", "LC_MESSAGES",
+                                       "LANGUAGE", "TZ"};
+    char values[sizeof kept / sizeof kept[0]][256];
+    bool have[sizeof kept / sizeof kept[0]];
+    const size_t n = sizeof kept / sizeof kept[0];
+
+    for (size_t i = 0; i < n; i++) {
+        const char *v = getenv(kept[i]);
+        have[i] = v && strlen(v) < sizeof values[i];
+        if (have[i])
+            snprintf(values[i], sizeof values[i], "%s", v);
+    }
+    if (clearenv() != 0)
+        return CACREG_ERR_SYSTEM;
+    if (setenv("PATH", "/usr/bin:/bin", 1) != 0)
+        return CACREG_ERR_SYSTEM;
+    for (size_t i = 0; i < n; i++)
+        if (have[i] && setenv(kept[i], values[i], 1) != 0)
+            return CACREG_ERR_SYSTEM;
     return CACREG_OK;
 }

@@ -53,7 +53,10 @@ struct cacreg_flow {
     unsigned card_gen;        /* bumped when the card changes or its login is dropped */
     unsigned read_gen, pin_gen; /* the card_gen a job was started for */
     enum login login;
-    bool forget_owed;         /* a forget job could not be started: try again */
+    bool forget_owed;         /* libp11 is to forget the card: as soon as the worker takes it */
+    bool reset_owed;          /* and the card is to be reset: a PIN was verified on it */
+    int reset_tries;          /* resets that failed in a row */
+    char login_reader[128];   /* the reader whose card a PIN went to */
     struct lane lane;
     unsigned next_ticket, awaiting; /* ASKING's request */
     long long deadline;       /* the step's timer, 0 none */
@@ -293,14 +296,44 @@ static void lane_drop_requests(cacreg_flow *f)
     cacreg_secret_clear(f->outgoing);
 }
 
-static void forget_card(cacreg_flow *f)
+/* Starts what is owed to the card: libp11 forgets it, and (after a PIN) it is reset. */
+static void forget_run(cacreg_flow *f)
 {
-    if (f->st.module != CACREG_MODULE_LOADED || f->forget_job > 0)
+    int id;
+
+    if (!f->forget_owed || f->st.module != CACREG_MODULE_LOADED || f->forget_job > 0)
         return;
-    f->forget_job = f->io.forget_card(f->io.ctx);
-    f->forget_owed = f->forget_job < 0;
-    if (f->forget_job < 0)
-        f->forget_job = 0;
+    id = f->io.forget_card(f->io.ctx, f->login_reader, f->reset_owed);
+    if (id < 0)
+        return; /* still owed: tried again after the next event */
+    f->forget_job = id;
+    f->forget_owed = false;
+    if (f->reset_owed)
+        f->st.card_reset = CACREG_RESET_RUNNING;
+    f->reset_owed = false;
+}
+
+static void forget_card(cacreg_flow *f, bool reset)
+{
+    f->forget_owed = true;
+    f->reset_owed = f->reset_owed || reset;
+    forget_run(f);
+}
+
+static void on_forgotten(cacreg_flow *f, const cacreg_flow_event *ev)
+{
+    f->forget_job = 0;
+    if (f->st.card_reset != CACREG_RESET_RUNNING)
+        return;
+    if (ev->err == CACREG_OK) {
+        f->st.card_reset = CACREG_RESET_DONE;
+        f->reset_tries = 0;
+    } else if (++f->reset_tries < 3) {
+        f->st.card_reset = CACREG_RESET_FAILED;
+        forget_card(f, true); /* the card must not stay open for the next person */
+    } else {
+        f->st.card_reset = CACREG_RESET_FAILED;
+    }
 }
 
 static void read_card(cacreg_flow *f);
@@ -308,7 +341,7 @@ static void read_card(cacreg_flow *f);
 /* The card's key is out of the portal: libp11 lets go, and the card is read again. */
 static void card_dropped(cacreg_flow *f)
 {
-    forget_card(f);
+    forget_card(f, true);
     f->card_gen++;
     if (f->st.card != CACREG_CARD_NONE) {
         f->st.card = CACREG_CARD_NONE;
@@ -530,7 +563,7 @@ static void card_gone(cacreg_flow *f)
     if (f->login == LOGIN_ACTIVE)
         drop_card_login(f); /* the key, then libp11 */
     else if (!lane_holds(f, OP_DROP_KEY))
-        forget_card(f);     /* what libp11 read; a drop waiting for the portal does it after */
+        forget_card(f, false); /* what libp11 read; a drop waiting for the portal does it after */
 }
 
 static void on_readers(cacreg_flow *f, const cacreg_flow_event *ev)
@@ -805,7 +838,7 @@ void cacreg_flow_feed(cacreg_flow *f, const cacreg_flow_event *ev)
         break;
     case CACREG_FLOW_EV_FORGOTTEN:
         if (ev->job == f->forget_job)
-            f->forget_job = 0;
+            on_forgotten(f, ev);
         break;
     case CACREG_FLOW_EV_ANSWER:
         on_answer(f, ev);
@@ -813,8 +846,7 @@ void cacreg_flow_feed(cacreg_flow *f, const cacreg_flow_event *ev)
     case CACREG_FLOW_EV_TICK:
         break;
     }
-    if (f->forget_owed && f->forget_job == 0)
-        forget_card(f);
+    forget_run(f);
     check_timer(f);
     f->st.generation++;
 }
@@ -903,6 +935,7 @@ static void submit_pin(cacreg_flow *f)
         return;
     }
     f->pin_gen = f->card_gen;
+    copy(f->login_reader, sizeof f->login_reader, f->st.reader);
     f->pin_job = f->io.check_pin(f->io.ctx, f->st.reader, f->pin); /* takes the PIN */
     if (f->pin_job < 0) {
         f->pin_job = 0;

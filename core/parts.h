@@ -65,6 +65,14 @@ void cacreg_watcher_stop(cacreg_watcher *w);
 /* Copies the current state. */
 void cacreg_watcher_snapshot(cacreg_watcher *w, cacreg_readers *out);
 
+/*
+ * Resets the card in reader (a PC/SC connection of its own, left with
+ * SCARD_RESET_CARD), so that whatever the card had verified (its PIN) is
+ * forgotten and no other program can sign with it. A reader without a card
+ * is fine: a card taken out has lost its power, and its login.
+ */
+cacreg_err cacreg_reader_reset(const char *reader, char *err, size_t err_size);
+
 /* ---- the worker (core/worker.c) ---- */
 
 /*
@@ -81,8 +89,13 @@ cacreg_err cacreg_worker_start(cacreg_worker **out, int event_wr);
 /* Queues fn(arg); returns the job's id (> 0), or -1 when the queue is full. */
 int cacreg_worker_submit(cacreg_worker *w, cacreg_job_fn fn, void *arg);
 
-/* Lets the running job finish, drops the queued ones, joins; NULL is allowed. */
-void cacreg_worker_stop(cacreg_worker *w);
+/*
+ * Drops the queued jobs, lets the running one finish and joins, waiting at
+ * most wait_ms (-1: for ever). False when the running job did not finish in
+ * time (stuck in a card call): the thread is left running with w, which is
+ * not freed; the process must wipe its secrets and _exit(). NULL is allowed.
+ */
+bool cacreg_worker_stop(cacreg_worker *w, int wait_ms);
 
 /* ---- certificates with their DER, and trust (core/cert.c) ---- */
 
@@ -184,8 +197,12 @@ typedef struct cacreg_portal cacreg_portal;
 cacreg_err cacreg_portal_new(cacreg_portal **out, const cacreg_config *cfg, int event_wr,
                              char *err, size_t err_size);
 
-/* Cancels what is in flight, stops the thread, wipes the session; NULL is allowed. */
-void cacreg_portal_free(cacreg_portal *p);
+/*
+ * Cancels what is in flight, stops the thread (waiting at most wait_ms),
+ * wipes the session. False when the thread is stuck (in a card's signature):
+ * p is then left to it, and the process must _exit(). NULL is allowed.
+ */
+bool cacreg_portal_free(cacreg_portal *p, int wait_ms);
 
 /*
  * Presents this certificate and key as the TLS client identity from the next
@@ -228,8 +245,9 @@ typedef struct cacreg_flow_io {
     int (*read_card)(void *ctx, const char *reader);
     /* Takes the PIN's bytes (pin is wiped); the job ends with a FLOW_EV_PIN_CHECKED. */
     int (*check_pin)(void *ctx, const char *reader, cacreg_secret *pin);
-    /* Releases the card's login and what was read (libp11's slots). */
-    int (*forget_card)(void *ctx);
+    /* Releases the card's login and what was read (libp11's slots); with reset, the
+     * card in reader is reset too, so that it keeps no verified PIN. */
+    int (*forget_card)(void *ctx, const char *reader, bool reset);
     /* Gives the portal the identity key of the last right PIN; no request in flight. */
     cacreg_err (*use_key)(void *ctx);
     /* Drops that key from the portal and every connection made with it. */

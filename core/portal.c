@@ -122,7 +122,7 @@ cacreg_err cacreg_portal_new(cacreg_portal **out, const cacreg_config *cfg, int 
     p->multi = curl_multi_init();
     if (!p->session || !p->body || !p->easy || !p->multi ||
         cacreg_worker_start(&p->thread, event_wr) != CACREG_OK) {
-        cacreg_portal_free(p);
+        cacreg_portal_free(p, -1);
         return CACREG_ERR_NOMEM;
     }
     *out = p;
@@ -144,12 +144,16 @@ void cacreg_portal_forget_card(cacreg_portal *p)
     p->multi = curl_multi_init();
 }
 
-void cacreg_portal_free(cacreg_portal *p)
+bool cacreg_portal_free(cacreg_portal *p, int wait_ms)
 {
     if (!p)
-        return;
+        return true;
     cacreg_portal_cancel(p);
-    cacreg_worker_stop(p->thread);
+    if (!cacreg_worker_stop(p->thread, wait_ms)) {
+        cacreg_secret_clear(p->body); /* what can be wiped under a stuck thread */
+        cacreg_secret_clear(p->session);
+        return false;
+    }
     X509_free(p->cert);
     EVP_PKEY_free(p->key);
     if (p->multi)
@@ -161,6 +165,7 @@ void cacreg_portal_free(cacreg_portal *p)
     pthread_mutex_destroy(&p->lock);
     OPENSSL_cleanse(p->answer, sizeof p->answer);
     free(p);
+    return true;
 }
 
 cacreg_err cacreg_portal_use_card(cacreg_portal *p, X509 *cert, EVP_PKEY *key)

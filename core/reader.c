@@ -14,7 +14,7 @@
 
 #include <winscard.h>
 
-#include "parts.h"
+#include "internal.h"
 
 #define PNP_READER "\\\\?PnP?\\Notification"
 #define BACKOFF_MIN_MS 250
@@ -363,4 +363,30 @@ void cacreg_pcsc_polkit_rule(const char *user, char *path, size_t path_size, cha
              "    }\n"
              "});\n",
              user);
+}
+
+cacreg_err cacreg_reader_reset(const char *reader, char *err, size_t err_size)
+{
+    SCARDCONTEXT ctx;
+    SCARDHANDLE card;
+    DWORD protocol;
+    LONG rv = SCardEstablishContext(SCARD_SCOPE_SYSTEM, NULL, NULL, &ctx);
+
+    if (rv != SCARD_S_SUCCESS) {
+        cacreg_errf(err, err_size, "The smart-card service cannot be reached to reset the card.");
+        return CACREG_ERR_SYSTEM;
+    }
+    rv = SCardConnect(ctx, reader, SCARD_SHARE_SHARED, SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1,
+                      &card, &protocol);
+    if (rv == SCARD_S_SUCCESS)
+        rv = SCardDisconnect(card, SCARD_RESET_CARD);
+    SCardReleaseContext(ctx);
+    if (rv == SCARD_E_NO_SMARTCARD || rv == SCARD_W_REMOVED_CARD)
+        return CACREG_OK; /* gone: a card out of the reader has lost its power, and its login */
+    if (rv != SCARD_S_SUCCESS) {
+        cacreg_errf(err, err_size, "The card could not be reset (PC/SC error 0x%lx).",
+                    (unsigned long)rv);
+        return CACREG_ERR_CARD;
+    }
+    return CACREG_OK;
 }

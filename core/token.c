@@ -48,11 +48,15 @@ struct cacreg_token {
 /*
  * Our OpenSC settings, in a memory file OPENSC_CONF names: no PIN cache (the
  * PIN goes to the card once, from our locked buffer) and, unless asked, no
- * on-disk card cache (it would keep people's names).
+ * on-disk card cache (it would keep people's names). A slot's info looks at
+ * its own reader only (init_sloppy off, one slot per card): with OpenSC's
+ * default, asking about the second reader noticed a card pulled from the
+ * first, and libp11 0.4.12 then waited for ever for a session it could not
+ * open (fixed in libp11 0.4.14, PR #579).
  */
 static int opensc_conf(bool file_cache)
 {
-    char text[256], path[64];
+    char text[384], path[64];
     int fd = memfd_create("cacreg-opensc.conf", MFD_CLOEXEC);
     int n;
 
@@ -60,7 +64,8 @@ static int opensc_conf(bool file_cache)
         return -1;
     n = snprintf(text, sizeof text,
                  "app default {\n framework pkcs15 {\n  use_pin_caching = false;\n"
-                 "  use_file_caching = %s;\n }\n}\n",
+                 "  use_file_caching = %s;\n }\n pkcs11 {\n  init_sloppy = false;\n"
+                 "  slots_per_card = 1;\n }\n}\n",
                  file_cache ? "public" : "no");
     if (write(fd, text, (size_t)n) != n) {
         close(fd);
@@ -161,6 +166,16 @@ static bool refresh_slots(cacreg_token *t)
     t->enumerated = PKCS11_enumerate_slots(t->ctx, &t->slots, &t->nslots) == 0;
     ERR_clear_error();
     return t->enumerated;
+}
+
+/* Opens the slot's first session, as reading its certificates does. */
+static void open_first_session(PKCS11_SLOT *slot)
+{
+    PKCS11_CERT *certs = NULL;
+    unsigned n = 0;
+
+    if (PKCS11_enumerate_certs(slot->token, &certs, &n) != 0)
+        ERR_clear_error();
 }
 
 /* Compares a slot description (space-padded by some modules) with a reader name. */
@@ -345,8 +360,12 @@ cacreg_err cacreg_token_login(cacreg_token *t, const char *reader, cacreg_secret
             t->wrong_seen = 0;
         }
         t->wrong_seen++;
-        if (refresh_slots(t) && (slot = find_slot(t, reader)) != NULL && slot->token)
+        if (refresh_slots(t) && (slot = find_slot(t, reader)) != NULL && slot->token) {
             pin_state(t, slot->token, info);
+            /* A session in the new slot's pool at once: libp11 0.4.12 waits for ever
+             * when its first session cannot be opened (a card pulled meanwhile). */
+            open_first_session(slot);
+        }
         if (reason == CKR_PIN_LOCKED_) {
             info->pin = CACREG_PIN_LOCKED;
             info->tries_left = 0;
@@ -420,6 +439,14 @@ cacreg_err cacreg_token_identity_key(cacreg_token *t, const char *reader, EVP_PK
 
 void cacreg_token_forget(cacreg_token *t)
 {
+    int logged_in = 0;
+
+    /* C_Logout first, where libp11 knows of a login (it sends nothing otherwise). */
+    for (unsigned i = 0; t->enumerated && i < t->nslots; i++)
+        if (t->slots[i].token && PKCS11_is_logged_in(&t->slots[i], 0, &logged_in) == 0 &&
+            logged_in)
+            PKCS11_logout(&t->slots[i]);
+    ERR_clear_error();
     if (t->enumerated) {
         PKCS11_release_all_slots(t->ctx, t->slots, t->nslots);
         t->slots = NULL;

@@ -1,8 +1,10 @@
 /* The worker: one thread for slow card calls, each finishing as an event. */
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "parts.h"
@@ -23,11 +25,22 @@ struct cacreg_worker {
     pthread_t thread;
     pthread_mutex_t lock;
     pthread_cond_t wake;
+    pthread_cond_t gone;   /* the thread has left its loop (monotonic clock) */
     struct job queue[QUEUE_MAX];
     size_t head, count;
     bool stopping;
+    bool exited;
+    bool abandoned;        /* stop gave up waiting: the thread frees w when it ends */
     int event_wr; /* not ours to close */
 };
+
+static void free_worker(cacreg_worker *w)
+{
+    pthread_cond_destroy(&w->gone);
+    pthread_cond_destroy(&w->wake);
+    pthread_mutex_destroy(&w->lock);
+    free(w);
+}
 
 static void *worker_main(void *arg)
 {
@@ -56,6 +69,13 @@ static void *worker_main(void *arg)
         }
         pthread_mutex_lock(&w->lock);
     }
+    w->exited = true;
+    pthread_cond_broadcast(&w->gone);
+    if (w->abandoned) {
+        pthread_mutex_unlock(&w->lock);
+        free_worker(w);
+        return NULL;
+    }
     pthread_mutex_unlock(&w->lock);
     return NULL;
 }
@@ -67,10 +87,17 @@ cacreg_err cacreg_worker_start(cacreg_worker **out, int event_wr)
     *out = NULL;
     if (!w)
         return CACREG_ERR_NOMEM;
+    pthread_condattr_t monotonic;
+
     w->event_wr = event_wr;
     pthread_mutex_init(&w->lock, NULL);
     pthread_cond_init(&w->wake, NULL);
+    pthread_condattr_init(&monotonic);
+    pthread_condattr_setclock(&monotonic, CLOCK_MONOTONIC);
+    pthread_cond_init(&w->gone, &monotonic);
+    pthread_condattr_destroy(&monotonic);
     if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+        pthread_cond_destroy(&w->gone);
         pthread_cond_destroy(&w->wake);
         pthread_mutex_destroy(&w->lock);
         free(w);
@@ -99,17 +126,41 @@ int cacreg_worker_submit(cacreg_worker *w, cacreg_job_fn fn, void *arg)
     return id;
 }
 
-void cacreg_worker_stop(cacreg_worker *w)
+bool cacreg_worker_stop(cacreg_worker *w, int wait_ms)
 {
+    struct timespec end;
+    bool exited;
+
     if (!w)
-        return;
+        return true;
+    clock_gettime(CLOCK_MONOTONIC, &end);
+    end.tv_sec += wait_ms / 1000;
+    end.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
+    if (end.tv_nsec >= 1000000000L) {
+        end.tv_sec++;
+        end.tv_nsec -= 1000000000L;
+    }
     pthread_mutex_lock(&w->lock);
     w->stopping = true;
     w->count = 0;
     pthread_cond_signal(&w->wake);
+    while (!w->exited) {
+        if (wait_ms < 0)
+            pthread_cond_wait(&w->gone, &w->lock);
+        else if (pthread_cond_timedwait(&w->gone, &w->lock, &end) == ETIMEDOUT)
+            break;
+    }
+    exited = w->exited;
+    if (!exited) {
+        /* A job stuck in a library call: the thread keeps w, and frees it if it ever
+         * ends; the process must _exit. */
+        w->abandoned = true;
+        pthread_detach(w->thread);
+        pthread_mutex_unlock(&w->lock);
+        return false;
+    }
     pthread_mutex_unlock(&w->lock);
     pthread_join(w->thread, NULL);
-    pthread_cond_destroy(&w->wake);
-    pthread_mutex_destroy(&w->lock);
-    free(w);
+    free_worker(w);
+    return true;
 }

@@ -5,13 +5,23 @@
 #include <getopt.h>
 #include <poll.h>
 #include <stdio.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/signalfd.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
+
+static long long now_ms(void)
+{
+    struct timespec t;
+
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1000LL + t.tv_nsec / 1000000;
+}
 
 #define ALL_COMMANDS (CMD_TUI | CMD_STATUS | CMD_LOGIN | CMD_REGISTER | CMD_RESET)
 #define CARD_COMMANDS ALL_COMMANDS /* reset takes them too, as before: one set of settings */
@@ -230,7 +240,15 @@ int cli_parse(unsigned command, int argc, char **argv, const char *synopsis, con
                 CACREG_CONFIG_SYSTEM);
         return CLI_USAGE;
     }
-    return configure(o, cfg) ? CLI_OK : CLI_USAGE;
+    if (o->kiosk && cacreg_clean_environment() != CACREG_OK) {
+        fprintf(stderr, "cacreg: the environment cannot be cleared for the kiosk\n");
+        return CLI_USAGE;
+    }
+    if (!configure(o, cfg))
+        return CLI_USAGE;
+    if (o->kiosk)
+        cacreg_config_lock_down(cfg);
+    return CLI_OK;
 }
 
 int cli_command(unsigned command, int argc, char **argv, const char *synopsis, const char *about,
@@ -243,26 +261,78 @@ int cli_command(unsigned command, int argc, char **argv, const char *synopsis, c
 
     if (code != CLI_OK)
         return code == CLI_HELP ? CLI_OK : code;
+    if (!cli_signals_block()) {
+        fprintf(stderr, "cacreg: cannot set up signal handling\n");
+        return CLI_USAGE;
+    }
     code = cli_engine_new(&e, &cfg);
     if (code != CLI_OK)
         return code;
     code = run(e, &o, &cfg);
-    cli_flow_finish(e);
-    cacreg_engine_free(e);
+    if (cli_interrupted()) {
+        code = 128 + cli_interrupted();
+        fprintf(stderr, "cacreg: interrupted; the session was ended and the card reset\n");
+    }
+    /* The session ends: logout, the card's login dropped, the card reset. A signal
+     * leaves half a second for it, so that the whole exit stays within a second. */
+    cacreg_engine_end(e, cli_interrupted() ? 500 : 2000);
+    fflush(stdout);
+    if (!cacreg_engine_free(e))
+        _exit(code); /* a thread stuck in a card call: the secrets are wiped */
     return code;
 }
 
-cacreg_err cli_run_job(cacreg_worker *w, int events_rd, cacreg_job_fn fn, void *arg)
+/* The terminating signals, read from a descriptor: the loops see them with their events. */
+static int signal_fd = -1;
+static int signal_seen;
+
+bool cli_signals_block(void)
 {
+    static const int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
+    sigset_t set;
+
+    sigemptyset(&set);
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+        sigaddset(&set, sigs[i]);
+    if (sigprocmask(SIG_BLOCK, &set, NULL) != 0)
+        return false;
+    signal_fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+    return signal_fd >= 0;
+}
+
+int cli_signal_fd(void)
+{
+    return signal_fd;
+}
+
+int cli_interrupted(void)
+{
+    struct signalfd_siginfo si;
+
+    if (!signal_seen && signal_fd >= 0 && read(signal_fd, &si, sizeof si) == (ssize_t)sizeof si)
+        signal_seen = (int)si.ssi_signo;
+    return signal_seen;
+}
+
+cacreg_err cli_run_job(cacreg_worker *w, int events_rd, cacreg_job_fn fn, void *arg, int wait_ms)
+{
+    long long end = now_ms() + wait_ms;
     int id = cacreg_worker_submit(w, fn, arg);
     cacreg_event ev;
 
     if (id < 0)
         return CACREG_ERR_SYSTEM;
     for (;;) {
-        struct pollfd pfd = {.fd = events_rd, .events = POLLIN};
-        if (poll(&pfd, 1, -1) < 0)
-            continue;
+        struct pollfd pfd[2] = {{.fd = events_rd, .events = POLLIN},
+                                {.fd = signal_fd, .events = POLLIN}};
+        long long left = end - now_ms();
+
+        if (left <= 0)
+            return CACREG_ERR_TIMEOUT;
+        if (poll(pfd, 2, (int)left) < 0 && errno != EINTR)
+            return CACREG_ERR_SYSTEM;
+        if (cli_interrupted())
+            return CACREG_ERR_CANCELLED;
         while (cacreg_event_read(events_rd, &ev) == CACREG_OK)
             if (ev.type == CACREG_EV_JOB_DONE && ev.job == id)
                 return ev.status;
@@ -271,7 +341,7 @@ cacreg_err cli_run_job(cacreg_worker *w, int events_rd, cacreg_job_fn fn, void *
 
 void cli_wait_pcsc(cacreg_watcher *w, int wait_ms)
 {
-    for (int waited = 0; waited < wait_ms; waited += 20) {
+    for (int waited = 0; waited < wait_ms && !cli_interrupted(); waited += 20) {
         cacreg_readers r;
         cacreg_watcher_snapshot(w, &r);
         /* UP is final; DOWN may turn into DENIED on the watcher's second try. */
@@ -303,12 +373,17 @@ bool cli_read_secret(int fd, const char *prompt, int idle_s, cacreg_secret *s, b
         tcsetattr(fd, TCSAFLUSH, &quiet);
     }
     for (;;) {
-        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        struct pollfd pfd[2] = {{.fd = fd, .events = POLLIN},
+                                {.fd = signal_fd, .events = POLLIN}};
         ssize_t n;
 
-        if (poll(&pfd, 1, idle_s * 1000) == 0) {
+        if (poll(pfd, 2, idle_s * 1000) == 0) {
             cacreg_secret_clear(s); /* left alone: nothing typed is kept */
             *idle = true;
+            break;
+        }
+        if (cli_interrupted()) { /* Ctrl-C at the prompt: the echo comes back below */
+            cacreg_secret_clear(s);
             break;
         }
         n = read(fd, &c, 1);
@@ -351,14 +426,6 @@ int cli_engine_new(cacreg_engine **e, const cacreg_config *cfg)
     return CLI_USAGE;
 }
 
-static long long now_ms(void)
-{
-    struct timespec t;
-
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec * 1000LL + t.tv_nsec / 1000000;
-}
-
 bool cli_flow_wait(cacreg_engine *e, bool (*busy)(const cacreg_flow_state *), int wait_ms)
 {
     const cacreg_flow *f = cacreg_engine_flow(e);
@@ -366,7 +433,8 @@ bool cli_flow_wait(cacreg_engine *e, bool (*busy)(const cacreg_flow_state *), in
 
     cacreg_engine_handle(e);
     while (busy(cacreg_flow_state_get(f))) {
-        struct pollfd pfd = {.fd = cacreg_engine_fd(e), .events = POLLIN};
+        struct pollfd pfd[2] = {{.fd = cacreg_engine_fd(e), .events = POLLIN},
+                                {.fd = signal_fd, .events = POLLIN}};
         long long left = end - now_ms();
         int t = cacreg_flow_timeout_ms(f);
 
@@ -374,7 +442,9 @@ bool cli_flow_wait(cacreg_engine *e, bool (*busy)(const cacreg_flow_state *), in
             return false;
         if (wait_ms >= 0 && (t < 0 || t > left))
             t = (int)left;
-        if (poll(&pfd, 1, t) < 0 && errno != EINTR)
+        if (poll(pfd, 2, t) < 0 && errno != EINTR)
+            return false;
+        if (cli_interrupted())
             return false;
         cacreg_engine_handle(e);
     }
@@ -386,9 +456,9 @@ static bool working(const cacreg_flow_state *s)
     return cacreg_step_working(s->step);
 }
 
-void cli_flow_settle(cacreg_engine *e)
+bool cli_flow_settle(cacreg_engine *e)
 {
-    cli_flow_wait(e, working, -1);
+    return cli_flow_wait(e, working, -1) && !cli_interrupted();
 }
 
 /* Still finding out whether the module loads and pcscd answers. */
@@ -411,8 +481,10 @@ int cli_flow_card(cacreg_engine *e, int wait_ms)
 
     settle_start = now_ms();
     /* Polled rather than woken: DOWN's second look is a matter of time, not of an event. */
-    while (settling(s) && now_ms() - settle_start < 3000)
+    while (settling(s) && now_ms() - settle_start < 3000 && !cli_interrupted())
         cli_flow_wait(e, settling, 50);
+    if (cli_interrupted())
+        return CLI_INTERRUPTED;
     if (s->module != CACREG_MODULE_LOADED) {
         cli_say((cacreg_diagnosis){"No PKCS#11 module.", ""}, s->module_error);
         return CLI_MIDDLEWARE;
@@ -424,6 +496,8 @@ int cli_flow_card(cacreg_engine *e, int wait_ms)
         return CLI_MIDDLEWARE;
     }
     cli_flow_wait(e, no_card, wait_ms);
+    if (cli_interrupted())
+        return CLI_INTERRUPTED;
     if (!s->reader[0]) {
         cli_say((cacreg_diagnosis){"No card is in a reader.", "Insert your CAC."}, NULL);
         return CLI_NO_CARD;
@@ -480,19 +554,4 @@ int cli_stopped(const cacreg_flow_state *s)
         r->reason == CACREG_PORTAL_INVALID_CREDENTIALS)
         printf("%d attempts left before the account locks.\n", r->attempts_left);
     return cli_exit_for(p->fail);
-}
-
-void cli_flow_finish(cacreg_engine *e)
-{
-    cacreg_flow *f = cacreg_engine_flow(e);
-    long long end = now_ms() + 2000;
-
-    cacreg_flow_do(f, CACREG_ACT_RESTART);
-    cacreg_engine_handle(e);
-    /* The logout, not the card read again for a screen there is not. */
-    while (cacreg_flow_state_get(f)->requesting && now_ms() < end) {
-        struct pollfd pfd = {.fd = cacreg_engine_fd(e), .events = POLLIN};
-        poll(&pfd, 1, (int)(end - now_ms()));
-        cacreg_engine_handle(e);
-    }
 }

@@ -17,6 +17,7 @@ enum {
     CLI_USAGE = 4,      /* bad options or configuration */
     CLI_REFUSED = 5,    /* the portal said no */
     CLI_PORTAL = 6,     /* the portal cannot be reached or gave an unusable answer */
+    CLI_INTERRUPTED = -2, /* a signal: cli_command() exits 128 + its number */
 };
 
 /* The commands, as bits for the option table. */
@@ -81,8 +82,24 @@ int cmd_register(int argc, char **argv);
 /* `cacreg reset`; returns the exit status. */
 int cmd_reset(int argc, char **argv);
 
-/* Runs fn(arg) on the worker and waits for its event; other events stay unread. */
-cacreg_err cli_run_job(cacreg_worker *w, int events_rd, cacreg_job_fn fn, void *arg);
+/*
+ * Blocks the terminating signals (SIGINT, SIGTERM, SIGHUP, SIGQUIT), before
+ * any thread starts, and reads them from a descriptor the waits below poll.
+ */
+bool cli_signals_block(void);
+
+/* That descriptor, or -1. */
+int cli_signal_fd(void);
+
+/* The terminating signal that came, or 0. */
+int cli_interrupted(void);
+
+/*
+ * Runs fn(arg) on the worker and waits for its event, at most wait_ms (a
+ * card that stopped answering: CACREG_ERR_TIMEOUT) or until a signal
+ * (CACREG_ERR_CANCELLED); other events stay unread.
+ */
+cacreg_err cli_run_job(cacreg_worker *w, int events_rd, cacreg_job_fn fn, void *arg, int wait_ms);
 
 /* Waits up to wait_ms for the watcher to know whether pcscd is up. */
 void cli_wait_pcsc(cacreg_watcher *w, int wait_ms);
@@ -105,8 +122,8 @@ int cli_engine_new(cacreg_engine **e, const cacreg_config *cfg);
 /* Waits up to wait_ms (-1: for ever) while busy(state) holds; false on time out. */
 bool cli_flow_wait(cacreg_engine *e, bool (*busy)(const cacreg_flow_state *), int wait_ms);
 
-/* Waits while the flow works (a working step). */
-void cli_flow_settle(cacreg_engine *e);
+/* Waits while the flow works (a working step); false when a signal came. */
+bool cli_flow_settle(cacreg_engine *e);
 
 /* Waits for the module and pcscd to be known, then for a card up to wait_ms;
  * 0 when one is in, else prints why and returns the exit status. */
@@ -120,8 +137,5 @@ void cli_say(cacreg_diagnosis d, const char *detail);
 
 /* Prints where the flow stopped (the notice, or the problem); returns the exit status. */
 int cli_stopped(const cacreg_flow_state *s);
-
-/* Asks the portal to end the session and waits (two seconds at most) for it to go. */
-void cli_flow_finish(cacreg_engine *e);
 
 #endif

@@ -99,7 +99,8 @@ static int run(cacreg_engine *e, const struct cli_opts *o, const cacreg_config *
     if (code != CLI_OK)
         return code;
     cacreg_flow_do(f, CACREG_ACT_CAC_LOGIN);
-    cli_flow_settle(e);
+    if (!cli_flow_settle(e))
+        return CLI_INTERRUPTED;
     if (s->step != CACREG_STEP_PIN)
         return outcome(s, o->json);
     if (!o->json) {
@@ -108,8 +109,11 @@ static int run(cacreg_engine *e, const struct cli_opts *o, const cacreg_config *
                c->issuer_cn, c->serial);
         fflush(stdout);
     }
-    if (!cli_read_secret(o->pin_fd, "CAC PIN: ", cfg->idle_timeout_s, cacreg_flow_secret(f), &idle)) {
+    if (!cli_read_secret(o->pin_fd, "CAC PIN: ", cfg->idle_timeout_s, cacreg_flow_secret(f),
+                         &idle)) {
         cacreg_secret_clear(cacreg_flow_secret(f));
+        if (cli_interrupted())
+            return CLI_INTERRUPTED;
         return said(CLI_USAGE,
                     idle ? cacreg_diagnose_say(CACREG_SAY_IDLE)
                          : (cacreg_diagnosis){"The PIN could not be read.",
@@ -118,7 +122,8 @@ static int run(cacreg_engine *e, const struct cli_opts *o, const cacreg_config *
     }
     cacreg_engine_handle(e); /* a card pulled while the PIN was typed ends it here */
     cacreg_flow_do(f, CACREG_ACT_SUBMIT);
-    cli_flow_settle(e);
+    if (!cli_flow_settle(e))
+        return CLI_INTERRUPTED;
     return outcome(s, o->json);
 }
 

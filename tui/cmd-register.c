@@ -49,7 +49,8 @@ static int register_card(cacreg_engine *e, const cacreg_secret *password, int pi
     if (code != CLI_OK)
         return code;
     cacreg_flow_do(f, CACREG_ACT_REGISTER);
-    cli_flow_settle(e);
+    if (!cli_flow_settle(e))
+        return CLI_INTERRUPTED;
     if (s->step != CACREG_STEP_CHOOSE_CERT)
         return cli_stopped(s);
     if (s->chosen >= s->info.ncerts) {
@@ -65,6 +66,8 @@ static int register_card(cacreg_engine *e, const cacreg_secret *password, int pi
     fflush(stdout);
     if (!cli_read_secret(pin_fd, "CAC PIN: ", idle_s, cacreg_flow_secret(f), &idle)) {
         cacreg_secret_clear(cacreg_flow_secret(f));
+        if (cli_interrupted())
+            return CLI_INTERRUPTED;
         cli_say(idle ? cacreg_diagnose_say(CACREG_SAY_IDLE)
                      : (cacreg_diagnosis){"No PIN was given.", ""},
                 NULL);
@@ -72,12 +75,14 @@ static int register_card(cacreg_engine *e, const cacreg_secret *password, int pi
     }
     cacreg_engine_handle(e);
     cacreg_flow_do(f, CACREG_ACT_SUBMIT);
-    cli_flow_settle(e);
+    if (!cli_flow_settle(e))
+        return CLI_INTERRUPTED;
     if (s->step != CACREG_STEP_CONFIRM_PASSWORD)
         return cli_stopped(s);
     type_password(f, password);
     cacreg_flow_do(f, CACREG_ACT_SUBMIT);
-    cli_flow_settle(e);
+    if (!cli_flow_settle(e))
+        return CLI_INTERRUPTED;
     if (s->step != CACREG_STEP_DONE)
         return cli_stopped(s);
     if (s->last.registration == CACREG_REG_UNCHANGED)
@@ -103,6 +108,8 @@ static int run(cacreg_engine *e, const struct cli_opts *o, const cacreg_config *
         return CLI_MIDDLEWARE;
     if (!cli_read_secret(o->password_fd, "Portal password: ", idle_s, password, &idle)) {
         cacreg_secret_free(password);
+        if (cli_interrupted())
+            return CLI_INTERRUPTED;
         cli_say(idle ? cacreg_diagnose_say(CACREG_SAY_IDLE)
                      : (cacreg_diagnosis){"No password was given.", ""},
                 NULL);
@@ -111,23 +118,30 @@ static int run(cacreg_engine *e, const struct cli_opts *o, const cacreg_config *
     cacreg_flow_do(f, CACREG_ACT_PASSWORD_LOGIN);
     type_password(f, password);
     cacreg_flow_act(f, (cacreg_action){.kind = CACREG_ACT_SUBMIT, .username = o->user});
-    cli_flow_settle(e);
+    if (!cli_flow_settle(e)) {
+        code = CLI_INTERRUPTED;
+        goto out;
+    }
     if (s->step != CACREG_STEP_REGISTRATION) {
-        cacreg_secret_free(password);
-        return cli_stopped(s);
+        code = cli_stopped(s);
+        goto out;
     }
     print_registration(s);
     if (o->clear) {
         cacreg_flow_do(f, CACREG_ACT_CLEAR);
         cacreg_flow_do(f, CACREG_ACT_YES);
-        cli_flow_settle(e);
+        if (!cli_flow_settle(e)) {
+            code = CLI_INTERRUPTED;
+            goto out;
+        }
         if (s->step != CACREG_STEP_REGISTRATION) {
-            cacreg_secret_free(password);
-            return cli_stopped(s);
+            code = cli_stopped(s);
+            goto out;
         }
         printf("Registered information cleared.\n");
     }
     code = o->state_only ? CLI_OK : register_card(e, password, o->pin_fd, idle_s);
+out:
     cacreg_secret_free(password); /* the one copy kept for the confirmation: wiped */
     return code;
 }
@@ -157,7 +171,8 @@ static int reset(cacreg_engine *e, const struct cli_opts *o, const cacreg_config
     (void)cfg;
     cacreg_flow_do(f, CACREG_ACT_NEW_PASSWORD);
     cacreg_flow_act(f, (cacreg_action){.kind = CACREG_ACT_SUBMIT, .username = o->user});
-    cli_flow_settle(e);
+    if (!cli_flow_settle(e))
+        return CLI_INTERRUPTED;
     if (s->step != CACREG_STEP_DONE)
         return cli_stopped(s);
     printf("Asked: if %s is an account, instructions for a new password go to its "

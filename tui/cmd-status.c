@@ -5,11 +5,9 @@
  */
 #define _GNU_SOURCE
 #include <poll.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/signalfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -26,8 +24,8 @@ struct status {
     cacreg_worker *worker;
     cacreg_watcher *watcher;
     int events[2];
-    int signal_fd;
     bool json, watch;
+    bool stuck;                  /* a job did not end within card_timeout */
     /* the job in flight */
     char job_reader[128];
     cacreg_card job_info;
@@ -68,10 +66,17 @@ static cacreg_err job_read(void *arg)
     return CACREG_OK;
 }
 
-/* Runs one job on the worker and waits for it. */
+/* Runs one job on the worker and waits for it, at most card_timeout: after a card that
+ * stopped answering (the worker stuck in a card call), no job runs again. */
 static cacreg_err run_job(cacreg_job_fn fn)
 {
-    return cli_run_job(st.worker, st.events[0], fn, &st);
+    cacreg_err rc;
+
+    if (st.stuck)
+        return CACREG_ERR_TIMEOUT;
+    rc = cli_run_job(st.worker, st.events[0], fn, &st, st.cfg.card_timeout_s * 1000);
+    st.stuck = rc == CACREG_ERR_TIMEOUT;
+    return rc;
 }
 
 static const char *pcsc_name(cacreg_pcsc_status s)
@@ -226,6 +231,7 @@ static int report(void)
     json_t *root = NULL, *jreaders = NULL, *jcards = NULL;
     int code = CLI_NO_CARD;
     char atr[128];
+    cacreg_err rc;
 
     cacreg_watcher_snapshot(st.watcher, &readers);
     if (st.json) {
@@ -280,12 +286,19 @@ static int report(void)
         if (!r->card_present || !st.token || code == CLI_MIDDLEWARE)
             continue;
         snprintf(st.job_reader, sizeof st.job_reader, "%s", r->name);
-        if (run_job(job_read) != CACREG_OK) {
+        rc = run_job(job_read);
+        if (rc == CACREG_ERR_CANCELLED)
+            break; /* a signal: the report ends here */
+        if (rc != CACREG_OK) {
+            /* A job still stuck in the card may yet write its error: not read here. */
+            const char *why = rc == CACREG_ERR_TIMEOUT
+                                  ? "The card does not answer; take it out and put it back."
+                                  : st.job_error;
             if (st.json)
                 json_array_append_new(jcards, json_pack("{s:s, s:b, s:s}", "reader", r->name,
-                                                        "recognised", 0, "error", st.job_error));
+                                                        "recognised", 0, "error", why));
             else
-                printf("Card:           %s\n", st.job_error);
+                printf("Card:           %s\n", why);
             code = code == CLI_OK ? CLI_OK : CLI_CARD;
             continue;
         }
@@ -334,13 +347,13 @@ static int watch_loop(void)
 {
     for (;;) {
         struct pollfd pfd[2] = {{.fd = st.events[0], .events = POLLIN},
-                                {.fd = st.signal_fd, .events = POLLIN}};
+                                {.fd = cli_signal_fd(), .events = POLLIN}};
         cacreg_event ev;
 
         if (poll(pfd, 2, -1) < 0)
             continue;
-        if (pfd[1].revents & POLLIN)
-            return CLI_OK;
+        if (cli_interrupted())
+            return CLI_OK; /* --watch ends when interrupted */
         while (cacreg_event_read(st.events[0], &ev) == CACREG_OK) {
             if (ev.type == CACREG_EV_READERS || ev.type == CACREG_EV_JOB_DONE)
                 continue;
@@ -366,9 +379,8 @@ int cmd_status(int argc, char **argv)
         "cannot be used as it is (see Pre-flight); 4 bad options or configuration.\n";
     struct cli_opts o;
     int code, wait_ms;
-    sigset_t mask;
 
-    st.events[0] = st.events[1] = st.signal_fd = -1;
+    st.events[0] = st.events[1] = -1;
     code = cli_parse(CMD_STATUS, argc, argv, synopsis, about, &o, &st.cfg);
     if (code != CLI_OK)
         return code == CLI_HELP ? CLI_OK : code;
@@ -381,12 +393,7 @@ int cmd_status(int argc, char **argv)
         st.trust = NULL;
     else if (st.cfg.ocsp_url[0])
         cacreg_trust_set_ocsp(st.trust, st.cfg.ocsp_url, st.cfg.connect_timeout_s);
-    sigemptyset(&mask);
-    sigaddset(&mask, SIGINT);
-    sigaddset(&mask, SIGTERM);
-    sigprocmask(SIG_BLOCK, &mask, NULL);
-    st.signal_fd = signalfd(-1, &mask, SFD_CLOEXEC);
-    if (cacreg_event_pipe(st.events) != CACREG_OK ||
+    if (!cli_signals_block() || cacreg_event_pipe(st.events) != CACREG_OK ||
         cacreg_worker_start(&st.worker, st.events[1]) != CACREG_OK ||
         cacreg_watcher_start(&st.watcher, st.cfg.reader_filter, st.events[1]) != CACREG_OK) {
         fprintf(stderr, "cacreg: cannot start: %s\n", cacreg_strerror(CACREG_ERR_SYSTEM));
@@ -397,15 +404,18 @@ int cmd_status(int argc, char **argv)
 
     cli_wait_pcsc(st.watcher, wait_ms);
     code = report();
-    if (st.watch)
+    if (st.watch && !cli_interrupted())
         code = watch_loop();
+    else if (cli_interrupted())
+        code = 128 + cli_interrupted();
 
+    fflush(stdout);
     cacreg_watcher_stop(st.watcher);
-    cacreg_worker_stop(st.worker);
+    if (!cacreg_worker_stop(st.worker, 200))
+        _exit(code); /* a job stuck in a card call: nothing secret was typed here */
     cacreg_token_free(st.token);
     cacreg_trust_free(st.trust);
     close(st.events[0]);
     close(st.events[1]);
-    close(st.signal_fd);
     return code;
 }

@@ -423,7 +423,11 @@ int tui_main(int argc, char **argv)
     loop(&t);
     tui_form_free(&t);
     restore_terminal();
-    cacreg_engine_free(t.engine); /* wipes the PIN and password, logs the card out */
+    /* The session ends as the next person's start would: logout, the card reset. Half a
+     * second for it, so that a signal's exit stays within a second. */
+    cacreg_engine_end(t.engine, 500);
+    if (!cacreg_engine_free(t.engine))
+        _exit(CLI_OK); /* a thread stuck in a card call: the secrets are wiped */
     if (saved_err >= 0)
         close(saved_err);
     return CLI_OK;

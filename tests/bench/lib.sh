@@ -4,6 +4,7 @@
 # What the tests run: the PKI, the cacreg binary under test, the reference portal.
 pki=${CACREG_PKI:-$CACREG_BUILD/pki}
 bin=${CACREG_BIN:-$CACREG_BUILD/plain/cacreg}
+case "$bin" in /*) ;; *) bin=$PWD/$bin ;; esac # the same file from any directory or namespace
 portal=$here/../portal/portal
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
@@ -21,15 +22,4 @@ insert() {
     "$here/bench" wait "$CACREG_BENCH" absent >/dev/null
     ctl insert "$1"
     "$here/bench" wait "$CACREG_BENCH" present >/dev/null
-}
-# with_etc DIR COMMAND...: COMMAND in a mount namespace of its own where DIR's
-# files lie over /etc (an overlay), so that a kiosk, which reads /etc only,
-# reads the test's configuration; nothing outside the namespace changes.
-with_etc() {
-    local dir=$1 work=$1.work
-    shift
-    rm -rf "$work" && mkdir -p "$work"
-    unshare --mount --propagation private sh -c \
-        'mount -t overlay overlay -o "lowerdir=/etc,upperdir=$1,workdir=$2" /etc && shift 2 && exec "$@"' \
-        with_etc "$dir" "$work" "$@"
 }

@@ -50,9 +50,9 @@ tui() {
         mkdir -p "$tmp/etc/cacreg"
         printf 'portal_url = https://localhost:%s/api/v1/\nca_bundle = %s\ncrl_file = %s\nreader_filter = Virtual CAC\n' \
             "$port" "$pki/ca-bundle.pem" "$pki/inter.crl" >"$tmp/etc/cacreg/cacreg.conf"
-        settings= wrap="with_etc $tmp/etc"
+        settings= wrap="$here/with-etc --ns $(cat "$CACREG_BENCH/vcacd.pid") $tmp/etc"
     fi
-    { declare -f with_etc; cat <<RUN; } >"$tmp/run.sh"
+    cat >"$tmp/run.sh" <<RUN
 before=\$(stty -g)
 $wrap env LANG=C.UTF-8 TERM=xterm-256color $* "$bin" $settings ${TUI_ARGS:-} \
     2>"$tmp/stderr"
@@ -481,3 +481,94 @@ kill -TERM "$child"
 for _ in $(seq 100); do [ -s "$tmp/exit" ] && break; sleep 0.05; done
 [ "$(cat "$tmp/exit")" = "0 yes" ] || fail "SIGTERM: $(cat "$tmp/exit" 2>/dev/null)"
 ok "kiosk: q, Ctrl-C, Ctrl-Z, Ctrl-\\ and Esc do not leave it; SIGTERM: terminal restored, exit 0"
+
+# The kiosk takes no code and no settings from the person's environment: a p11-kit
+# module of the user's whose name has "opensc" in it, an OpenSSL configuration that
+# loads an engine, OpenSC's own variables; the code they name leaves a marker file.
+mkdir -p "$tmp/home/.config/pkcs11/modules"
+cat >"$tmp/marker.c" <<C
+#include <stdio.h>
+__attribute__((constructor)) static void mark(void)
+{
+    FILE *f = fopen("$tmp/marker", "a");
+    if (f) {
+        fputs("loaded\n", f);
+        fclose(f);
+    }
+}
+C
+cc -shared -fPIC -o "$tmp/evil-opensc.so" "$tmp/marker.c"
+printf 'module: %s\n' "$tmp/evil-opensc.so" >"$tmp/home/.config/pkcs11/modules/evil-opensc.module"
+printf 'openssl_conf = init\n[init]\nengines = e\n[e]\nevil = evil_sec\n[evil_sec]\ndynamic_path = %s\n' \
+    "$tmp/evil-opensc.so" >"$tmp/openssl.cnf"
+hostile="HOME=$tmp/home XDG_CONFIG_HOME=$tmp/home/.config OPENSSL_CONF=$tmp/openssl.cnf"
+hostile="$hostile OPENSC_DRIVER=bogus OPENSC_CONF=$tmp/none.conf P11_KIT_SERVER_ADDRESS=unix:path=$tmp/p11"
+# Outside the kiosk the same environment does run that code: the test can tell.
+rm -f "$tmp/marker"
+# shellcheck disable=SC2086
+env $hostile "$bin" status --ca-bundle "$pki/ca-bundle.pem" >/dev/null 2>&1 || true
+[ -s "$tmp/marker" ] || fail "the marker module never ran outside the kiosk: the test proves nothing"
+rm -f "$tmp/marker"
+TUI_ARGS=--kiosk tui 80 24 $hostile
+wait_for "Card ready: JANE Q DOE"
+[ -e "$tmp/marker" ] && fail "the kiosk ran code named by the person's environment: $(cat "$tmp/marker")"
+screen | grep -qF "opensc-pkcs11.so" || fail "kiosk: not Debian's OpenSC module"
+pane=$(tmux -S "$sock" display -p '#{pane_pid}')
+child=$(ps -o pid= --ppid "$pane" | tr -d ' ' | head -1)
+kill -TERM "$child"
+for _ in $(seq 100); do [ -s "$tmp/exit" ] && break; sleep 0.05; done
+ok "kiosk: a user's p11-kit module, OPENSSL_CONF, OPENSC_DRIVER/OPENSC_CONF and P11_KIT_* have no effect (marker file)"
+
+# A terminal type this machine does not know: one clear line, exit status 4, before
+# any thread starts (it crashed inside initscr() while the flow's threads ran).
+stop_tmux
+rm -f "$tmp/exit" "$tmp/stderr"
+cat >"$tmp/run.sh" <<RUN
+env TERM=xterm-nowhere-known LANG=C.UTF-8 "$bin" --portal https://localhost:$port/api/v1/ \
+    --ca-bundle $pki/ca-bundle.pem 2>"$tmp/stderr"
+echo "\$?" >"$tmp/exit"
+sleep 600
+RUN
+tmux -S "$sock" -f /dev/null new-session -d -x 80 -y 24 "bash $tmp/run.sh"
+server_pid=$(tmux -S "$sock" display -p '#{pid}')
+for _ in $(seq 100); do [ -s "$tmp/exit" ] && break; sleep 0.05; done
+[ "$(cat "$tmp/exit" 2>/dev/null)" = 4 ] || { cat "$tmp/stderr"; fail "unknown TERM: exit $(cat "$tmp/exit" 2>/dev/null)"; }
+grep -q "TERM=xterm-nowhere-known) is not known here" "$tmp/stderr" || { cat "$tmp/stderr"; fail "unknown TERM: message"; }
+[ "$(wc -l <"$tmp/stderr")" = 1 ] || { cat "$tmp/stderr"; fail "unknown TERM: more than one line"; }
+ok "unknown TERM: one clear line, exit 4"
+
+# Signals a person or a system can send end it with the terminal restored.
+for sig in USR1 USR2 ALRM HUP; do
+    tui 80 24
+    pane=$(tmux -S "$sock" display -p '#{pane_pid}')
+    child=$(ps -o pid= --ppid "$pane" | tr -d ' ' | head -1)
+    kill "-$sig" "$child"
+    for _ in $(seq 40); do [ -s "$tmp/exit" ] && break; sleep 0.05; done
+    [ "$(cat "$tmp/exit" 2>/dev/null)" = "0 yes" ] || fail "SIG$sig: $(cat "$tmp/exit" 2>/dev/null) (want '0 yes' within 2 s)"
+done
+ok "SIGUSR1, SIGUSR2, SIGALRM, SIGHUP: terminal restored, exit 0"
+
+# Ctrl-C and Ctrl-\ at the headless PIN prompt: echo comes back, the exit says why.
+for key in C-c 'C-\'; do
+    stop_tmux
+    rm -f "$tmp/exit"
+    cat >"$tmp/run.sh" <<RUN
+before=\$(stty -g)
+"$bin" login --cac --portal https://localhost:$port/api/v1/ --ca-bundle $pki/ca-bundle.pem \
+    --crl $pki/inter.crl --reader 'Virtual CAC' >"$tmp/out" 2>"$tmp/stderr"
+rc=\$?
+[ "\$(stty -g)" = "\$before" ] && restored=yes || restored=no
+echo "\$rc \$restored" >"$tmp/exit"
+sleep 600
+RUN
+    tmux -S "$sock" -f /dev/null new-session -d -x 80 -y 24 "bash $tmp/run.sh"
+    server_pid=$(tmux -S "$sock" display -p '#{pid}')
+    wait_for "CAC PIN:"
+    typed 123
+    keys "$key"
+    for _ in $(seq 40); do [ -s "$tmp/exit" ] && break; sleep 0.05; done
+    want=$([ "$key" = C-c ] && echo 130 || echo 131)
+    [ "$(cat "$tmp/exit" 2>/dev/null)" = "$want yes" ] ||
+        { cat "$tmp/stderr"; fail "$key at the PIN prompt: $(cat "$tmp/exit" 2>/dev/null), want '$want yes'"; }
+done
+ok "Ctrl-C and Ctrl-\\ at the headless PIN prompt: echo restored, exit 130/131, within 2 s"

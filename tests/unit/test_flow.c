@@ -27,7 +27,7 @@ struct fake {
     long long now;
     int next_id;
     int load_id, read_id, pin_id, forget_id, request_id;
-    int reads, forgets, use_keys, drop_keys, cancels;
+    int reads, forgets, resets, use_keys, drop_keys, cancels;
     int pins_sent;
     char pin[16];                /* the last PIN the flow gave away */
     cacreg_request requests[64]; /* every request sent, in order */
@@ -72,10 +72,14 @@ static int io_check_pin(void *ctx, const char *reader, cacreg_secret *pin)
     return fk.pin_id = ++fk.next_id;
 }
 
-static int io_forget(void *ctx)
+static int io_forget(void *ctx, const char *reader, bool reset)
 {
     (void)ctx;
     fk.forgets++;
+    if (reset) {
+        assert_string_equal(reader, READER); /* the card the PIN went to */
+        fk.resets++;
+    }
     return fk.forget_id = ++fk.next_id;
 }
 
@@ -854,6 +858,58 @@ static void test_card_job_deadline(void **state)
     cacreg_flow_free(f);
 }
 
+/* Every way a session that verified a PIN can end resets the card: no one signs with it next. */
+static void test_card_reset_at_each_end(void **state)
+{
+    static const struct {
+        const char *how;
+        cacreg_step step;
+        bool account;
+        cacreg_action_kind act; /* ACT_COUNT: left alone for idle_timeout */
+    } cases[] = {
+        {"done, next person", CACREG_STEP_DONE, false, CACREG_ACT_RESTART},
+        {"done, Esc", CACREG_STEP_DONE, false, CACREG_ACT_BACK},
+        {"done, left alone", CACREG_STEP_DONE, false, CACREG_ACT_COUNT},
+        {"refused, Enter", CACREG_STEP_FAILED, false, CACREG_ACT_BACK},
+        {"registered, next person", CACREG_STEP_DONE, true, CACREG_ACT_RESTART},
+        {"confirm password, Esc", CACREG_STEP_CONFIRM_PASSWORD, true, CACREG_ACT_BACK},
+        {"confirm password, left alone", CACREG_STEP_CONFIRM_PASSWORD, true, CACREG_ACT_COUNT},
+        {"refused registration, Esc", CACREG_STEP_FAILED, true, CACREG_ACT_BACK},
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        cacreg_flow *f = make();
+
+        drive_to(f, cases[i].step, cases[i].account);
+        assert_int_equal(fk.resets, 0);
+        if (cases[i].act == CACREG_ACT_COUNT)
+            tick(f, cfg.idle_timeout_s * 1000LL);
+        else
+            assert_true(act(f, cases[i].act));
+        if (fk.resets != 1)
+            fail_msg("%s: %d resets", cases[i].how, fk.resets);
+        assert_int_equal(st(f)->card_reset, CACREG_RESET_RUNNING);
+        feed(f, (cacreg_flow_event){.type = CACREG_FLOW_EV_FORGOTTEN, .job = fk.forget_id,
+                                    .err = CACREG_OK});
+        assert_int_equal(st(f)->card_reset, CACREG_RESET_DONE);
+        cacreg_flow_free(f);
+    }
+
+    /* A reset that fails is tried again, twice, and then said. */
+    {
+        cacreg_flow *f = make();
+        drive_to(f, CACREG_STEP_DONE, false);
+        act(f, CACREG_ACT_RESTART);
+        for (int i = 0; i < 3; i++)
+            feed(f, (cacreg_flow_event){.type = CACREG_FLOW_EV_FORGOTTEN, .job = fk.forget_id,
+                                        .err = CACREG_ERR_CARD});
+        assert_int_equal(fk.resets, 3);
+        assert_int_equal(st(f)->card_reset, CACREG_RESET_FAILED);
+        cacreg_flow_free(f);
+    }
+}
+
 /* Esc from each step: one step back, never out; an account's views need the account. */
 static void test_back_from_each_step(void **state)
 {
@@ -921,6 +977,7 @@ int main(void)
         cmocka_unit_test(test_idle_at_each_step),
         cmocka_unit_test(test_card_job_deadline),
         cmocka_unit_test(test_back_from_each_step),
+        cmocka_unit_test(test_card_reset_at_each_end),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

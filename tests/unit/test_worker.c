@@ -1,5 +1,6 @@
 /* Unit tests for core/worker.c and core/event.c: jobs finish as events, in order. */
 #include <poll.h>
+#include <stdatomic.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -60,7 +61,7 @@ static void test_jobs_finish_as_events_in_order(void **state)
     }
     for (int i = 0; i < 5; i++)
         assert_int_equal(ran[i], i);
-    cacreg_worker_stop(w);
+    assert_true(cacreg_worker_stop(w, -1));
     close(fds[0]);
     close(fds[1]);
 }
@@ -81,11 +82,43 @@ static void test_queue_full_and_stop(void **state)
         if (cacreg_worker_submit(w, job_record, &arg) > 0)
             accepted++;
     assert_true(accepted >= 15 && accepted <= 16);
-    cacreg_worker_stop(w);
+    assert_true(cacreg_worker_stop(w, 1000));
     assert_true(nran < accepted);
-    cacreg_worker_stop(NULL);
+    assert_true(cacreg_worker_stop(NULL, 0));
     close(fds[0]);
     close(fds[1]);
+}
+
+/* A job that never ends (a card that stopped answering): stop gives up in time, and says so. */
+static atomic_bool release;
+
+static cacreg_err job_stuck(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&release))
+        nanosleep(&(struct timespec){.tv_nsec = 10000000}, NULL);
+    return CACREG_OK;
+}
+
+static void test_stop_gives_up_on_a_stuck_job(void **state)
+{
+    int fds[2];
+    cacreg_worker *w;
+    struct timespec t0, t1;
+    long ms;
+
+    (void)state;
+    assert_int_equal(cacreg_event_pipe(fds), CACREG_OK);
+    assert_int_equal(cacreg_worker_start(&w, fds[1]), CACREG_OK);
+    assert_true(cacreg_worker_submit(w, job_stuck, NULL) > 0);
+    nanosleep(&(struct timespec){.tv_nsec = 20000000}, NULL);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    assert_false(cacreg_worker_stop(w, 200));
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+    assert_true(ms >= 190 && ms < 1000);
+    atomic_store(&release, true); /* let the abandoned thread end, for the sanitizers */
+    nanosleep(&(struct timespec){.tv_nsec = 50000000}, NULL);
 }
 
 int main(void)
@@ -93,6 +126,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_jobs_finish_as_events_in_order),
         cmocka_unit_test(test_queue_full_and_stop),
+        cmocka_unit_test(test_stop_gives_up_on_a_stuck_job),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
