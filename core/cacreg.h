@@ -531,6 +531,8 @@ typedef struct cacreg_flow_state {
     char verdict_detail[512];
     int tries_left;             /* after the last PIN try; -1 unknown */
     cacreg_card_reset card_reset; /* after a session that used the PIN */
+    bool card_stuck;            /* a card call passed card_timeout and has not ended: the
+                                   card or its reader hangs, and no card job can run */
 
     /* the portal */
     char username[128];

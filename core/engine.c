@@ -75,12 +75,22 @@ static cacreg_err job_load(void *arg)
                              e->cfg.pin_max_tries, e->load_err, sizeof e->load_err);
 }
 
+/* A read that got less than a CAC holds: complete only if the card did not go meanwhile. */
+#define CAC_CERTS 3
+#define CARD_GONE_WAIT_MS 800
+
 static cacreg_err job_read(void *arg)
 {
     cacreg_engine *e = arg;
     struct read_job *j = &e->read;
     cacreg_err rc = cacreg_token_read(e->token, j->reader, &j->card, j->err, sizeof j->err);
 
+    if ((rc != CACREG_OK || j->card.ncerts < CAC_CERTS) &&
+        !cacreg_reader_card_stays(j->reader, CARD_GONE_WAIT_MS)) {
+        cacreg_token_forget(e->token); /* what was read is a part of the card, at most */
+        cacreg_errf(j->err, sizeof j->err, "The card was removed while it was read.");
+        return CACREG_ERR_NO_CARD;
+    }
     if (rc != CACREG_OK)
         return rc;
     j->chosen = cacreg_cert_choose(j->card.certs, j->card.ncerts);

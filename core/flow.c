@@ -767,9 +767,11 @@ static void check_timer(cacreg_flow *f)
     f->deadline = 0;
     if (timer == TIMER_IDLE)
         start_over_saying(f, CACREG_FAIL_IDLE, CACREG_STAGE_IDLE, CACREG_SAY_IDLE);
-    else if (timer == TIMER_CARD)
+    else if (timer == TIMER_CARD) {
+        f->st.card_stuck = true; /* until a card job ends after all */
         fail(f, CACREG_FAIL_CARD, CACREG_STAGE_CARD, CACREG_ERR_TIMEOUT,
              cacreg_diagnose_say(CACREG_SAY_CARD_STUCK), NULL);
+    }
 }
 
 /* ---- the public side ---- */
@@ -820,6 +822,9 @@ void cacreg_flow_trace(cacreg_flow *f, void (*fn)(const char *line, void *ctx), 
 
 void cacreg_flow_feed(cacreg_flow *f, const cacreg_flow_event *ev)
 {
+    if (ev->type == CACREG_FLOW_EV_LOADED || ev->type == CACREG_FLOW_EV_CARD_READ ||
+        ev->type == CACREG_FLOW_EV_PIN_CHECKED || ev->type == CACREG_FLOW_EV_FORGOTTEN)
+        f->st.card_stuck = false; /* the worker answers again */
     switch (ev->type) {
     case CACREG_FLOW_EV_READERS:
         on_readers(f, ev);

@@ -73,6 +73,14 @@ void cacreg_watcher_snapshot(cacreg_watcher *w, cacreg_readers *out);
  */
 cacreg_err cacreg_reader_reset(const char *reader, char *err, size_t err_size);
 
+/*
+ * After a read that may have been cut short (the card pulled in the middle,
+ * which OpenSC can answer with fewer certificates and no error): true when
+ * the card is still in reader and nothing about it changes for wait_ms
+ * (pcscd may take a poll interval to see a card go). Blocks: for a job.
+ */
+bool cacreg_reader_card_stays(const char *reader, int wait_ms);
+
 /* ---- the worker (core/worker.c) ---- */
 
 /*

@@ -390,3 +390,27 @@ cacreg_err cacreg_reader_reset(const char *reader, char *err, size_t err_size)
     }
     return CACREG_OK;
 }
+
+bool cacreg_reader_card_stays(const char *reader, int wait_ms)
+{
+    SCARDCONTEXT ctx;
+    SCARD_READERSTATE rs;
+    bool stays = false;
+    LONG rv;
+
+    if (SCardEstablishContext(SCARD_SCOPE_SYSTEM, NULL, NULL, &ctx) != SCARD_S_SUCCESS)
+        return false;
+    memset(&rs, 0, sizeof rs);
+    rs.szReader = reader;
+    rs.dwCurrentState = SCARD_STATE_UNAWARE;
+    rv = SCardGetStatusChange(ctx, 0, &rs, 1);
+    if (rv == SCARD_S_SUCCESS && (rs.dwEventState & SCARD_STATE_PRESENT)) {
+        /* Whatever changes now (the upper 16 bits count insertions and removals) is a card
+         * that went, or another card. */
+        rs.dwCurrentState = rs.dwEventState & ~(DWORD)SCARD_STATE_CHANGED;
+        rv = SCardGetStatusChange(ctx, (DWORD)wait_ms, &rs, 1);
+        stays = rv == SCARD_E_TIMEOUT;
+    }
+    SCardReleaseContext(ctx);
+    return stays;
+}

@@ -53,6 +53,14 @@ static cacreg_err job_read(void *arg)
 
     rc = cacreg_token_read(s->token, s->job_reader[0] ? s->job_reader : NULL, info, s->job_error,
                            sizeof s->job_error);
+    /* Less than a CAC holds (OpenSC answers a card pulled mid-read so, without an
+     * error): a result only if the card is still there. */
+    if ((rc != CACREG_OK || info->ncerts < 3) && s->job_reader[0] &&
+        !cacreg_reader_card_stays(s->job_reader, 800)) {
+        cacreg_token_forget(s->token);
+        snprintf(s->job_error, sizeof s->job_error, "The card was removed while it was read.");
+        return CACREG_ERR_NO_CARD;
+    }
     if (rc != CACREG_OK)
         return rc;
     s->job_chosen = cacreg_cert_choose(info->certs, info->ncerts);
@@ -299,7 +307,7 @@ static int report(void)
                                                         "recognised", 0, "error", why));
             else
                 printf("Card:           %s\n", why);
-            code = code == CLI_OK ? CLI_OK : CLI_CARD;
+            code = code == CLI_OK ? CLI_OK : rc == CACREG_ERR_NO_CARD ? CLI_NO_CARD : CLI_CARD;
             continue;
         }
         int card_code = show_card(jcards);

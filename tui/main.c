@@ -3,7 +3,9 @@
  * command, the full-screen front end; with a command, a headless one.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "tui.h"
@@ -30,8 +32,36 @@ static void usage(FILE *f)
                "Run 'cacreg COMMAND --help' for a command's options.\n");
 }
 
+/*
+ * Freed memory overwritten at once (glibc's perturb byte) and never parked in
+ * the per-thread cache, which skips the perturb: the copies libraries make of
+ * a PIN or a password (OpenSC's APDU log buffer, libcurl's request, libp11's
+ * re-login copy) are gone when the library frees them. glibc reads these
+ * tunables only at start, so the program starts itself again once, with them.
+ */
+static void malloc_hygiene(int argc, char **argv)
+{
+    static const char want[] = "glibc.malloc.perturb=165:glibc.malloc.tcache_count=0";
+    static const char *const no_secrets[] = {"status", "reset", "--version", "--help", "-h"};
+    const char *have = getenv("GLIBC_TUNABLES");
+    char tunables[1024];
+
+    for (size_t i = 0; argc >= 2 && i < sizeof no_secrets / sizeof no_secrets[0]; i++)
+        if (strcmp(argv[1], no_secrets[i]) == 0)
+            return; /* nothing secret is typed: not worth the second start (~50 ms) */
+    if (have && strstr(have, want))
+        return;
+    if ((size_t)snprintf(tunables, sizeof tunables, "%s%s%s", have ? have : "", have ? ":" : "",
+                         want) >= sizeof tunables ||
+        setenv("GLIBC_TUNABLES", tunables, 1) != 0)
+        return;
+    execv("/proc/self/exe", argv);
+    /* no /proc: go on without them; the wipes cacreg does itself still happen */
+}
+
 int main(int argc, char **argv)
 {
+    malloc_hygiene(argc, argv);
     if (cacreg_harden_process() != CACREG_OK) {
         fprintf(stderr, "cacreg: cannot protect this process's memory from core dumps\n");
         return 5;

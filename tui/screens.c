@@ -308,7 +308,11 @@ static void page_failed(const struct tui *t, const struct tui_layout *l)
     y++;
     if (cacreg_flow_can(t->flow, CACREG_ACT_NEW_PASSWORD) && y - l->y < l->lines)
         tui_put(t, y++, x, w, ROLE_NORMAL, "N  ask for a new password");
-    if (y - l->y < l->lines)
+    if (s->card_stuck && y - l->y < l->lines)
+        tui_text(t, y, x, w, 3,
+                 "cacreg has to stop for this: press Enter to close it, then start it again.",
+                 ROLE_WARN);
+    else if (y - l->y < l->lines)
         tui_put(t, y, x, w, ROLE_DIM, "Press Enter to go back.");
 }
 

@@ -200,6 +200,8 @@ static void run_key(struct tui *t, const struct tui_screen *sc, const struct tui
         t->hint[0] = '\0';
         if (!cacreg_flow_do(t->flow, k->act))
             tui_hint(t, "That key does nothing here.");
+        if (s->card_stuck && s->step == CACREG_STEP_START)
+            t->quit = true; /* no card job can run in this process any more: start afresh */
         break;
     case OP_HELP:
         t->help = true;

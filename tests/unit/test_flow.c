@@ -852,7 +852,9 @@ static void test_card_job_deadline(void **state)
     tick(f, cfg.card_timeout_s * 1000LL);
     assert_int_equal(st(f)->step, CACREG_STEP_FAILED);
     assert_int_equal(st(f)->problem.err, CACREG_ERR_TIMEOUT);
+    assert_true(st(f)->card_stuck);
     pin_checked(f, CACREG_OK, -1); /* it ends after all: the login is dropped */
+    assert_false(st(f)->card_stuck);
     assert_int_equal(fk.drop_keys, 1);
     assert_int_equal(fk.nrequests, 0);
     cacreg_flow_free(f);

@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# The card pulled at a random moment while cacreg reads it, checks its PIN or
+# logs in with it, at 20-50 ms per APDU (a real CAC's pace): `cacreg status`,
+# `cacreg login --cac` and the full-screen front end. Nothing may hang: each
+# run ends in a complete result or "the card was removed" (exit 1), and the
+# front end is back at its start screen with the card gone from its panel.
+# Prints the figures: runs, hangs, outcomes, the longest time from the pull to
+# the end. PULL_RUNS runs of each (default 7: about 20 in all, for make check;
+# `make soak` runs 200 or more).
+# Needs a running bench (PCSCLITE_CSOCK_NAME, CACREG_BENCH): see tests/run.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=lib.sh
+. "$here/lib.sh"
+runs=${PULL_RUNS:-7}
+tmp=$(mktemp -d)
+sock=$tmp/tmux.sock
+server_pid=
+stop_tmux() {
+    if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
+        kill "$server_pid" 2>/dev/null || true
+        for _ in $(seq 100); do
+            kill -0 "$server_pid" 2>/dev/null || break
+            [ "$(ps -o stat= -p "$server_pid" 2>/dev/null | cut -c1)" = Z ] && break
+            sleep 0.05
+        done
+    fi
+    server_pid=
+}
+cleanup() {
+    stop_tmux
+    ctl delay 0 || true
+    [ -d "$tmp/portal" ] && "$portal" stop "$tmp/portal"
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+port=$("$portal" start "$tmp/portal" --crl "$pki/inter.crl")
+RANDOM=1105 # the same pulls every time
+
+ms() { echo $(($(date +%s%N) / 1000000)); }
+hangs=0 complete=0 removed=0 longest=0
+declare -A seen=()
+
+# one KIND: a card in, the command started, the card pulled DELAY_MS later.
+one() {
+    local kind=$1 delay=$((20 + RANDOM % 31)) after=$((100 + RANDOM % 3500)) pid rc t0 t
+    ctl unblock valid
+    insert valid
+    ctl delay "$delay"
+    case "$kind" in
+    status)
+        "$bin" status --ca-bundle "$pki/ca-bundle.pem" --crl "$pki/inter.crl" \
+            --reader "Virtual CAC" >"$tmp/out" 2>&1 &
+        ;;
+    login)
+        printf '123456\n' >"$tmp/pin"
+        "$bin" login --cac --pin-fd 3 --ca-bundle "$pki/ca-bundle.pem" --crl "$pki/inter.crl" \
+            --reader "Virtual CAC" --portal "https://localhost:$port/api/v1/" \
+            >"$tmp/out" 2>&1 3<"$tmp/pin" &
+        ;;
+    esac
+    pid=$!
+    sleep "$(printf '0.%03d' "$after")"
+    [ "$after" -ge 1000 ] && sleep "$((after / 1000))"
+    ctl remove
+    t0=$(ms)
+    for _ in $(seq 200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+    if kill -0 "$pid" 2>/dev/null; then
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+        hangs=$((hangs + 1))
+        echo "HANG: $kind, $delay ms/APDU, pulled after $after ms"
+        cat "$tmp/out"
+        return
+    fi
+    rc=0
+    wait "$pid" || rc=$?
+    t=$(($(ms) - t0))
+    [ "$t" -gt "$longest" ] && longest=$t
+    if [ "$rc" = 1 ] && grep -qE "removed|No card is in a reader|: no card$" "$tmp/out"; then
+        removed=$((removed + 1))
+    elif [ "$rc" = 0 ] && { [ "$kind" = login ] || grep -q "^Certificates:   3" "$tmp/out"; }; then
+        complete=$((complete + 1))
+    else
+        cat "$tmp/out"
+        fail "$kind, $delay ms/APDU, pulled after $after ms: exit $rc, neither complete nor 'removed' (or gone before)"
+    fi
+    seen["$kind $rc"]=1
+}
+
+# The front end: a card in, pulled while it is read or used; back at the start, no hang.
+screen() { tmux -S "$sock" capture-pane -p; }
+tui_one() {
+    local delay=$((20 + RANDOM % 31)) after=$((100 + RANDOM % 3500)) t0 t
+    ctl remove
+    "$here/bench" wait "$CACREG_BENCH" absent >/dev/null
+    ctl delay "$delay"
+    ctl insert valid
+    sleep "$(printf '0.%03d' "$after")"
+    [ "$after" -ge 1000 ] && sleep "$((after / 1000))"
+    ctl remove
+    t0=$(ms)
+    for _ in $(seq 200); do screen | grep -qF "not inserted" && break; sleep 0.05; done
+    t=$(($(ms) - t0))
+    if ! screen | grep -qF "not inserted"; then
+        hangs=$((hangs + 1))
+        echo "HANG: front end, $delay ms/APDU, pulled after $after ms"
+        screen
+        return
+    fi
+    [ "$t" -gt "$longest" ] && longest=$t
+    removed=$((removed + 1))
+}
+
+for _ in $(seq "$runs"); do one status; done
+for _ in $(seq "$runs"); do one login; done
+
+# The front end, in a pane of its own; a CAC login started on each card, so the pull lands
+# in the read, the PIN check or the portal's handshake.
+rm -f "$tmp/exit"
+cat >"$tmp/run.sh" <<RUN
+env LANG=C.UTF-8 TERM=xterm-256color "$bin" --portal "https://localhost:$port/api/v1/" \
+    --ca-bundle "$pki/ca-bundle.pem" --crl "$pki/inter.crl" --reader "Virtual CAC" 2>"$tmp/stderr"
+echo "\$?" >"$tmp/exit"
+sleep 600
+RUN
+tmux -S "$sock" -f /dev/null new-session -d -x 80 -y 24 "bash $tmp/run.sh"
+server_pid=$(tmux -S "$sock" display -p '#{pid}')
+for _ in $(seq 100); do screen | grep -qF "Reader status" && break; sleep 0.05; done
+for _ in $(seq "$runs"); do
+    tmux -S "$sock" send-keys c
+    tmux -S "$sock" send-keys -l 123456
+    tmux -S "$sock" send-keys Enter
+    tui_one
+    tmux -S "$sock" send-keys Escape
+done
+tmux -S "$sock" send-keys C-c
+t0=$(ms)
+for _ in $(seq 40); do [ -s "$tmp/exit" ] && break; sleep 0.05; done
+[ -s "$tmp/exit" ] || fail "the front end did not end on Ctrl-C within 2 s after the pulls"
+echo "front end: Ctrl-C after the pulls ended it in $(($(ms) - t0)) ms"
+
+total=$((3 * runs))
+echo "pulls: $total runs at 20-50 ms/APDU; hangs $hangs; complete $complete; 'card removed' $removed;" \
+    "longest pull-to-end $longest ms; outcomes: ${!seen[*]}"
+[ "$hangs" = 0 ] || fail "$hangs of $total runs hung"
+ok "card pulled at random during reads, PIN and login, $total runs: no hang, each complete or 'removed'"
