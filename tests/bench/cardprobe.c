@@ -135,7 +135,8 @@ static unsigned verify_pin(struct probe *p, const char *pin)
     unsigned sw;
 
     memset(apdu + 5, 0xFF, 8);
-    memcpy(apdu + 5, pin, n);
+    for (size_t i = 0; i < n; i++)
+        apdu[5 + i] = (unsigned char)pin[i];
     sw = command(p, apdu, sizeof apdu);
     memset(apdu, 0, sizeof apdu);
     return sw;
@@ -249,7 +250,7 @@ int main(int argc, char **argv)
             char *end;
 
             bits = strtol(argv[++i], &end, 10);
-            if (*end || bits < 512 || bits > MAX_KEY_BYTES * 8 || bits % 8)
+            if (*end || bits < 512 || bits > (long)MAX_KEY_BYTES * 8 || bits % 8)
                 return usage();
         } else if (strcmp(argv[i], "--reset") == 0) {
             reset = 1;
