@@ -12,7 +12,7 @@ cardprobe=$CACREG_BUILD/tests/cardprobe
 module=$(pkg-config --variable=libdir libpcsclite 2>/dev/null)/opensc-pkcs11.so
 [ -e "$module" ] || module=/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so
 tmp=$(mktemp -d)
-holder_pid= p11_pid=
+holder_pid='' p11_pid=''
 cleanup() {
     [ -z "$holder_pid" ] || kill "$holder_pid" 2>/dev/null || true
     [ -z "$p11_pid" ] || kill "$p11_pid" 2>/dev/null || true
@@ -25,8 +25,8 @@ probe() {
     local want_rc=$1 want=$2 got rc=0
     shift 2
     got=$("$cardprobe" "$@" 2>"$tmp/probe.err") || rc=$?
-    [ "$rc" = "$want_rc" ] && [ "$got" = "$want" ] ||
-        fail "cardprobe $*: got '$got' (exit $rc), want '$want' (exit $want_rc): $(cat "$tmp/probe.err")"
+    [ "$rc" = "$want_rc" ] && [ "$got" = "$want" ] && return 0
+    fail "cardprobe $*: got '$got' (exit $rc), want '$want' (exit $want_rc): $(cat "$tmp/probe.err")"
 }
 signatures() { counter signatures; }
 expect_signatures() {
@@ -51,19 +51,20 @@ logged_in() { [ "$(counter verifies)" = 1 ]; }
 hold_start() {
     local line
     coproc HOLDER { exec "$cardprobe" --hold 2>&1; }
+    # shellcheck disable=SC2153 # coproc sets HOLDER_PID
     holder_pid=$HOLDER_PID
     read -r -t 10 line <&"${HOLDER[0]}" || fail "cardprobe --hold: no answer"
     [ "$line" = held ] || fail "cardprobe --hold: '$line'"
 }
 # hold_end WANT_STATUS WANT_LINE: the held probe runs now.
 hold_end() {
-    local got= rc=0 out=${HOLDER[0]}
+    local got='' rc=0 out=${HOLDER[0]}
     eval "exec ${HOLDER[1]}>&-"
     read -r -t 10 got <&"$out" || true
     wait "$holder_pid" || rc=$?
     holder_pid=
-    [ "$rc" = "$1" ] && [ "$got" = "$2" ] ||
-        fail "held cardprobe: got '$got' (exit $rc), want '$2' (exit $1)"
+    [ "$rc" = "$1" ] && [ "$got" = "$2" ] && return 0
+    fail "held cardprobe: got '$got' (exit $rc), want '$2' (exit $1)"
 }
 
 ctl unblock valid
