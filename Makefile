@@ -36,7 +36,7 @@ asan_FLAGS  := $(SAN)
 core_objs  = $(patsubst core/%.c,$(BUILD)/$(1)/core/%.o,$(CORE_SRC))
 unit_tests = $(patsubst tests/unit/%.c,$(BUILD)/$(1)/tests/%,$(UNIT_SRC))
 
-BENCH_TOOLS := $(BUILD)/tests/vcacd $(BUILD)/tests/pcscwait
+BENCH_TOOLS := $(BUILD)/tests/vcacd $(BUILD)/tests/pcscwait $(BUILD)/tests/cardprobe
 PKI_STAMP   := $(BUILD)/pki/.stamp
 
 .PHONY: all check check-unit check-bench bench bench-tools deps install uninstall clean \
@@ -87,6 +87,9 @@ $(BUILD)/tests/vcacd: tests/bench/vcacd.c | $(BUILD)/tests
 	$(CC) $(ALL_CFLAGS) $(call pkg_cflags,libcacard) $< $(call pkg_libs,libcacard) -o $@
 
 $(BUILD)/tests/pcscwait: tests/bench/pcscwait.c | $(BUILD)/tests
+	$(CC) $(ALL_CFLAGS) $(call pkg_cflags,libpcsclite) $< $(call pkg_libs,libpcsclite) -o $@
+
+$(BUILD)/tests/cardprobe: tests/bench/cardprobe.c | $(BUILD)/tests
 	$(CC) $(ALL_CFLAGS) $(call pkg_cflags,libpcsclite) $< $(call pkg_libs,libpcsclite) -o $@
 
 $(PKI_STAMP): tests/pki/mkpki.sh tests/pki/personas.txt

@@ -391,19 +391,25 @@ static int card_main(const char *name)
             break;
         t0 = now_us();
         if (len == 1) {
+            bool was_verified = c.verified;
+
             switch (msg[0]) {
             case 0: /* power off */
                 vreader_power_off(c.reader);
                 c.powered = false;
                 c.verified = false;
+                logf_("card %s: power off%s", name, was_verified ? ", PIN login dropped" : "");
                 break;
             case 1: /* power on */
-                if (!c.powered)
+                if (!c.powered) {
                     card_power_on(&c);
+                    logf_("card %s: power on", name);
+                }
                 break;
             case 2: /* reset */
                 vreader_power_off(c.reader);
                 card_power_on(&c);
+                logf_("card %s: reset%s", name, was_verified ? ", PIN login dropped" : "");
                 break;
             case 4: /* get ATR: from the cache, never by powering on again */
                 if (send_frame(fd, c.atr, (size_t)c.atr_len) < 0)
