@@ -40,7 +40,7 @@ BENCH_TOOLS := $(BUILD)/tests/vcacd $(BUILD)/tests/pcscwait $(BUILD)/tests/cardp
 PKI_STAMP   := $(BUILD)/pki/.stamp
 
 .PHONY: all check check-unit check-bench bench bench-tools deps install uninstall clean \
-        lint fuzz demo
+        lint fuzz demo soak
 .DELETE_ON_ERROR:
 
 all: $(foreach v,$(VARIANTS),$(BUILD)/$(v)/libcacreg.a $(BUILD)/$(v)/cacreg) bench-tools
@@ -118,6 +118,11 @@ check-bench: bench-tools $(TEST_PROGS)
 demo: deps
 	$(MAKE) --no-print-directory bench-tools $(BUILD)/plain/cacreg
 	CACREG_BUILD=$(abspath $(BUILD)) tests/bench/demo
+
+# Long runs: the card pulled at random moments, 210 times per binary (PULL_RUNS x 3).
+soak: deps
+	$(MAKE) --no-print-directory all
+	BUILD=$(BUILD) tests/run soak
 
 # Benchmarks print figures; they assert nothing about speed.
 bench: deps

@@ -87,6 +87,7 @@ static void enter_start(cacreg_flow *f);
 static void enter_asking(cacreg_flow *f);
 static void leave_asking(cacreg_flow *f);
 static void enter_registration(cacreg_flow *f);
+static void enter_failed(cacreg_flow *f);
 
 #define NO_BACK CACREG_STEP_COUNT
 
@@ -123,7 +124,7 @@ static const struct step_def steps[CACREG_STEP_COUNT] = {
                            false, TAKES(SUBMIT) | TAKES(BACK)},
     [CACREG_STEP_DONE] = {"DONE", NULL, NULL, SECRET_NONE, TIMER_IDLE, CACREG_STEP_START, false,
                           false, TAKES(BACK)},
-    [CACREG_STEP_FAILED] = {"FAILED", NULL, NULL, SECRET_NONE, TIMER_IDLE,
+    [CACREG_STEP_FAILED] = {"FAILED", enter_failed, NULL, SECRET_NONE, TIMER_IDLE,
                             CACREG_STEP_REGISTRATION, false, false,
                             TAKES(BACK) | TAKES(NEW_PASSWORD)},
 };
@@ -446,6 +447,12 @@ static void enter_start(cacreg_flow *f)
 
 /* The account's view is without the card's login. */
 static void enter_registration(cacreg_flow *f)
+{
+    drop_card_login(f);
+}
+
+/* A failure ends the card's part of the session: its login is dropped, the card reset. */
+static void enter_failed(cacreg_flow *f)
 {
     drop_card_login(f);
 }

@@ -872,22 +872,23 @@ static void test_card_reset_at_each_end(void **state)
         {"done, next person", CACREG_STEP_DONE, false, CACREG_ACT_RESTART},
         {"done, Esc", CACREG_STEP_DONE, false, CACREG_ACT_BACK},
         {"done, left alone", CACREG_STEP_DONE, false, CACREG_ACT_COUNT},
-        {"refused, Enter", CACREG_STEP_FAILED, false, CACREG_ACT_BACK},
+        {"refused: at once", CACREG_STEP_FAILED, false, CACREG_ACT_COUNT},
         {"registered, next person", CACREG_STEP_DONE, true, CACREG_ACT_RESTART},
         {"confirm password, Esc", CACREG_STEP_CONFIRM_PASSWORD, true, CACREG_ACT_BACK},
         {"confirm password, left alone", CACREG_STEP_CONFIRM_PASSWORD, true, CACREG_ACT_COUNT},
-        {"refused registration, Esc", CACREG_STEP_FAILED, true, CACREG_ACT_BACK},
+        {"refused registration: at once", CACREG_STEP_FAILED, true, CACREG_ACT_COUNT},
     };
 
     (void)state;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         cacreg_flow *f = make();
+        bool at_once = cases[i].step == CACREG_STEP_FAILED;
 
         drive_to(f, cases[i].step, cases[i].account);
-        assert_int_equal(fk.resets, 0);
-        if (cases[i].act == CACREG_ACT_COUNT)
+        assert_int_equal(fk.resets, at_once ? 1 : 0);
+        if (!at_once && cases[i].act == CACREG_ACT_COUNT) /* at once: the failure did it */
             tick(f, cfg.idle_timeout_s * 1000LL);
-        else
+        else if (!at_once)
             assert_true(act(f, cases[i].act));
         if (fk.resets != 1)
             fail_msg("%s: %d resets", cases[i].how, fk.resets);
