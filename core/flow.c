@@ -87,7 +87,7 @@ static void enter_start(cacreg_flow *f);
 static void enter_asking(cacreg_flow *f);
 static void leave_asking(cacreg_flow *f);
 static void enter_registration(cacreg_flow *f);
-static void enter_failed(cacreg_flow *f);
+static void end_card(cacreg_flow *f);
 
 #define NO_BACK CACREG_STEP_COUNT
 
@@ -122,9 +122,9 @@ static const struct step_def steps[CACREG_STEP_COUNT] = {
                                       TAKES(SUBMIT) | TAKES(BACK)},
     [CACREG_STEP_RESET] = {"RESET", NULL, NULL, SECRET_NONE, TIMER_IDLE, CACREG_STEP_START, false,
                            false, TAKES(SUBMIT) | TAKES(BACK)},
-    [CACREG_STEP_DONE] = {"DONE", NULL, NULL, SECRET_NONE, TIMER_IDLE, CACREG_STEP_START, false,
-                          false, TAKES(BACK)},
-    [CACREG_STEP_FAILED] = {"FAILED", enter_failed, NULL, SECRET_NONE, TIMER_IDLE,
+    [CACREG_STEP_DONE] = {"DONE", end_card, NULL, SECRET_NONE, TIMER_IDLE, CACREG_STEP_START,
+                          false, false, TAKES(BACK)},
+    [CACREG_STEP_FAILED] = {"FAILED", end_card, NULL, SECRET_NONE, TIMER_IDLE,
                             CACREG_STEP_REGISTRATION, false, false,
                             TAKES(BACK) | TAKES(NEW_PASSWORD)},
 };
@@ -451,8 +451,9 @@ static void enter_registration(cacreg_flow *f)
     drop_card_login(f);
 }
 
-/* A failure ends the card's part of the session: its login is dropped, the card reset. */
-static void enter_failed(cacreg_flow *f)
+/* Done or failed, the card's part of the session is over: its login is dropped (and
+ * libp11's copy of the PIN with it), the card reset. */
+static void end_card(cacreg_flow *f)
 {
     drop_card_login(f);
 }
