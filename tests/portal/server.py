@@ -72,6 +72,9 @@ def check_password(password, stored):
 
 
 DUMMY_HASH = hash_password(secrets.token_hex(8))  # same cost for unknown usernames
+# A fixture account's hash until its first password check: hashing every
+# fixture password at each start would cost a portal seconds.
+UNHASHED = "unhashed"
 
 
 # ---- certificates ----
@@ -306,19 +309,32 @@ class Store:
         self.db.row_factory = sqlite3.Row
         self.lock = threading.Lock()
         self.db.executescript(SCHEMA)
-        if new:
-            self.seed(fixture)
-
-    def seed(self, fixture):
         with open(fixture) as f:
             accounts = json.load(f)["accounts"]
+        self.fixture_passwords = {a["username"]: a["password"] for a in accounts}
+        if new:
+            self.seed(accounts)
+
+    def seed(self, accounts):
         for a in accounts:
             expires = now() + dt.timedelta(days=a["password_expires_in_days"])
             self.db.execute(
                 "INSERT INTO accounts (username, display_name, edipi, type, password_hash,"
                 " password_expires, permitted) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (a["username"], a["display_name"], a["edipi"], a["type"],
-                 hash_password(a["password"]), iso(expires), int(a.get("permitted", True))))
+                 UNHASHED, iso(expires), int(a.get("permitted", True))))
+
+    def password_hash(self, account):
+        """The account's scrypt hash; a fixture account's is made at its first use."""
+        if account["password_hash"] != UNHASHED:
+            return account["password_hash"]
+        password = self.fixture_passwords.get(account["username"])
+        if password is None:  # a database seeded from another fixture: nothing matches
+            return DUMMY_HASH
+        stored = hash_password(password)
+        self.db.execute("UPDATE accounts SET password_hash = ? WHERE username = ?",
+                        (stored, account["username"]))
+        return stored
 
     def q(self, sql, *args):
         return self.db.execute(sql, args).fetchall()
@@ -531,7 +547,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if account["failed_attempts"] >= LOCK_AFTER:
             raise Refusal(423, "account_locked", "The account is locked after too many wrong "
                           "passwords.", unlock="Ask the help desk, or log in with your CAC.")
-        if check_password(password, account["password_hash"]):
+        if check_password(password, store.password_hash(account)):
             store.db.execute("UPDATE accounts SET failed_attempts = 0 WHERE username = ?",
                              (account["username"],))
             return
