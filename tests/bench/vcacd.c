@@ -1,7 +1,8 @@
 /*
  * vcacd: the bench's virtual CAC. It runs pcscd with the vpcd reader driver in
  * a private mount and network namespace, and plays the card side of vpcd's
- * socket protocol with libcacard emulating a CAC from a persona's NSS database.
+ * socket protocol with libcacard emulating a CAC from a persona's NSS database,
+ * or, for a persona with an "atr" file, a card that is not a CAC at all.
  * A line-based control socket inserts and removes named cards and reads the
  * counters. See tests/bench/README.md.
  */
@@ -150,7 +151,7 @@ static unsigned long now_us(void)
 /* ---- the card process ---- */
 
 struct card {
-    VReader *reader;
+    VReader *reader;           /* NULL for a card that is not a CAC */
     unsigned char atr[40];
     int atr_len;
     bool powered;
@@ -198,10 +199,57 @@ static int send_frame(int fd, const unsigned char *data, size_t len)
 
 static void card_power_on(struct card *c)
 {
-    c->atr_len = (int)sizeof c->atr;
-    vreader_power_on(c->reader, c->atr, &c->atr_len);
+    if (c->reader) { /* a card that is not a CAC keeps the ATR it was given */
+        c->atr_len = (int)sizeof c->atr;
+        vreader_power_on(c->reader, c->atr, &c->atr_len);
+    }
     c->powered = true;
     c->verified = false;
+}
+
+static void card_power_off(struct card *c)
+{
+    if (c->reader)
+        vreader_power_off(c->reader);
+    c->powered = false;
+    c->verified = false;
+}
+
+/* The value of a hex digit, or -1. */
+static int hex_digit(char ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if (ch >= 'A' && ch <= 'F')
+        return ch - 'A' + 10;
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    return -1;
+}
+
+/* Reads PKI/cards/NAME/atr (hex) into c->atr: the persona is not a CAC.
+ * Returns 0 when it is one of those, -1 when there is no such file. */
+static int load_atr(const char *name, struct card *c)
+{
+    char path[PATH_MAX], hex[2 * sizeof c->atr + 2];
+    FILE *f;
+    size_t n;
+
+    pathf(path, "%s/cards/%s/atr", pki_dir, name);
+    f = fopen(path, "r");
+    if (!f)
+        return -1;
+    n = fread(hex, 1, sizeof hex - 1, f);
+    fclose(f);
+    hex[n] = '\0';
+    c->atr_len = 0;
+    for (const char *p = hex; p + 1 < hex + n && c->atr_len < (int)sizeof c->atr; p += 2) {
+        int hi = hex_digit(p[0]), lo = hex_digit(p[1]);
+        if (hi < 0 || lo < 0)
+            break;
+        c->atr[c->atr_len++] = (unsigned char)(hi << 4 | lo);
+    }
+    return c->atr_len >= 2 ? 0 : -1;
 }
 
 /* Reads the persona's PIN from PKI/cards/NAME/pin. */
@@ -293,6 +341,12 @@ static int card_apdu(struct card *c, unsigned char *apdu, size_t len,
 
     if (!c->powered)
         card_power_on(c);
+    if (!c->reader) { /* not a CAC: no file to select, no command known */
+        sw = ins == 0xA4 ? 0x6A82 : 0x6D00;
+        rsp[0] = (unsigned char)(sw >> 8);
+        rsp[1] = (unsigned char)sw;
+        return 2;
+    }
     if (len >= 4 && ins == 0x20 && pin_policy(c, apdu, len, &sw)) {
         rsp[0] = (unsigned char)(sw >> 8);
         rsp[1] = (unsigned char)sw;
@@ -351,24 +405,28 @@ static int card_main(const char *name)
     unsigned char msg[65536], rsp[65536];
     int fd, one = 1, power_cuts = sh->power_cuts;
 
-    if (load_pin(name, c.pin, sizeof c.pin) < 0) {
-        logf_("card %s: no usable PIN file", name);
-        return 2;
-    }
-    c.tries_left = pin_tries(name);
-    snprintf(opts, sizeof opts,
-             "db=\"sql:%s/cards/%s/nssdb\" use_hw=no soft=(,VCAC-%s,CAC,,id,sig,enc)",
-             pki_dir, name, name);
-    options = vcard_emul_options(opts);
-    if (!options || vcard_emul_init(options) != VCARD_EMUL_OK) {
-        logf_("card %s: libcacard could not load the NSS database", name);
-        return 2;
-    }
-    snprintf(opts, sizeof opts, "VCAC-%s", name);
-    c.reader = vreader_get_reader_by_name(opts);
-    if (!c.reader || vreader_card_is_present(c.reader) != VREADER_OK) {
-        logf_("card %s: libcacard made no card", name);
-        return 2;
+    if (load_atr(name, &c) == 0) {
+        logf_("card %s: not a CAC (ATR from its atr file): every APDU refused", name);
+    } else {
+        if (load_pin(name, c.pin, sizeof c.pin) < 0) {
+            logf_("card %s: no usable PIN file", name);
+            return 2;
+        }
+        c.tries_left = pin_tries(name);
+        snprintf(opts, sizeof opts,
+                 "db=\"sql:%s/cards/%s/nssdb\" use_hw=no soft=(,VCAC-%s,CAC,,id,sig,enc)",
+                 pki_dir, name, name);
+        options = vcard_emul_options(opts);
+        if (!options || vcard_emul_init(options) != VCARD_EMUL_OK) {
+            logf_("card %s: libcacard could not load the NSS database", name);
+            return 2;
+        }
+        snprintf(opts, sizeof opts, "VCAC-%s", name);
+        c.reader = vreader_get_reader_by_name(opts);
+        if (!c.reader || vreader_card_is_present(c.reader) != VREADER_OK) {
+            logf_("card %s: libcacard made no card", name);
+            return 2;
+        }
     }
     card_power_on(&c); /* the ATR is answered from this cache from now on */
     fd = connect_vpcd();
@@ -395,9 +453,7 @@ static int card_main(const char *name)
 
             switch (msg[0]) {
             case 0: /* power off */
-                vreader_power_off(c.reader);
-                c.powered = false;
-                c.verified = false;
+                card_power_off(&c);
                 logf_("card %s: power off%s", name, was_verified ? ", PIN login dropped" : "");
                 break;
             case 1: /* power on */
@@ -407,7 +463,7 @@ static int card_main(const char *name)
                 }
                 break;
             case 2: /* reset */
-                vreader_power_off(c.reader);
+                card_power_off(&c);
                 card_power_on(&c);
                 logf_("card %s: reset%s", name, was_verified ? ", PIN login dropped" : "");
                 break;
@@ -422,7 +478,7 @@ static int card_main(const char *name)
         }
         if (sh->power_cuts != power_cuts) { /* power was cut since the last APDU */
             power_cuts = sh->power_cuts;
-            vreader_power_off(c.reader);
+            card_power_off(&c);
             card_power_on(&c);
             logf_("card %s: power cut: reset, logged out", name);
         }
@@ -508,8 +564,11 @@ static int insert_card(const char *name, char *reply, size_t size)
     }
     pathf(path, "%s/cards/%s/nssdb", pki_dir, name);
     if (access(path, R_OK) != 0) {
-        snprintf(reply, size, "err no such card: %s", name);
-        return -1;
+        pathf(path, "%s/cards/%s/atr", pki_dir, name); /* a card that is not a CAC */
+        if (access(path, R_OK) != 0) {
+            snprintf(reply, size, "err no such card: %s", name);
+            return -1;
+        }
     }
     if (sh->card[0]) {
         snprintf(reply, size, "err card %s is inserted; remove it first", sh->card);

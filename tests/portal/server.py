@@ -72,6 +72,9 @@ def check_password(password, stored):
 
 
 DUMMY_HASH = hash_password(secrets.token_hex(8))  # same cost for unknown usernames
+# A fixture account's hash until its first password check: hashing every
+# fixture password at each start would cost a portal seconds.
+UNHASHED = "unhashed"
 
 
 # ---- certificates ----
@@ -306,19 +309,32 @@ class Store:
         self.db.row_factory = sqlite3.Row
         self.lock = threading.Lock()
         self.db.executescript(SCHEMA)
-        if new:
-            self.seed(fixture)
-
-    def seed(self, fixture):
         with open(fixture) as f:
             accounts = json.load(f)["accounts"]
+        self.fixture_passwords = {a["username"]: a["password"] for a in accounts}
+        if new:
+            self.seed(accounts)
+
+    def seed(self, accounts):
         for a in accounts:
             expires = now() + dt.timedelta(days=a["password_expires_in_days"])
             self.db.execute(
                 "INSERT INTO accounts (username, display_name, edipi, type, password_hash,"
                 " password_expires, permitted) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (a["username"], a["display_name"], a["edipi"], a["type"],
-                 hash_password(a["password"]), iso(expires), int(a.get("permitted", True))))
+                 UNHASHED, iso(expires), int(a.get("permitted", True))))
+
+    def password_hash(self, account):
+        """The account's scrypt hash; a fixture account's is made at its first use."""
+        if account["password_hash"] != UNHASHED:
+            return account["password_hash"]
+        password = self.fixture_passwords.get(account["username"])
+        if password is None:  # a database seeded from another fixture: nothing matches
+            return DUMMY_HASH
+        stored = hash_password(password)
+        self.db.execute("UPDATE accounts SET password_hash = ? WHERE username = ?",
+                        (stored, account["username"]))
+        return stored
 
     def q(self, sql, *args):
         return self.db.execute(sql, args).fetchall()
@@ -369,9 +385,34 @@ class Fault:
         if spec:
             self.kind, _, self.value = spec.partition("=")
             known = {"delay", "close", "status", "malformed", "truncated", "huge",
-                     "content-type", "cert"}
+                     "content-type", "cert", "hostile"}
             if self.kind not in known:
                 raise SystemExit("portal: unknown fault %r" % spec)
+            if self.kind == "hostile" and self.value not in ("", "errors"):
+                raise SystemExit("portal: --fault hostile or hostile=errors")
+
+
+# The hostile fault: what it puts around every string a client shows. A screen
+# clear, a window title (OSC 0), a clipboard write (OSC 52, "hostile portal" in
+# base64), a red colour by the 8-bit CSI (U+009B), bidi controls (RLO, LRI)
+# and a newline that starts a fake line.
+HOSTILE_HEAD = "\x1b[2J\x1b]0;hostile portal\x07\x1b]52;c;aG9zdGlsZSBwb3J0YWw=\x07"
+HOSTILE_TAIL = "\u009b31m\u202e\u2066\nhostile line"
+# The fields a client shows a person; the others (session, type, result, edipi,
+# sha256, error, api...) keep the values the contract gives them.
+HOSTILE_FIELDS = {"username", "display_name", "message", "subject", "issuer", "serial",
+                  "not_before", "not_after", "password_expires", "registered_at", "expires_at",
+                  "revoked_at", "unlock"}
+
+
+def hostile_strings(obj):
+    """obj with HOSTILE_HEAD and HOSTILE_TAIL around each shown string, at any depth."""
+    if isinstance(obj, dict):
+        return {k: HOSTILE_HEAD + v + HOSTILE_TAIL if k in HOSTILE_FIELDS and isinstance(v, str)
+                else hostile_strings(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [hostile_strings(v) for v in obj]
+    return obj
 
 
 # ---- HTTP ----
@@ -409,6 +450,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
     }
 
     def dispatch(self, method):
+        fault = self.server.fault
+        name = None
         try:
             path = self.path.split("?", 1)[0]
             if not path.startswith(API):
@@ -418,12 +461,53 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 raise Refusal(404, "not_found", "No such path.")
             if method not in methods:
                 raise Refusal(405, "method_not_allowed", "That method is not allowed here.")
+            name = methods[method]
             body = self.read_body()
             with self.server.store.lock:
-                status, answer = getattr(self, methods[method])(body)
+                status, answer = getattr(self, name)(body)
         except Refusal as r:
             status, answer = r.status, dict(error=r.error, message=r.message, **r.extra)
+            if fault.kind == "hostile" and fault.value != "errors" and name:
+                with self.server.store.lock:
+                    status, answer = self.hostile_success(name)
+        if fault.kind == "hostile":
+            answer = hostile_strings(answer)
         self.answer(status, answer)
+
+    def hostile_success(self, name):
+        """The endpoint's success, for the hostile fault, whatever the request was."""
+        der = self.client_der()
+        if der:
+            cert = x509.load_der_x509_certificate(der)
+        else:
+            with open(os.path.join(self.server.pki, "cards", "valid", "id.pem"), "rb") as f:
+                cert = x509.load_pem_x509_certificate(f.read())
+        store = self.server.store
+        row = store.account_by_edipi(edipi_of(cert)) or store.account("jane.doe")
+        account = account_object(row) if row else {
+            "username": "jane.doe", "display_name": "DOE, JANE Q", "edipi": "1000000001",
+            "type": "full", "password_expires": iso(now() + dt.timedelta(days=30))}
+        token, expires = self.new_session(account["username"])
+        cert, when = cert_object(cert), iso(now())
+        password_expires = iso(now() + dt.timedelta(days=PASSWORD_EXTENSION_DAYS))
+        return {
+            "root": lambda: self.root(None),
+            "login": lambda: (200, {"session": token, "expires_at": expires, "account": account}),
+            "logout": lambda: (204, None),
+            "password_reset": lambda: (202, {"status": "sent", "message": "If the account "
+                                             "exists, instructions were sent to its email."}),
+            "cac_login": lambda: (200, {
+                "session": token, "expires_at": expires,
+                "account": dict(account, password_expires=password_expires),
+                "registration": {"result": "registered", "certificate": cert, "replaced": None},
+                "password_expires": password_expires,
+                "password_extended_days": PASSWORD_EXTENSION_DAYS}),
+            "get_registration": lambda: (200, {"account": account, "registered": True,
+                                               "certificate": cert, "registered_at": when}),
+            "clear_registration": lambda: (200, {"registered": False, "cleared": cert}),
+            "register": lambda: (200, {"result": "registered", "certificate": cert,
+                                       "replaced": None, "registered_at": when}),
+        }[name]()
 
     def read_body(self):
         length = self.headers.get("Content-Length")
@@ -531,7 +615,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if account["failed_attempts"] >= LOCK_AFTER:
             raise Refusal(423, "account_locked", "The account is locked after too many wrong "
                           "passwords.", unlock="Ask the help desk, or log in with your CAC.")
-        if check_password(password, account["password_hash"]):
+        if check_password(password, store.password_hash(account)):
             store.db.execute("UPDATE accounts SET failed_attempts = 0 WHERE username = ?",
                              (account["username"],))
             return
@@ -651,6 +735,7 @@ class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
     def __init__(self, args):
         super().__init__(("127.0.0.1", args.port), Handler)
         self.fault = Fault(args.fault)
+        self.pki = args.pki
         self.session_ttl = args.session_ttl
         self.store = Store(os.path.join(args.data, "portal.db"), args.accounts)
         self.checker = Checker(args.trust or os.path.join(args.pki, "ca-bundle.pem"), args.crl,

@@ -290,6 +290,20 @@ class TestCacLogin(PortalTest):
                                 "no_account")
         self.assertEqual(body["edipi"], "1000000006")
 
+    def test_odd_and_hostile_personas(self):
+        """Every persona with an ID certificate of the test DoD CA reaches its own account
+        (here with the software key; nokey's card lacks it, ec's OpenSC cannot use it)."""
+        for persona, username in [
+                ("nokey", "karen.nokey"), ("ec", "ellen.curve"), ("longlabel", "maria.castaneda"),
+                ("cjk", "taro.yamada"), ("escape", "eve.evil"), ("bidi", "anna.harris"),
+                ("longcn", "hubert.wolfe"), ("combining", "renee.belanger"),
+                ("emoji", "pat.smiley"), ("upnonly", "jane.upnonly"),
+                ("mismatch", "matt.mismatch")]:  # the portal reads the UPN's EDIPI first
+            with self.subTest(persona=persona):
+                status, body, _ = self.call("POST", "cac-login", cert=card(persona))
+                self.assertEqual(status, 200, body)
+                self.assertEqual(body["account"]["username"], username)
+
     def test_cac_login_unlocks(self):
         for _ in range(5):
             self.call("POST", "session", {"username": "richard.roe", "password": "nope"})
@@ -469,6 +483,67 @@ class TestFaults(unittest.TestCase):
         r = self.raw(self.with_fault("content-type"))
         self.assertEqual(r.getheader("Content-Type"), "text/html")
         self.assertEqual(json.loads(r.read())["api"], "cacreg-portal")
+
+    # What --fault hostile puts around every string a client shows.
+    HEAD = "\x1b[2J\x1b]0;hostile portal\x07\x1b]52;c;aG9zdGlsZSBwb3J0YWw=\x07"
+    TAIL = "\u009b31m\u202e\u2066\nhostile line"
+
+    def assertHostile(self, value, inner=None):
+        self.assertTrue(value.startswith(self.HEAD) and value.endswith(self.TAIL), repr(value))
+        if inner is not None:
+            self.assertEqual(value[len(self.HEAD):-len(self.TAIL)], inner)
+
+    def test_hostile(self):
+        portal = self.with_fault("hostile")
+        # A wrong password logs in: every request succeeds, in the contract's shape.
+        status, body, resp = portal.call("POST", "session", {"username": "jane.doe",
+                                                             "password": "wrong"})
+        self.assertEqual(status, 200, body)
+        self.assertTrue(resp.getheader("Content-Type").startswith("application/json"))
+        self.assertHostile(body["account"]["username"], "jane.doe")
+        self.assertHostile(body["account"]["display_name"], "DOE, JANE Q")
+        self.assertHostile(body["account"]["password_expires"])
+        self.assertHostile(body["expires_at"])
+        self.assertEqual((body["account"]["type"], body["account"]["edipi"]), ("full", "1000000001"))
+        token = body["session"]
+        self.assertTrue(token)
+
+        status, body, _ = portal.call("POST", "cac-login", cert=card("noaccount"))
+        self.assertEqual(status, 200, body)
+        self.assertEqual(body["registration"]["result"], "registered")
+        cert = body["registration"]["certificate"]
+        for field in ("subject", "issuer", "serial", "not_before", "not_after"):
+            self.assertHostile(cert[field])
+        self.assertHostile(cert["subject"], "CN=MOE.MARY.C.1000000006,OU=USA,OU=PKI,OU=DoD,"
+                                            "O=U.S. Government,C=US")
+        self.assertEqual(cert["edipi"], "1000000006")
+        self.assertEqual(len(cert["sha256"]), 64)
+        self.assertHostile(body["password_expires"])
+
+        status, body, _ = portal.call("GET", "registration", token="made-up")
+        self.assertEqual(status, 200, body)
+        self.assertTrue(body["registered"])
+        self.assertHostile(body["registered_at"])
+        self.assertHostile(body["certificate"]["subject"])
+        status, body, _ = portal.call("POST", "registration", {"password": "x"}, token=token,
+                                      cert=card("valid"))
+        self.assertEqual((status, body["result"]), (200, "registered"), body)
+        self.assertHostile(body["registered_at"])
+        status, body, _ = portal.call("POST", "password-reset", {"username": "jane.doe"})
+        self.assertEqual(status, 202, body)
+        self.assertHostile(body["message"])
+        self.assertEqual(portal.call("DELETE", "session", token=token)[0], 204)
+
+    def test_hostile_errors(self):
+        portal = self.with_fault("hostile=errors")
+        status, body, _ = portal.call("POST", "cac-login", cert=card("noaccount"))
+        self.assertEqual((status, body["error"]), (403, "no_account"))
+        self.assertHostile(body["message"], "No account has this card's EDIPI 1000000006.")
+        self.assertHostile(body["certificate"]["subject"])
+        status, body, _ = portal.call("POST", "session", {"username": "jane.doe",
+                                                          "password": "Correct-Horse-1"})
+        self.assertEqual(status, 200, body)
+        self.assertHostile(body["account"]["username"], "jane.doe")
 
     def test_bad_server_certificates(self):
         for fault, why in (("cert=expired", "expired"), ("cert=wrong-host", "match"),
