@@ -40,7 +40,7 @@ BENCH_TOOLS := $(BUILD)/tests/vcacd $(BUILD)/tests/pcscwait $(BUILD)/tests/cardp
 PKI_STAMP   := $(BUILD)/pki/.stamp
 
 .PHONY: all check check-unit check-bench bench bench-tools deps install uninstall clean \
-        lint fuzz demo soak
+        lint lint-output fuzz demo soak
 .DELETE_ON_ERROR:
 
 all: $(foreach v,$(VARIANTS),$(BUILD)/$(v)/libcacreg.a $(BUILD)/$(v)/cacreg) bench-tools
@@ -133,11 +133,23 @@ bench: deps
 fuzz: bench-tools
 	BUILD=$(BUILD) tests/fuzz/run $${FUZZ_SECONDS:-300}
 
-lint:
+# Outside text reaches a terminal through one function per output: out_printf()
+# (tui/out.c) for the commands, tui_put()/tui_text() (tui/draw.c) for the screen.
+# Nothing else in tui/ may print.
+lint: lint-output
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability --std=c11 \
 	    --suppress=missingIncludeSystem -Icore -Itui core tui tests/bench tests/unit tests/fuzz
 	clang-tidy --quiet $(CORE_SRC) $(TUI_SRC) -- -std=c11 -D_POSIX_C_SOURCE=200809L -Icore -Itui \
 	    $(call pkg_cflags,$(CORE_PKGS) $(TUI_PKGS))
+
+lint-output:
+	@bad=$$(grep -nE '(^|[^_a-z])(printf|fprintf|vprintf|vfprintf|puts|fputs|putchar|putc|fputc|fwrite)[[:space:]]*\(' \
+	    $(TUI_SRC) | grep -v '^tui/out.c:'; \
+	    grep -nE '(^|[^_a-z])(mv)?w?(add(n)?str|printw|addch|add_wch|addwstr)[[:space:]]*\(' $(TUI_SRC) | \
+	    grep -v '^tui/draw.c:'); \
+	if [ -n "$$bad" ]; then echo "$$bad"; \
+	    echo "lint: text printed outside out_printf() (tui/out.c) or tui_put()/tui_text() (tui/draw.c)"; \
+	    exit 1; fi
 
 install: $(BUILD)/plain/cacreg
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/doc/cacreg

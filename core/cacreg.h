@@ -32,6 +32,8 @@ typedef enum {
     CACREG_ERR_PIN_FORMAT,  /* not 6-8 digits: nothing was sent */
     CACREG_ERR_NO_KEY,      /* the identity certificate's key is not on the card */
     CACREG_ERR_TIMEOUT,     /* the card did not answer in time */
+    CACREG_ERR_NOT_CAC,     /* a card the PKCS#11 module does not know: not a CAC */
+    CACREG_ERR_KEY_UNSUPPORTED, /* the identity key is of a kind the module cannot use here */
     /* the portal */
     CACREG_ERR_REFUSED,     /* the portal answered no: the answer's code says why */
     CACREG_ERR_UNREACHABLE, /* no answer: refused, timed out, cut off */
@@ -192,6 +194,7 @@ typedef struct cacreg_cert {
     char issuer_cn[128];
     char serial[80];      /* upper-case hex */
     char edipi[16];       /* from the UPN EDIPI@mil, else from the CN */
+    char cn_edipi[16];    /* the one the CN names, "" if none */
     char upn[128];
     char email[128];
     bool edipi_mismatch;  /* the CN and the UPN name different EDIPIs */
@@ -200,6 +203,7 @@ typedef struct cacreg_cert {
     unsigned eku;         /* CACREG_EKU_* */
     long long not_before; /* seconds since the epoch, UTC */
     long long not_after;
+    bool rsa_key;         /* its key is RSA (else EC or another kind) */
     char sha256[65];      /* of the DER, upper-case hex */
 } cacreg_cert;
 
@@ -235,6 +239,9 @@ typedef enum {
 /* A machine name for a verdict: "ok", "untrusted", "expired", ... */
 const char *cacreg_verdict_name(cacreg_verdict v);
 
+/* A verdict in a few words, for a panel: "valid", "revoked", "names two EDIPIs", ... */
+const char *cacreg_verdict_words(cacreg_verdict v);
+
 #define CACREG_MAX_CERTS 6
 
 typedef enum {
@@ -254,6 +261,7 @@ typedef struct cacreg_card {
     char model[32];
     char serial[32];
     bool recognised;     /* a CAC or PIV token with certificates */
+    bool rsa_only;       /* the module signs with RSA keys only on this card (OpenSC's CAC) */
     cacreg_pin_state pin;
     int tries_left;      /* -1 when the flags cannot tell */
     size_t ncerts;
@@ -394,6 +402,8 @@ typedef enum {
     CACREG_SAY_NOT_STARTED,    /* a request could not be started */
     CACREG_SAY_CLEARED,        /* the registered information was cleared */
     CACREG_SAY_CARD_STUCK,     /* the card stopped answering */
+    CACREG_SAY_PCSC_STOPPED,   /* pcscd went away while the flow needed the card */
+    CACREG_SAY_CARD_UNREADABLE, /* the card's certificates could not be read */
 } cacreg_say;
 
 cacreg_diagnosis cacreg_diagnose_say(cacreg_say what);
@@ -524,6 +534,7 @@ typedef struct cacreg_flow_state {
     cacreg_readers readers;
     char reader[128];           /* the reader with the card in use; "" when none */
     cacreg_card_state card;
+    cacreg_err card_err;        /* CARD_FAILED: why (NO_CARD, NOT_CAC, CARD, ...) */
     char card_error[512];
     cacreg_card info;           /* CARD_READ: the card in reader */
     size_t chosen;              /* the identity certificate (info.ncerts: none) */

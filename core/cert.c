@@ -20,6 +20,7 @@
 #include <openssl/x509v3.h>
 
 #include "internal.h"
+#include "text.h"
 
 struct cacreg_trust {
     X509_STORE *anchors;        /* the CA bundle */
@@ -121,6 +122,15 @@ static void parse_cac_cn(const char *cn, char *holder, size_t hsize, char *edipi
             break;
         p = dot + 1;
     }
+    if ((n == 2 || n == 3) && !is_edipi(parts[n - 1], lens[n - 1])) {
+        /* LAST.FIRST[.MI], the EDIPI in the UPN only */
+        if (n == 3)
+            snprintf(holder, hsize, "%.*s %.*s %.*s", (int)lens[1], parts[1], (int)lens[2],
+                     parts[2], (int)lens[0], parts[0]);
+        else
+            snprintf(holder, hsize, "%.*s %.*s", (int)lens[1], parts[1], (int)lens[0], parts[0]);
+        return;
+    }
     if (n < 3 || !is_edipi(parts[n - 1], lens[n - 1]))
         return;
     snprintf(edipi, esize, "%.*s", (int)lens[n - 1], parts[n - 1]);
@@ -195,7 +205,6 @@ cacreg_err cacreg_cert_parse(cacreg_cert *out, const unsigned char *der, size_t 
     const unsigned char *p = der;
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned md_len = 0;
-    char cn_edipi[16];
     X509 *x;
     BIGNUM *bn;
 
@@ -227,17 +236,29 @@ cacreg_err cacreg_cert_parse(cacreg_cert *out, const unsigned char *der, size_t 
     out->not_after = asn1_time_to_epoch(X509_get0_notAfter(x));
     read_alt_names(x, out);
     read_usages(x, out);
-    parse_cac_cn(out->common_name, out->holder, sizeof out->holder, cn_edipi, sizeof cn_edipi);
+    out->rsa_key =
+        X509_get0_pubkey(x) && EVP_PKEY_get_base_id(X509_get0_pubkey(x)) == EVP_PKEY_RSA;
+    parse_cac_cn(out->common_name, out->holder, sizeof out->holder, out->cn_edipi,
+                 sizeof out->cn_edipi);
     if (strlen(out->upn) == 14 && strcmp(out->upn + 10, "@mil") == 0 && is_edipi(out->upn, 10))
         snprintf(out->edipi, sizeof out->edipi, "%.10s", out->upn);
     else
-        snprintf(out->edipi, sizeof out->edipi, "%s", cn_edipi);
-    out->edipi_mismatch = cn_edipi[0] && out->edipi[0] && strcmp(cn_edipi, out->edipi) != 0;
+        snprintf(out->edipi, sizeof out->edipi, "%s", out->cn_edipi);
+    out->edipi_mismatch =
+        out->cn_edipi[0] && out->edipi[0] && strcmp(out->cn_edipi, out->edipi) != 0;
     out->kind = classify(out);
     if (X509_digest(x, EVP_sha256(), md, &md_len))
         for (unsigned i = 0; i < md_len; i++)
             snprintf(out->sha256 + (size_t)2 * i, 3, "%02X", md[i]);
     X509_free(x);
+    /* Valid UTF-8 from here on (JSON takes nothing else), cut characters replaced. */
+    cacreg_text_repair_in_place(out->holder, sizeof out->holder);
+    cacreg_text_repair_in_place(out->common_name, sizeof out->common_name);
+    cacreg_text_repair_in_place(out->subject, sizeof out->subject);
+    cacreg_text_repair_in_place(out->issuer, sizeof out->issuer);
+    cacreg_text_repair_in_place(out->issuer_cn, sizeof out->issuer_cn);
+    cacreg_text_repair_in_place(out->upn, sizeof out->upn);
+    cacreg_text_repair_in_place(out->email, sizeof out->email);
     return CACREG_OK;
 }
 
@@ -305,6 +326,23 @@ const char *cacreg_verdict_name(cacreg_verdict v)
     };
 
     return (unsigned)v < sizeof names / sizeof names[0] ? names[v] : "unknown";
+}
+
+const char *cacreg_verdict_words(cacreg_verdict v)
+{
+    static const char *const words[] = {
+        [CACREG_VERDICT_OK] = "valid",
+        [CACREG_VERDICT_UNTRUSTED] = "issuer not trusted",
+        [CACREG_VERDICT_NOT_YET_VALID] = "not valid yet",
+        [CACREG_VERDICT_EXPIRED] = "expired",
+        [CACREG_VERDICT_REVOKED] = "revoked",
+        [CACREG_VERDICT_REVOCATION_UNKNOWN] = "revocation unknown",
+        [CACREG_VERDICT_WRONG_KIND] = "no identity one",
+        [CACREG_VERDICT_EDIPI_MISMATCH] = "names two EDIPIs",
+        [CACREG_VERDICT_NO_TRUST_STORE] = "cannot be checked",
+    };
+
+    return (unsigned)v < sizeof words / sizeof words[0] ? words[v] : "unknown";
 }
 
 static STACK_OF(X509_CRL) *load_crls(const char *path)
@@ -598,7 +636,9 @@ cacreg_verdict cacreg_cert_preflight(const cacreg_cert *cert, const cacreg_cert_
         cacreg_errf(detail, detail_size, "%s", cacreg_cert_why_not(cert));
         v = CACREG_VERDICT_WRONG_KIND;
     } else if (cert->edipi_mismatch) {
-        cacreg_errf(detail, detail_size, "Its name and its UPN carry different EDIPIs.");
+        cacreg_errf(detail, detail_size,
+                    "Its name (CN) says EDIPI %s and its UPN says EDIPI %s; they must be the same.",
+                    cert->cn_edipi, cert->edipi);
         v = CACREG_VERDICT_EDIPI_MISMATCH;
     }
     X509_free(x);

@@ -42,6 +42,10 @@ cacreg_diagnosis cacreg_diagnose_verdict(cacreg_verdict v)
             "Choose the certificate with your name that is for identity (authentication), "
             "not an email certificate."};
     case CACREG_VERDICT_EDIPI_MISMATCH:
+        return (cacreg_diagnosis){
+            "Your card names two different DoD ID numbers (EDIPIs): its certificate's name "
+            "and its UPN disagree, so it cannot be registered.",
+            "Take the card to a CAC office (RAPIDS) to have it replaced."};
     case CACREG_VERDICT_NO_TRUST_STORE:
         break;
     }
@@ -151,7 +155,22 @@ cacreg_diagnosis cacreg_diagnose_card(cacreg_err err)
         return (cacreg_diagnosis){"The card was removed, or cannot be read.",
                                   "Insert your CAC and try again."};
     case CACREG_ERR_NO_KEY:
-        return cacreg_diagnose_verdict(CACREG_VERDICT_WRONG_KIND);
+        return (cacreg_diagnosis){
+            "Your card's identity certificate has no private key the card will use: the card "
+            "cannot sign for it.",
+            "Take the card to a CAC office (RAPIDS) to have it checked or replaced."};
+    case CACREG_ERR_NOT_CAC:
+        return (cacreg_diagnosis){
+            "The card in the reader is not a CAC, or not one the smart-card software knows.",
+            "Insert your Common Access Card. If it is your CAC, it may be damaged: the CAC "
+            "office can check it."};
+    case CACREG_ERR_KEY_UNSUPPORTED:
+        return (cacreg_diagnosis){
+            "Your card's identity key is of a kind (elliptic curve) the smart-card software on "
+            "this machine cannot use with a CAC.",
+            "Nothing was sent, and your PIN was not used. Tell the help desk: OpenSC's CAC "
+            "support here uses RSA keys only."};
+
     default:
         break;
     }
@@ -192,6 +211,12 @@ cacreg_diagnosis cacreg_diagnose_say(cacreg_say what)
         [CACREG_SAY_NOT_STARTED] = {"The request to the portal could not be started.",
                                     "Try again."},
         [CACREG_SAY_CLEARED] = {"The registered information was cleared.", ""},
+        [CACREG_SAY_CARD_UNREADABLE] = {"The card's certificates could not be read.",
+                                        "Take the card out, put it back, and try again; if it "
+                                        "goes on, the CAC office can check the card."},
+        [CACREG_SAY_PCSC_STOPPED] = {"The smart-card service (pcscd) stopped; nothing was "
+                                     "finished.",
+                                     "Start again; if it goes on, tell the help desk."},
         [CACREG_SAY_CARD_STUCK] = {"The card stopped answering.",
                                    "Take the card out, put it back, and start again. If it "
                                    "happens again, the card or the reader may be faulty."},

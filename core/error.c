@@ -41,6 +41,10 @@ const char *cacreg_strerror(cacreg_err err)
         return "The identity certificate's key is not on the card.";
     case CACREG_ERR_TIMEOUT:
         return "The card did not answer in time.";
+    case CACREG_ERR_NOT_CAC:
+        return "The card is not one this program knows (not a CAC).";
+    case CACREG_ERR_KEY_UNSUPPORTED:
+        return "The card's identity key cannot be used by the smart-card software here.";
     case CACREG_ERR_REFUSED:
         return "The portal refused.";
     case CACREG_ERR_UNREACHABLE:

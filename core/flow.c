@@ -501,6 +501,7 @@ static void read_card(cacreg_flow *f)
     if (f->read_job < 0) {
         f->read_job = 0;
         f->st.card = CACREG_CARD_FAILED;
+        f->st.card_err = CACREG_ERR_SYSTEM;
         copy(f->st.card_error, sizeof f->st.card_error, cacreg_strerror(CACREG_ERR_SYSTEM));
         return;
     }
@@ -510,9 +511,19 @@ static void read_card(cacreg_flow *f)
 /* The card has been read, or could not be: go on with the way that waited for it. */
 static void card_ready(cacreg_flow *f)
 {
+    const cacreg_cert *id = f->st.chosen < f->st.info.ncerts ? &f->st.info.certs[f->st.chosen] : NULL;
+
     if (f->st.card == CACREG_CARD_FAILED)
-        fail(f, CACREG_FAIL_CARD, CACREG_STAGE_CARD, CACREG_ERR_NO_CARD,
-             cacreg_diagnose_card(CACREG_ERR_NO_CARD), f->st.card_error);
+        fail(f, f->st.card_err == CACREG_ERR_NO_CARD ? CACREG_FAIL_NO_CARD : CACREG_FAIL_CARD,
+             CACREG_STAGE_CARD, f->st.card_err,
+             f->st.card_err == CACREG_ERR_NO_CARD || f->st.card_err == CACREG_ERR_NOT_CAC
+                 ? cacreg_diagnose_card(f->st.card_err)
+                 : cacreg_diagnose_say(CACREG_SAY_CARD_UNREADABLE),
+             f->st.card_error);
+    else if (id && !id->rsa_key && f->st.info.rsa_only)
+        /* Checked before the PIN is asked for: the key could not sign after it. */
+        fail(f, CACREG_FAIL_CARD, CACREG_STAGE_KEY, CACREG_ERR_KEY_UNSUPPORTED,
+             cacreg_diagnose_card(CACREG_ERR_KEY_UNSUPPORTED), NULL);
     else if (f->st.path == CACREG_PATH_REGISTER)
         go(f, CACREG_STEP_CHOOSE_CERT);
     else if (f->st.verdict != CACREG_VERDICT_OK)
@@ -557,7 +568,7 @@ static bool card_in_use(const cacreg_flow *f)
     return steps[f->st.step].uses_card;
 }
 
-static void card_gone(cacreg_flow *f)
+static void card_gone(cacreg_flow *f, cacreg_say why)
 {
     f->card_gen++;
     f->st.reader[0] = '\0';
@@ -567,7 +578,9 @@ static void card_gone(cacreg_flow *f)
     memset(&f->st.info, 0, sizeof f->st.info);
     f->st.chosen = 0;
     if (card_in_use(f))
-        start_over_saying(f, CACREG_FAIL_NO_CARD, CACREG_STAGE_CARD, CACREG_SAY_CARD_REMOVED);
+        start_over_saying(f, why == CACREG_SAY_PCSC_STOPPED ? CACREG_FAIL_MIDDLEWARE
+                                                            : CACREG_FAIL_NO_CARD,
+                          CACREG_STAGE_CARD, why);
     if (f->login == LOGIN_ACTIVE)
         drop_card_login(f); /* the key, then libp11 */
     else if (!lane_holds(f, OP_DROP_KEY))
@@ -586,7 +599,8 @@ static void on_readers(cacreg_flow *f, const cacreg_flow_event *ev)
                 still_in = true;
         if (!still_in || r->status != CACREG_PCSC_UP ||
             (ev->card_out && strcmp(ev->card_out, f->st.reader) == 0))
-            card_gone(f);
+            card_gone(f, r->status != CACREG_PCSC_UP ? CACREG_SAY_PCSC_STOPPED
+                                                     : CACREG_SAY_CARD_REMOVED);
     }
     if (f->st.reader[0] || r->status != CACREG_PCSC_UP)
         return;
@@ -633,6 +647,7 @@ static void on_card_read(cacreg_flow *f, const cacreg_flow_event *ev)
         f->st.card_error[0] = '\0';
     } else {
         f->st.card = CACREG_CARD_FAILED;
+        f->st.card_err = ev->err;
         copy(f->st.card_error, sizeof f->st.card_error, ev->message);
     }
     if (f->st.step == CACREG_STEP_READING)

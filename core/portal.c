@@ -14,8 +14,10 @@
 #include <openssl/x509.h>
 
 #include "internal.h"
+#include "text.h"
 
 #define ANSWER_MAX ((size_t)64 * 1024) /* the contract's bound on an answer body */
+#define LOW_SPEED_S 6L                     /* seconds under 1 KB/s before giving up */
 
 
 struct cacreg_portal {
@@ -233,9 +235,10 @@ static const char *jstr(json_t *obj, const char *key)
     return json_is_string(v) ? json_string_value(v) : NULL;
 }
 
+/* A string of the answer into a field: cut between characters, never inside one. */
 static void copy_str(char *dst, size_t size, const char *src)
 {
-    snprintf(dst, size, "%s", src ? src : "");
+    cacreg_text_utf8_repair(dst, size, src ? src : "", src ? strlen(src) : 0);
 }
 
 /* Reads an account object; false if it is not one. */
@@ -524,8 +527,12 @@ static void base_options(cacreg_portal *p, struct curl_slist *headers)
         curl_easy_setopt(e, CURLOPT_PINNEDPUBLICKEY, p->cfg.portal_pins);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, (long)p->cfg.connect_timeout_s);
     curl_easy_setopt(e, CURLOPT_TIMEOUT, (long)p->cfg.total_timeout_s);
-    curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
-    curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, (long)p->cfg.total_timeout_s);
+    /* A portal that drips its answer is given up in seconds, not at the total timeout:
+     * under 1 KB/s for longer than a card takes to sign in the handshake. */
+    curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1024L);
+    curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME,
+                     (long)(p->cfg.total_timeout_s < LOW_SPEED_S ? p->cfg.total_timeout_s
+                                                                 : LOW_SPEED_S));
     curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)ANSWER_MAX);
     curl_easy_setopt(e, CURLOPT_VERBOSE, 0L);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);

@@ -353,6 +353,19 @@ void cacreg_watcher_snapshot(cacreg_watcher *w, cacreg_readers *out)
 void cacreg_pcsc_polkit_rule(const char *user, char *path, size_t path_size, char *rule,
                              size_t rule_size)
 {
+    char quoted[6 * 64 + 1];
+    size_t n = 0;
+
+    /* The name inside a JavaScript string: letters, digits and ._@- as they are, every
+     * other byte as \u00XX (a quote, a backslash or an escape sequence cannot get out). */
+    for (const unsigned char *p = (const unsigned char *)user; *p && n + 7 < sizeof quoted; p++)
+        n += (size_t)snprintf(quoted + n, sizeof quoted - n,
+                              (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+                                      (*p >= '0' && *p <= '9') || strchr("._@-", *p)
+                                  ? "%c"
+                                  : "\\u%04x",
+                              *p);
+    quoted[n] = '\0';
     snprintf(path, path_size, "/etc/polkit-1/rules.d/50-cacreg-pcsc.rules");
     snprintf(rule, rule_size,
              "polkit.addRule(function(action, subject) {\n"
@@ -362,7 +375,7 @@ void cacreg_pcsc_polkit_rule(const char *user, char *path, size_t path_size, cha
              "        return polkit.Result.YES;\n"
              "    }\n"
              "});\n",
-             user);
+             quoted);
 }
 
 cacreg_err cacreg_reader_reset(const char *reader, char *err, size_t err_size)

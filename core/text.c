@@ -241,8 +241,13 @@ static int char_width(uint32_t cp)
 
 int cacreg_text_width(const char *s)
 {
+    return cacreg_text_width_n(s, s ? strlen(s) : 0);
+}
+
+int cacreg_text_width_n(const char *s, size_t len)
+{
     const unsigned char *p = (const unsigned char *)s;
-    size_t len = s ? strlen(s) : 0, i = 0;
+    size_t i = 0;
     int columns = 0;
 
     while (i < len) {
@@ -321,4 +326,16 @@ int cacreg_text_fit(char *out, size_t out_size, const char *s, int columns, unsi
     memcpy(out, s, keep);
     out[keep] = '\0';
     return used;
+}
+
+void cacreg_text_repair_in_place(char *s, size_t size)
+{
+    char copy[4096];
+    size_t len = strnlen(s, size);
+
+    if (len >= sizeof copy)
+        len = sizeof copy - 1;
+    memcpy(copy, s, len);
+    copy[len] = '\0';
+    cacreg_text_utf8_repair(s, size, copy, len);
 }

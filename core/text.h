@@ -75,6 +75,9 @@ size_t cacreg_text_safe(char *out, size_t out_size, const char *in, size_t in_le
  */
 int cacreg_text_width(const char *s);
 
+/* The same for the first len bytes of s (a line being wrapped). */
+int cacreg_text_width_n(const char *s, size_t len);
+
 /*
  * Writes into out the longest prefix of s that takes at most columns columns
  * and fits out_size, cut between characters and never between a character and
@@ -92,5 +95,8 @@ int cacreg_text_fit(char *out, size_t out_size, const char *s, int columns, unsi
  * controls are left as they are. Returns what cacreg_text_safe() returns.
  */
 size_t cacreg_text_utf8_repair(char *out, size_t out_size, const char *in, size_t in_len);
+
+/* The same in place, for a field of size bytes (at most 4 KiB of it is kept). */
+void cacreg_text_repair_in_place(char *s, size_t size);
 
 #endif

@@ -13,6 +13,7 @@
 #include <p11-kit/p11-kit.h>
 
 #include "internal.h"
+#include "text.h"
 
 #ifndef P11_MODULE_PATH
 #define P11_MODULE_PATH "/usr/lib/x86_64-linux-gnu/pkcs11"
@@ -241,6 +242,8 @@ static void p11_string(const char *in, char *out, size_t size)
     while (n > 0 && out[n - 1] == ' ')
         n--;
     out[n] = '\0';
+    /* OpenSC cuts a long label in the middle of a character: valid UTF-8 from here on. */
+    cacreg_text_repair_in_place(out, size);
 }
 
 cacreg_err cacreg_token_read(cacreg_token *t, const char *reader, cacreg_card *info, char *err,
@@ -265,7 +268,7 @@ cacreg_err cacreg_token_read(cacreg_token *t, const char *reader, cacreg_card *i
         cacreg_errf(err, err_size, reader ? "The card in %s is not recognised as a smart card with "
                                      "certificates." : "No token is present%s.",
              reader ? reader : "");
-        return CACREG_ERR_NOT_FOUND;
+        return CACREG_ERR_NOT_CAC;
     }
     tok = slot->token;
     snprintf(info->reader, sizeof info->reader, "%s", reader ? reader : "");
@@ -298,6 +301,9 @@ cacreg_err cacreg_token_read(cacreg_token *t, const char *reader, cacreg_card *i
         OPENSSL_free(der);
     }
     info->recognised = info->ncerts > 0;
+    /* OpenSC 0.23's CAC driver lists EC keys' certificates but signs with RSA keys only. */
+    info->rsa_only = strstr(info->manufacturer, "Common Access Card") != NULL ||
+                     strstr(info->model, "Common Access Card") != NULL;
     t->info = *info;
     t->cached = true;
     return CACREG_OK;

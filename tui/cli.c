@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "out.h"
 
 static long long now_ms(void)
 {
@@ -88,14 +89,16 @@ static const struct cli_option {
 
 static void usage(FILE *f, unsigned command, const char *synopsis, const char *about)
 {
-    fprintf(f, "usage: %s\n\n%s\n", synopsis, about);
+    out_printf(f, "usage: %s\n\n", synopsis);
+    out_words(f, about);
+    out_printf(f, "\n");
     for (size_t i = 0; i < NOPTIONS; i++) {
         char left[40];
         if (!(options[i].commands & command))
             continue;
         snprintf(left, sizeof left, "--%s%s%s", options[i].name, options[i].arg ? " " : "",
                  options[i].arg ? options[i].arg : "");
-        fprintf(f, "  %-20s %s\n", left, options[i].help);
+        out_printf(f, "  %-20s %s\n", left, options[i].help);
     }
 }
 
@@ -167,11 +170,11 @@ static bool configure(const struct cli_opts *o, cacreg_config *cfg)
     rc = o->config ? cacreg_config_load_file(cfg, o->config, err, sizeof err)
                    : cacreg_config_load_standard(cfg, o->kiosk, err, sizeof err);
     if (rc == CACREG_ERR_NOT_FOUND) {
-        fprintf(stderr, "cacreg: %s: no such file\n", o->config);
+        out_printf(stderr, "cacreg: %s: no such file\n", o->config);
         return false;
     }
     if (rc != CACREG_OK) {
-        fprintf(stderr, "cacreg: %s\n", err);
+        out_printf(stderr, "cacreg: %s\n", err);
         return false;
     }
     for (size_t i = 0; i < o->nset; i++) {
@@ -181,7 +184,7 @@ static bool configure(const struct cli_opts *o, cacreg_config *cfg)
                 absolute(value, path, sizeof path))
                 value = path;
         if (cacreg_config_set(cfg, o->set[i].key, value, err, sizeof err) != CACREG_OK) {
-            fprintf(stderr, "cacreg: %s\n", err);
+            out_printf(stderr, "cacreg: %s\n", err);
             return false;
         }
     }
@@ -218,30 +221,30 @@ int cli_parse(unsigned command, int argc, char **argv, const char *synopsis, con
             return CLI_USAGE;
         }
         if (!take(o, opt, optarg)) {
-            fprintf(stderr, "cacreg: --%s: '%s' is not of the right form\n", opt->name,
+            out_printf(stderr, "cacreg: --%s: '%s' is not of the right form\n", opt->name,
                     optarg ? optarg : "");
             return CLI_USAGE;
         }
     }
     if (optind < argc) {
-        fprintf(stderr, "cacreg: unexpected argument '%s'\n", argv[optind]);
+        out_printf(stderr, "cacreg: unexpected argument '%s'\n", argv[optind]);
         usage(stderr, command, synopsis, about);
         return CLI_USAGE;
     }
     for (size_t i = 0; i < NOPTIONS; i++)
         if ((options[i].required & command) && !given(o, options[i].code)) {
-            fprintf(stderr, "cacreg: --%s is needed here\n", options[i].name);
+            out_printf(stderr, "cacreg: --%s is needed here\n", options[i].name);
             usage(stderr, command, synopsis, about);
             return CLI_USAGE;
         }
     if (o->kiosk && (o->config || o->nset > 0)) {
-        fprintf(stderr, "cacreg: --kiosk takes its settings from %s only; --config and "
+        out_printf(stderr, "cacreg: --kiosk takes its settings from %s only; --config and "
                         "options that change settings are refused\n",
                 CACREG_CONFIG_SYSTEM);
         return CLI_USAGE;
     }
     if (o->kiosk && cacreg_clean_environment() != CACREG_OK) {
-        fprintf(stderr, "cacreg: the environment cannot be cleared for the kiosk\n");
+        out_printf(stderr, "cacreg: the environment cannot be cleared for the kiosk\n");
         return CLI_USAGE;
     }
     if (!configure(o, cfg))
@@ -262,7 +265,7 @@ int cli_command(unsigned command, int argc, char **argv, const char *synopsis, c
     if (code != CLI_OK)
         return code == CLI_HELP ? CLI_OK : code;
     if (!cli_signals_block()) {
-        fprintf(stderr, "cacreg: cannot set up signal handling\n");
+        out_printf(stderr, "cacreg: cannot set up signal handling\n");
         return CLI_USAGE;
     }
     code = cli_engine_new(&e, &cfg);
@@ -271,7 +274,7 @@ int cli_command(unsigned command, int argc, char **argv, const char *synopsis, c
     code = run(e, &o, &cfg);
     if (cli_interrupted()) {
         code = 128 + cli_interrupted();
-        fprintf(stderr, "cacreg: interrupted; the session was ended and the card reset\n");
+        out_printf(stderr, "cacreg: interrupted; the session was ended and the card reset\n");
     }
     /* The session ends: logout, the card's login dropped, the card reset. A signal
      * leaves half a second for it, so that the whole exit stays within a second. */
@@ -410,7 +413,7 @@ bool cli_read_secret(int fd, const char *prompt, int idle_s, cacreg_secret *s, b
 static void trace_to_stderr(const char *line, void *ctx)
 {
     (void)ctx;
-    fprintf(stderr, "cacreg: flow: %s\n", line);
+    out_printf(stderr, "cacreg: flow: %s\n", line);
 }
 
 int cli_engine_new(cacreg_engine **e, const cacreg_config *cfg)
@@ -422,7 +425,7 @@ int cli_engine_new(cacreg_engine **e, const cacreg_config *cfg)
             cacreg_flow_trace(cacreg_engine_flow(*e), trace_to_stderr, NULL);
         return CLI_OK;
     }
-    fprintf(stderr, "cacreg: %s\n", err);
+    out_printf(stderr, "cacreg: %s\n", err);
     return CLI_USAGE;
 }
 
@@ -475,13 +478,17 @@ static bool no_card(const cacreg_flow_state *s)
     return !s->reader[0] && s->readers.status == CACREG_PCSC_UP;
 }
 
-int cli_flow_card(cacreg_engine *e, int wait_ms)
+int cli_flow_card(cacreg_engine *e, int wait_ms, int card_wait_ms)
 {
     const cacreg_flow_state *s = cacreg_flow_state_get(cacreg_engine_flow(e));
 
     settle_start = now_ms();
     /* Polled rather than woken: DOWN's second look is a matter of time, not of an event. */
-    while (settling(s) && now_ms() - settle_start < 3000 && !cli_interrupted())
+    /* pcscd gets 3 s to answer; the module as long as a card job may take (loading it
+     * reads the cards in the readers, at a card's pace). */
+    while (settling(s) && !cli_interrupted() &&
+           (now_ms() - settle_start < 3000 ||
+            (s->module == CACREG_MODULE_LOADING && now_ms() - settle_start < card_wait_ms)))
         cli_flow_wait(e, settling, 50);
     if (cli_interrupted())
         return CLI_INTERRUPTED;
@@ -529,11 +536,11 @@ int cli_exit_for(cacreg_fail fail)
 
 void cli_say(cacreg_diagnosis d, const char *detail)
 {
-    printf("%s\n", d.cause);
+    out_printf(stdout, "%s\n", d.cause);
     if (d.steps && d.steps[0])
-        printf("%s\n", d.steps);
+        out_printf(stdout, "%s\n", d.steps);
     if (detail && detail[0] && strcmp(detail, d.cause) != 0)
-        printf("(%s)\n", detail);
+        out_printf(stdout, "(%s)\n", detail);
 }
 
 int cli_stopped(const cacreg_flow_state *s)
@@ -545,13 +552,13 @@ int cli_stopped(const cacreg_flow_state *s)
         return CLI_OK;
     cli_say(p->diagnosis, p->detail);
     if (p->clock[0])
-        printf("%s\n", p->clock);
+        out_printf(stdout, "%s\n", p->clock);
     if (p->err == CACREG_ERR_PIN_WRONG && s->tries_left == 1)
-        printf("1 try left before the card locks.\n");
+        out_printf(stdout, "1 try left before the card locks.\n");
     else if (p->err == CACREG_ERR_PIN_WRONG && s->tries_left > 1)
-        printf("%d tries left.\n", s->tries_left);
+        out_printf(stdout, "%d tries left.\n", s->tries_left);
     if (p->stage == CACREG_STAGE_PORTAL && r->attempts_left >= 0 &&
         r->reason == CACREG_PORTAL_INVALID_CREDENTIALS)
-        printf("%d attempts left before the account locks.\n", r->attempts_left);
+        out_printf(stdout, "%d attempts left before the account locks.\n", r->attempts_left);
     return cli_exit_for(p->fail);
 }

@@ -125,9 +125,9 @@ bool cli_flow_wait(cacreg_engine *e, bool (*busy)(const cacreg_flow_state *), in
 /* Waits while the flow works (a working step); false when a signal came. */
 bool cli_flow_settle(cacreg_engine *e);
 
-/* Waits for the module and pcscd to be known, then for a card up to wait_ms;
- * 0 when one is in, else prints why and returns the exit status. */
-int cli_flow_card(cacreg_engine *e, int wait_ms);
+/* Waits for the module (up to card_wait_ms) and pcscd to be known, then for a card up
+ * to wait_ms; 0 when one is in, else prints why and returns the exit status. */
+int cli_flow_card(cacreg_engine *e, int wait_ms, int card_wait_ms);
 
 /* The exit status for a failure kind. */
 int cli_exit_for(cacreg_fail fail);

@@ -13,6 +13,7 @@
 #include <jansson.h>
 
 #include "cli.h"
+#include "out.h"
 
 /* Prints the outcome for machines (--json); returns the exit status. */
 static int print_json(int code, const cacreg_flow_state *s)
@@ -41,7 +42,7 @@ static int print_json(int code, const cacreg_flow_state *s)
         }
     }
     json_dumpf(o, stdout, JSON_INDENT(2) | JSON_SORT_KEYS);
-    putchar('\n');
+    out_printf(stdout, "\n");
     json_decref(o);
     return code;
 }
@@ -62,15 +63,15 @@ static int outcome(const cacreg_flow_state *s, bool json)
     code = CLI_OK;
     if (json)
         return print_json(code, s);
-    printf("Logged in as %s (%s).\n", r->username, r->display_name);
+    out_printf(stdout, "Logged in as %s (%s).\n", r->username, r->display_name);
     if (r->registration == CACREG_REG_REPLACED)
-        printf("Your CAC is registered; it replaces the card registered before "
+        out_printf(stdout, "Your CAC is registered; it replaces the card registered before "
                "(serial %s).\n", r->replaced_serial);
     else if (r->registration == CACREG_REG_UNCHANGED)
-        printf("This CAC was registered already.\n");
+        out_printf(stdout, "This CAC was registered already.\n");
     else
-        printf("Your CAC is registered.\n");
-    printf("Your portal password is good until %.10s (150 days).\n", r->password_expires);
+        out_printf(stdout, "Your CAC is registered.\n");
+    out_printf(stdout, "Your portal password is good until %.10s (150 days).\n", r->password_expires);
     return code;
 }
 
@@ -81,7 +82,7 @@ static int said(int code, cacreg_diagnosis d, bool json)
         json_t *o = json_pack("{s:i, s:s, s:s, s:s, s:s}", "exit", code, "stage", "pin", "cause",
                               d.cause, "steps", d.steps ? d.steps : "", "detail", "");
         json_dumpf(o, stdout, JSON_INDENT(2) | JSON_SORT_KEYS);
-        putchar('\n');
+        out_printf(stdout, "\n");
         json_decref(o);
     } else {
         cli_say(d, NULL);
@@ -94,7 +95,7 @@ static int run(cacreg_engine *e, const struct cli_opts *o, const cacreg_config *
     cacreg_flow *f = cacreg_engine_flow(e);
     const cacreg_flow_state *s = cacreg_flow_state_get(f);
     bool idle;
-    int code = cli_flow_card(e, o->wait_ms > 0 ? o->wait_ms : 0);
+    int code = cli_flow_card(e, o->wait_ms > 0 ? o->wait_ms : 0, cfg->card_timeout_s * 1000);
 
     if (code != CLI_OK)
         return code;
@@ -105,7 +106,7 @@ static int run(cacreg_engine *e, const struct cli_opts *o, const cacreg_config *
         return outcome(s, o->json);
     if (!o->json) {
         const cacreg_cert *c = &s->info.certs[s->chosen];
-        printf("Card: %s, identity certificate from %s (serial %s) checked.\n", c->holder,
+        out_printf(stdout, "Card: %s, identity certificate from %s (serial %s) checked.\n", c->holder,
                c->issuer_cn, c->serial);
         fflush(stdout);
     }

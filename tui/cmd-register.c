@@ -12,20 +12,21 @@
 #include <string.h>
 
 #include "cli.h"
+#include "out.h"
 
 static void print_registration(const cacreg_flow_state *s)
 {
     const cacreg_portal_result *a = &s->account, *r = &s->registration;
 
-    printf("Account:        %s (%s, %s account), password good until %.10s\n", a->username,
+    out_printf(stdout, "Account:        %s (%s, %s account), password good until %.10s\n", a->username,
            a->display_name, strcmp(a->account_type, "email_only") == 0 ? "email-only" : "full",
            a->password_expires);
     if (r->registered)
-        printf("Current registered information: %s, serial %s, expires %.10s, "
+        out_printf(stdout, "Current registered information: %s, serial %s, expires %.10s, "
                "registered %.10s\n",
                r->cert_subject, r->cert_serial, r->cert_not_after, r->registered_at);
     else
-        printf("Not registered: no CAC is registered to this account.\n");
+        out_printf(stdout, "Not registered: no CAC is registered to this account.\n");
 }
 
 /* Types the password kept from its one reading into the step that asks for it. */
@@ -38,13 +39,14 @@ static void type_password(cacreg_flow *f, const cacreg_secret *password)
 }
 
 /* The card part: certificate, PIN, the password again; the portal registers it. */
-static int register_card(cacreg_engine *e, const cacreg_secret *password, int pin_fd, int idle_s)
+static int register_card(cacreg_engine *e, const cacreg_secret *password, int pin_fd, int idle_s,
+                         int card_wait_ms)
 {
     cacreg_flow *f = cacreg_engine_flow(e);
     const cacreg_flow_state *s = cacreg_flow_state_get(f);
     const cacreg_cert *c;
     bool idle;
-    int code = cli_flow_card(e, 0);
+    int code = cli_flow_card(e, 0, card_wait_ms);
 
     if (code != CLI_OK)
         return code;
@@ -61,7 +63,7 @@ static int register_card(cacreg_engine *e, const cacreg_secret *password, int pi
     if (s->step != CACREG_STEP_PIN)
         return cli_stopped(s);
     c = &s->info.certs[s->chosen];
-    printf("Certificate:    %s, identity certificate, issuer %s, serial %s\n", c->holder,
+    out_printf(stdout, "Certificate:    %s, identity certificate, issuer %s, serial %s\n", c->holder,
            c->issuer_cn, c->serial);
     fflush(stdout);
     if (!cli_read_secret(pin_fd, "CAC PIN: ", idle_s, cacreg_flow_secret(f), &idle)) {
@@ -86,12 +88,12 @@ static int register_card(cacreg_engine *e, const cacreg_secret *password, int pi
     if (s->step != CACREG_STEP_DONE)
         return cli_stopped(s);
     if (s->last.registration == CACREG_REG_UNCHANGED)
-        printf("This CAC was registered already.\n");
+        out_printf(stdout, "This CAC was registered already.\n");
     else if (s->last.registration == CACREG_REG_REPLACED)
-        printf("Your CAC is registered; it replaces the card registered before.\n");
+        out_printf(stdout, "Your CAC is registered; it replaces the card registered before.\n");
     else
-        printf("Your CAC is registered.\n");
-    printf("Registered now: %s, serial %s.\n", s->last.cert_subject, s->last.cert_serial);
+        out_printf(stdout, "Your CAC is registered.\n");
+    out_printf(stdout, "Registered now: %s, serial %s.\n", s->last.cert_subject, s->last.cert_serial);
     return CLI_OK;
 }
 
@@ -138,9 +140,10 @@ static int run(cacreg_engine *e, const struct cli_opts *o, const cacreg_config *
             code = cli_stopped(s);
             goto out;
         }
-        printf("Registered information cleared.\n");
+        out_printf(stdout, "Registered information cleared.\n");
     }
-    code = o->state_only ? CLI_OK : register_card(e, password, o->pin_fd, idle_s);
+    code = o->state_only ? CLI_OK : register_card(e, password, o->pin_fd, idle_s,
+                                                      cfg->card_timeout_s * 1000);
 out:
     cacreg_secret_free(password); /* the one copy kept for the confirmation: wiped */
     return code;
@@ -175,7 +178,7 @@ static int reset(cacreg_engine *e, const struct cli_opts *o, const cacreg_config
         return CLI_INTERRUPTED;
     if (s->step != CACREG_STEP_DONE)
         return cli_stopped(s);
-    printf("Asked: if %s is an account, instructions for a new password go to its "
+    out_printf(stdout, "Asked: if %s is an account, instructions for a new password go to its "
            "email address on file.\n",
            o->user);
     return CLI_OK;

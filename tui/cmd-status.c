@@ -14,6 +14,8 @@
 #include <jansson.h>
 
 #include "cli.h"
+#include "text.h"
+#include "out.h"
 
 struct status {
     cacreg_config cfg;
@@ -85,6 +87,15 @@ static cacreg_err run_job(cacreg_job_fn fn)
     rc = cli_run_job(st.worker, st.events[0], fn, &st, st.cfg.card_timeout_s * 1000);
     st.stuck = rc == CACREG_ERR_TIMEOUT;
     return rc;
+}
+
+/* A reader's name for JSON, which takes valid UTF-8 only (a driver's name may not be). */
+static json_t *utf8(const char *s)
+{
+    char buf[512];
+
+    cacreg_text_utf8_repair(buf, sizeof buf, s, strlen(s));
+    return json_string(buf);
 }
 
 static const char *pcsc_name(cacreg_pcsc_status s)
@@ -190,34 +201,34 @@ static void print_card(const cacreg_card *info, int *code)
     size_t chosen;
 
     *code = card_verdict(info, &chosen, &v, detail, sizeof detail);
-    printf("Card:           %s (%s %s, serial %s)\n", info->label[0] ? info->label : "(no label)",
+    out_printf(stdout, "Card:           %s (%s %s, serial %s)\n", info->label[0] ? info->label : "(no label)",
            info->manufacturer, info->model, info->serial);
     switch (info->pin) {
     case CACREG_PIN_LOCKED:
-        printf("PIN:            locked after too many wrong tries; the CAC office can reset it\n");
+        out_printf(stdout, "PIN:            locked after too many wrong tries; the CAC office can reset it\n");
         break;
     case CACREG_PIN_FINAL_TRY:
-        printf("PIN:            1 try left: one more wrong PIN locks the card\n");
+        out_printf(stdout, "PIN:            1 try left: one more wrong PIN locks the card\n");
         break;
     case CACREG_PIN_COUNT_LOW:
-        printf("PIN:            %d tries left\n", info->tries_left);
+        out_printf(stdout, "PIN:            %d tries left\n", info->tries_left);
         break;
     default:
-        printf("PIN:            ok\n");
+        out_printf(stdout, "PIN:            ok\n");
         break;
     }
-    printf("Certificates:   %zu\n", info->ncerts);
+    out_printf(stdout, "Certificates:   %zu\n", info->ncerts);
     for (size_t i = 0; i < info->ncerts; i++) {
         const cacreg_cert *c = &info->certs[i];
         day(c->not_after, na, sizeof na);
-        printf("  %s %-16s %s, EDIPI %s, issuer %s, serial %s, expires %s (%ld days)\n",
+        out_printf(stdout, "  %s %-16s %s, EDIPI %s, issuer %s, serial %s, expires %s (%ld days)\n",
                i == chosen ? "*" : " ", cacreg_cert_kind_name(c->kind), c->holder,
                c->edipi[0] ? c->edipi : "-", c->issuer_cn, c->serial, na,
                cacreg_cert_days_left(c, (long long)time(NULL)));
         if (i != chosen && cacreg_cert_why_not(c))
-            printf("    %s\n", cacreg_cert_why_not(c));
+            out_printf(stdout, "    %s\n", cacreg_cert_why_not(c));
     }
-    printf("Pre-flight:     %s: %s\n", cacreg_verdict_name(v), detail);
+    out_printf(stdout, "Pre-flight:     %s: %s\n", cacreg_verdict_name(v), detail);
 }
 
 /* Shows the card the last read job saw (into jcards with --json); returns its exit code. */
@@ -258,24 +269,25 @@ static int report(void)
         json_object_set_new(root, "readers", jreaders);
         json_object_set_new(root, "cards", jcards);
     } else {
-        printf("Smart cards:    %s%s%s\n", readers.status == CACREG_PCSC_UP ? "pcscd running"
+        out_printf(stdout, "Smart cards:    %s%s%s\n", readers.status == CACREG_PCSC_UP ? "pcscd running"
                                            : readers.status == CACREG_PCSC_DENIED
                                                ? "pcscd refuses this session"
                                                : "pcscd not running",
                readers.detail[0] ? ": " : "", readers.detail);
-        printf("PKCS#11 module: %s\n", st.token ? cacreg_token_module(st.token) : st.token_error);
+        out_printf(stdout, "PKCS#11 module: %s\n", st.token ? cacreg_token_module(st.token) : st.token_error);
         if (readers.status == CACREG_PCSC_DENIED) {
             char path[128], rule[1024];
             const char *user = getenv("USER");
             cacreg_pcsc_polkit_rule(user ? user : "USERNAME", path, sizeof path, rule,
                                     sizeof rule);
-            printf("                An administrator can allow it with this rule in %s:\n%s",
-                   path, rule);
+            out_printf(stdout, "                An administrator can allow it with this rule in %s:\n",
+                       path);
+            out_words(stdout, rule); /* the user's name in it is quoted for JavaScript */
         }
         if (!st.trust)
-            printf("CA bundle:      %s\n", st.trust_error);
+            out_printf(stdout, "CA bundle:      %s\n", st.trust_error);
         if (readers.status == CACREG_PCSC_UP && readers.count == 0)
-            printf("Readers:        none connected\n");
+            out_printf(stdout, "Readers:        none connected\n");
     }
     if (readers.status != CACREG_PCSC_UP || !st.token)
         code = CLI_MIDDLEWARE;
@@ -284,11 +296,11 @@ static int report(void)
         atr_hex(r, atr, sizeof atr);
         if (st.json)
             json_array_append_new(jreaders,
-                                  json_pack("{s:s, s:b, s:b, s:b, s:s}", "name", r->name,
+                                  json_pack("{s:o, s:b, s:b, s:b, s:s}", "name", utf8(r->name),
                                             "card_present", r->card_present, "exclusive",
                                             r->exclusive, "mute", r->mute, "atr", atr));
         else
-            printf("Reader:         %s: %s%s%s\n", r->name,
+            out_printf(stdout, "Reader:         %s: %s%s%s\n", r->name,
                    r->card_present ? "card present" : "no card", r->mute ? " (not answering)" : "",
                    r->exclusive ? " (in use by another program)" : "");
         if (!r->card_present || !st.token || code == CLI_MIDDLEWARE)
@@ -303,10 +315,10 @@ static int report(void)
                                   ? "The card does not answer; take it out and put it back."
                                   : st.job_error;
             if (st.json)
-                json_array_append_new(jcards, json_pack("{s:s, s:b, s:s}", "reader", r->name,
+                json_array_append_new(jcards, json_pack("{s:o, s:b, s:s}", "reader", utf8(r->name),
                                                         "recognised", 0, "error", why));
             else
-                printf("Card:           %s\n", why);
+                out_printf(stdout, "Card:           %s\n", why);
             code = code == CLI_OK ? CLI_OK : rc == CACREG_ERR_NO_CARD ? CLI_NO_CARD : CLI_CARD;
             continue;
         }
@@ -323,7 +335,7 @@ static int report(void)
     if (st.json) {
         json_object_set_new(root, "exit", json_integer(code));
         json_dumpf(root, stdout, JSON_INDENT(2) | JSON_SORT_KEYS);
-        putchar('\n');
+        out_printf(stdout, "\n");
         json_decref(root);
     }
     fflush(stdout);
@@ -342,11 +354,18 @@ static void print_event(const cacreg_event *ev)
     clock_gettime(CLOCK_REALTIME, &ts);
     localtime_r(&ts.tv_sec, &tm);
     strftime(when, sizeof when, "%H:%M:%S", &tm);
-    if (st.json)
-        printf("{\"event\": \"%s\", \"time\": \"%s.%03ld\", \"reader\": \"%s\"}\n",
-               names[ev->type], when, ts.tv_nsec / 1000000, ev->reader);
-    else
-        printf("%s.%03ld %s%s%s\n", when, ts.tv_nsec / 1000000, names[ev->type],
+    if (st.json) {
+        char at[48];
+        json_t *o;
+        snprintf(at, sizeof at, "%s.%03ld", when, ts.tv_nsec / 1000000);
+        o = json_pack("{s:s, s:s, s:o}", "event", names[ev->type], "time", at, "reader",
+                      utf8(ev->reader));
+        if (o)
+            json_dumpf(o, stdout, JSON_COMPACT);
+        json_decref(o);
+        out_printf(stdout, "\n");
+    } else
+        out_printf(stdout, "%s.%03ld %s%s%s\n", when, ts.tv_nsec / 1000000, names[ev->type],
                ev->reader[0] ? " " : "", ev->reader);
     fflush(stdout);
 }
@@ -404,7 +423,7 @@ int cmd_status(int argc, char **argv)
     if (!cli_signals_block() || cacreg_event_pipe(st.events) != CACREG_OK ||
         cacreg_worker_start(&st.worker, st.events[1]) != CACREG_OK ||
         cacreg_watcher_start(&st.watcher, st.cfg.reader_filter, st.events[1]) != CACREG_OK) {
-        fprintf(stderr, "cacreg: cannot start: %s\n", cacreg_strerror(CACREG_ERR_SYSTEM));
+        out_printf(stderr, "cacreg: cannot start: %s\n", cacreg_strerror(CACREG_ERR_SYSTEM));
         return CLI_MIDDLEWARE;
     }
     if (run_job(job_load) != CACREG_OK)

@@ -11,36 +11,28 @@
 #include <string.h>
 #include <time.h>
 
+#include "text.h"
 #include "tui.h"
 
-/* Text from a card, the portal or a file, made safe to print: no control
- * characters (no escape sequences), and ASCII only when the locale is not UTF-8. */
-static void clean(const struct tui *t, const char *in, char *out, size_t size)
+/* Text from a card, the portal or a file (and our own), made safe to print with
+ * core/text.c: controls, escape sequences, bidi and invisible characters shown as
+ * visible escapes, invalid UTF-8 replaced; ASCII only when the locale is not UTF-8.
+ * A paragraph (spaces) turns line breaks into spaces. */
+static void clean(const struct tui *t, const char *in, char *out, size_t size, bool spaces)
 {
-    size_t n = 0;
-
-    for (; in && *in && n + 1 < size; in++) {
-        unsigned char c = (unsigned char)*in;
-        out[n++] = c < 0x20 || c == 0x7f || (t->ascii && c >= 0x80) ? '?' : (char)c;
-    }
-    out[n] = '\0';
+    cacreg_text_safe(out, size, in ? in : "", in ? strlen(in) : 0,
+                     (t->ascii ? CACREG_TEXT_ASCII : 0) | (spaces ? CACREG_TEXT_SPACES : 0));
 }
 
-/* Columns a string takes (UTF-8 continuation bytes take none). */
+/* Columns the first len bytes of s take on the terminal. */
 static int columns(const char *s, size_t len)
 {
-    int cols = 0;
-
-    for (size_t i = 0; i < len; i++)
-        if (((unsigned char)s[i] & 0xC0) != 0x80)
-            cols++;
-    return cols;
+    return cacreg_text_width_n(s, len);
 }
 
 void tui_put(const struct tui *t, int y, int x, int width, int role, const char *fmt, ...)
 {
-    char raw[1024], text[1024];
-    size_t len;
+    char raw[1024], text[4096], fit[4096];
     va_list ap;
 
     if (y < 0 || y >= t->layout.rows || width <= 0)
@@ -48,15 +40,21 @@ void tui_put(const struct tui *t, int y, int x, int width, int role, const char 
     va_start(ap, fmt);
     vsnprintf(raw, sizeof raw, fmt, ap);
     va_end(ap);
-    clean(t, raw, text, sizeof text);
-    len = strlen(text);
-    while (len > 0 && columns(text, len) > width)
-        len--;
-    while (len > 0 && ((unsigned char)text[len] & 0xC0) == 0x80)
-        len--; /* never cut a character in two */
+    clean(t, raw, text, sizeof text, false);
+    /* Cut at a character (a mark stays with its letter), an ellipsis where it was cut. */
+    cacreg_text_fit(fit, sizeof fit, text, width,
+                    CACREG_TEXT_ELLIPSIS | (t->ascii ? CACREG_TEXT_ASCII : 0));
     attrset(t->attr[role]);
-    mvaddnstr(y, x, text, (int)len);
+    mvaddstr(y, x, fit);
     attrset(A_NORMAL);
+}
+
+/* Bytes of the UTF-8 character at p (the text is clean: valid UTF-8). */
+static size_t char_len(const char *p)
+{
+    unsigned char c = (unsigned char)*p;
+
+    return c < 0xC0 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
 }
 
 int tui_wrap(const char *text, int width, const char **start, int *len, int max)
@@ -67,27 +65,40 @@ int tui_wrap(const char *text, int width, const char **start, int *len, int max)
     if (width < 1)
         return 0;
     while (*p && n < max) {
-        size_t left, cut;
+        size_t i = 0, cut = 0;
+        int used = 0;
+
         while (*p == ' ')
             p++;
         if (!*p)
             break;
-        left = strlen(p);
-        cut = left;
-        if (columns(p, left) > width) {
-            cut = 0;
-            for (size_t i = 0; i < left && columns(p, i) <= width; i++)
-                if (p[i] == ' ')
-                    cut = i;
-            if (cut == 0) /* one long word: cut it */
-                for (cut = left; cut > 1 && columns(p, cut) > width; cut--) {
-                }
+        /* Character by character while they fit; a line may end before a space, or
+         * after a comma (a DN: CN=...,OU=...). */
+        while (p[i]) {
+            size_t clen = char_len(p + i);
+            int w = columns(p + i, clen);
+            if (used + w > width)
+                break;
+            used += w;
+            i += clen;
+            if (p[i] == ' ' || p[i] == '\0' || p[i - 1] == ',')
+                cut = i;
         }
+        if (!p[i])
+            cut = i;
+        else if (cut == 0) /* one word longer than the line: cut it between characters */
+            cut = i ? i : char_len(p);
         start[n] = p;
         len[n++] = (int)cut;
         p += cut;
     }
     return n;
+}
+
+void tui_words(const struct tui *t, int y, int x, const char *ours, int len)
+{
+    (void)t;
+    mvaddnstr(y, x, ours, len);
 }
 
 int tui_text(const struct tui *t, int y, int x, int width, int max_rows, const char *text,
@@ -97,7 +108,7 @@ int tui_text(const struct tui *t, int y, int x, int width, int max_rows, const c
     const char *start[64];
     int len[64], n;
 
-    clean(t, text, buf, sizeof buf);
+    clean(t, text, buf, sizeof buf, true);
     n = tui_wrap(buf, width, start, len, max_rows < 64 ? max_rows : 64);
     attrset(t->attr[role]);
     for (int i = 0; i < n; i++)
@@ -201,7 +212,8 @@ static int panel_card(const struct tui *t, int y, int x, const cacreg_reader *in
     case CACREG_CARD_READING:
         return item(t, y, x, 0, "Card", "%s", "reading...");
     case CACREG_CARD_FAILED:
-        return item(t, y, x, -1, "Card", "%s", "cannot be read");
+        return item(t, y, x, -1, "Card", "%s",
+                    s->card_err == CACREG_ERR_NOT_CAC ? "not a CAC" : "cannot be read");
     case CACREG_CARD_READ:
         break;
     }
@@ -273,7 +285,7 @@ static void panel(const struct tui *t, int top, int height)
         if (s->verdict == CACREG_VERDICT_OK)
             y += item(t, y, x, 1, "Identity certificate", "valid, %ld days left", days);
         else
-            y += item(t, y, x, -1, "Identity certificate", "%s", cacreg_verdict_name(s->verdict));
+            y += item(t, y, x, -1, "Identity certificate", "%s", cacreg_verdict_words(s->verdict));
     } else {
         y += item(t, y, x, -1, "Identity certificate", "%s", "none on the card");
     }

@@ -9,6 +9,7 @@
 
 #include "cli.h"
 #include "tui.h"
+#include "out.h"
 
 /* The commands, one cmd-*.c each. */
 static const struct command {
@@ -23,7 +24,7 @@ static const struct command {
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: cacreg [--mono] [--ascii] [--kiosk] [options]  the full-screen front end\n"
+    out_printf(f, "usage: cacreg [--mono] [--ascii] [--kiosk] [options]  the full-screen front end\n"
                "       cacreg status [options]       the readers, the card and its certificates\n"
                "       cacreg login --cac [options]  log in with the CAC, registering it\n"
                "       cacreg register --user NAME   password login, then register the CAC\n"
@@ -63,14 +64,14 @@ int main(int argc, char **argv)
 {
     malloc_hygiene(argc, argv);
     if (cacreg_harden_process() != CACREG_OK) {
-        fprintf(stderr, "cacreg: cannot protect this process's memory from core dumps\n");
+        out_printf(stderr, "cacreg: cannot protect this process's memory from core dumps\n");
         return 5;
     }
     for (size_t i = 0; argc >= 2 && i < sizeof commands / sizeof commands[0]; i++)
         if (strcmp(argv[1], commands[i].name) == 0)
             return commands[i].run(argc - 1, argv + 1);
     if (argc >= 2 && strcmp(argv[1], "--version") == 0) {
-        printf("cacreg 0.1\n");
+        out_printf(stdout, "cacreg 0.1\n");
         return 0;
     }
     if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {

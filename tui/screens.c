@@ -30,10 +30,25 @@ static void page_start(const struct tui *t, const struct tui_layout *l)
                            s->notice.fail == CACREG_FAIL_NONE ? ROLE_GOOD : ROLE_WARN);
         y++;
     }
-    if (s->card == CACREG_CARD_READ && s->chosen < s->info.ncerts)
+    if (s->card == CACREG_CARD_READ && s->chosen < s->info.ncerts && s->verdict == CACREG_VERDICT_OK &&
+        s->info.pin != CACREG_PIN_LOCKED)
         tui_put(t, y++, x, w, ROLE_GOOD, "Card ready: %s", s->info.certs[s->chosen].holder);
+    else if (s->card == CACREG_CARD_READ && s->chosen < s->info.ncerts)
+        y += tui_text(t, y, x, w, 3,
+                      s->info.pin == CACREG_PIN_LOCKED
+                          ? "The card's PIN is locked: it cannot be used here."
+                          : cacreg_diagnose_verdict(s->verdict).cause,
+                      ROLE_BAD);
+    else if (s->card == CACREG_CARD_READ)
+        tui_put(t, y++, x, w, ROLE_BAD, "This card has no identity certificate to register.");
     else if (s->card == CACREG_CARD_READING)
         tui_put(t, y++, x, w, ROLE_NORMAL, "Reading your card...");
+    else if (s->card == CACREG_CARD_FAILED)
+        y += tui_text(t, y, x, w, 3,
+                      s->card_err == CACREG_ERR_NOT_CAC
+                          ? cacreg_diagnose_card(CACREG_ERR_NOT_CAC).cause
+                          : cacreg_diagnose_say(CACREG_SAY_CARD_UNREADABLE).cause,
+                      ROLE_BAD);
     else
         tui_put(t, y++, x, w, ROLE_NORMAL, "Insert your CAC into the reader, then choose:");
     y++;
@@ -223,11 +238,14 @@ static void page_choose(const struct tui *t, const struct tui_layout *l)
     tui_put(t, y++, x, w, ROLE_NORMAL, "Choose the certificate to register");
     tui_put(t, y++, x, w, ROLE_DIM, "* marks the one to choose: your name, identity.");
     y++;
-    for (size_t i = 0; i < s->info.ncerts; i++) {
+    for (size_t i = 0; i < s->info.ncerts; i++, y++) {
+        int role = i == t->cert ? ROLE_SELECT : ROLE_NORMAL;
         c = &s->info.certs[i];
-        tui_put(t, y++, x, w, i == t->cert ? ROLE_SELECT : ROLE_NORMAL, "%s %c %-20.20s %s",
-                i == t->cert ? ">" : " ", i == s->chosen ? '*' : ' ',
-                c->holder[0] ? c->holder : c->common_name, cacreg_cert_kind_name(c->kind));
+        /* The name in 20 columns of its own: measured in columns, cut between characters. */
+        tui_put(t, y, x, w, role, "%*s", w, "");
+        tui_put(t, y, x, 4, role, "%s %c", i == t->cert ? ">" : " ", i == s->chosen ? '*' : ' ');
+        tui_put(t, y, x + 4, 20, role, "%s", c->holder[0] ? c->holder : c->common_name);
+        tui_put(t, y, x + 25, w - 25, role, "%s", cacreg_cert_kind_name(c->kind));
     }
     if (t->cert >= s->info.ncerts)
         return;
@@ -360,7 +378,7 @@ static void page_help(const struct tui *t, const struct tui_layout *l)
     tui_put(t, y, x, w, ROLE_GOOD, "%s", tui_help_pages[t->help_topic].title);
     y += 2;
     for (int i = 0; i < rows && t->help_scroll + i < n; i++)
-        mvaddnstr(y + i, x, start[t->help_scroll + i], len[t->help_scroll + i]);
+        tui_words(t, y + i, x, start[t->help_scroll + i], len[t->help_scroll + i]);
     if (n > rows)
         tui_put(t, y + rows, x, w, ROLE_DIM, "-- lines %d-%d of %d --", t->help_scroll + 1,
                 t->help_scroll + rows < n ? t->help_scroll + rows : n, n);

@@ -22,6 +22,7 @@
 
 #include "cli.h"
 #include "tui.h"
+#include "out.h"
 
 static int signal_pipe[2] = {-1, -1};
 static volatile sig_atomic_t curses_on;
@@ -342,10 +343,10 @@ static void loop(struct tui *t)
 /* The terminal, before any thread starts: false (said on stderr) when it cannot be used. */
 static bool setup_terminal(struct tui *t)
 {
-    SCREEN *screen = newterm(NULL, stdout, stdin);
+    SCREEN *screen = tui_term_known() ? newterm(NULL, stdout, stdin) : NULL;
 
     if (!screen) {
-        fprintf(stderr, "cacreg: this terminal (TERM=%s) is not known here; try TERM=xterm or "
+        out_printf(stderr, "cacreg: this terminal (TERM=%s) is not known here; try TERM=xterm or "
                         "TERM=vt100, or use the headless commands (cacreg --help).\n",
                 getenv("TERM") ? getenv("TERM") : "");
         return false;
@@ -392,12 +393,12 @@ int tui_main(int argc, char **argv)
     t.mono = o.mono;
     t.ascii = t.ascii || o.ascii;
     if (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO)) {
-        fprintf(stderr, "cacreg: the full-screen front end needs a terminal; "
+        out_printf(stderr, "cacreg: the full-screen front end needs a terminal; "
                         "see 'cacreg --help' for the headless commands.\n");
         return CLI_USAGE;
     }
     if (!setup_signals()) {
-        fprintf(stderr, "cacreg: cannot set up signal handling\n");
+        out_printf(stderr, "cacreg: cannot set up signal handling\n");
         return CLI_USAGE;
     }
     atexit(restore_terminal);
@@ -416,7 +417,7 @@ int tui_main(int argc, char **argv)
         restore_terminal();
         if (saved_err >= 0)
             dup2(saved_err, STDERR_FILENO);
-        fprintf(stderr, "cacreg: %s\n", err);
+        out_printf(stderr, "cacreg: %s\n", err);
         return CLI_USAGE;
     }
     t.flow = cacreg_engine_flow(t.engine);

@@ -139,6 +139,9 @@ struct tui {
     unsigned spin;         /* the progress indicator's phase, while busy */
 };
 
+/* True when the terminfo database has the terminal TERM names (tui/term.c). */
+bool tui_term_known(void);
+
 /* `cacreg [options]`: runs the front end until the person quits; the exit status. */
 int tui_main(int argc, char **argv);
 
@@ -165,6 +168,9 @@ void tui_put(const struct tui *t, int y, int x, int width, int role, const char 
 /* Wraps text into width columns from row y, col x, at most max_rows rows; returns rows used. */
 int tui_text(const struct tui *t, int y, int x, int width, int max_rows, const char *text,
              int role);
+
+/* Our own text (a help page's line), as it is: never outside text. */
+void tui_words(const struct tui *t, int y, int x, const char *ours, int len);
 
 /* A cause and the steps that fix it, with the detail when it adds something; rows used. */
 int tui_diagnosis(const struct tui *t, int y, int x, int w, int rows, cacreg_diagnosis d,

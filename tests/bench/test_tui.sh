@@ -196,7 +196,7 @@ ok "card pulled at the PIN: back to the start, told why, nothing sent"
 # Each 403 and pre-flight diagnosis, in words.
 diagnose() { # persona pin text
     insert "$1"
-    wait_for "Card ready"
+    wait_for "3 read, identity found" # read: "Card ready" only for a card that can be used
     keys c
     if [ "$2" != - ]; then
         wait_for "enter your CAC PIN"
@@ -259,7 +259,7 @@ ok "password login (wrong password, attempts left), not registered, chooser, PIN
 # The register path's own 403s: a card registered to someone else, a card of someone else.
 register_refused() { # persona pin text
     insert "$1"
-    wait_for "Card ready"
+    wait_for "3 read, identity found"
     login_linda
     keys r
     wait_for "Choose the certificate to register"

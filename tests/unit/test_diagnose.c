@@ -72,12 +72,28 @@ static void test_clock_skew(void **state)
     assert_non_null(strstr(buf, "120 minutes behind"));
 }
 
+/* The polkit rule quotes the user's name for JavaScript: nothing gets out of its string. */
+static void test_polkit_rule_quotes_the_user(void **state)
+{
+    char path[128], rule[1024];
+
+    (void)state;
+    cacreg_pcsc_polkit_rule("jane.doe", path, sizeof path, rule, sizeof rule);
+    assert_non_null(strstr(rule, "subject.user == \"jane.doe\")"));
+    cacreg_pcsc_polkit_rule("x\") || true; evil(\"\x1b[2J\\", path, sizeof path, rule, sizeof rule);
+    assert_non_null(strstr(rule, "subject.user == \"x\\u0022\\u0029\\u0020"));
+    assert_null(strstr(rule, "evil(\""));
+    assert_null(strchr(rule, 0x1b));
+    assert_non_null(strstr(rule, "\\u005c\")")); /* the backslash too, then the string ends */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_portal_reason_is_named),
         cmocka_unit_test(test_outcomes_and_verdicts),
         cmocka_unit_test(test_clock_skew),
+        cmocka_unit_test(test_polkit_rule_quotes_the_user),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
