@@ -768,6 +768,9 @@ static void on_answer(cacreg_flow *f, const cacreg_flow_event *ev)
             go(f, req->retry);
             problem(f, CACREG_FAIL_REFUSED, CACREG_STAGE_PORTAL, r->err,
                     cacreg_diagnose_portal(r), r->message);
+        } else if (r->err == CACREG_ERR_NO_KEY) { /* the card did not sign the handshake */
+            fail(f, CACREG_FAIL_CARD, CACREG_STAGE_KEY, r->err, cacreg_diagnose_card(r->err),
+                 r->message);
         } else if (r->err != CACREG_OK) {
             fail(f, r->err == CACREG_ERR_REFUSED ? CACREG_FAIL_REFUSED : CACREG_FAIL_PORTAL,
                  CACREG_STAGE_PORTAL, r->err, cacreg_diagnose_portal(r), r->message);

@@ -31,6 +31,10 @@ struct cacreg_portal {
     cacreg_config cfg;
     X509 *cert;                /* the card's identity certificate and key, or NULL */
     EVP_PKEY *key;
+    /* What the last handshake did, seen by on_tls_msg() on the network thread: */
+    atomic_bool cert_asked;    /* the server asked for a client certificate */
+    atomic_bool cert_sent;     /* we sent the card's certificate */
+    atomic_bool signed_ok;     /* and the card's signature (CertificateVerify) went out */
     cacreg_secret *session;    /* the bearer token */
     cacreg_secret *body;       /* a request body that carries a secret */
     char username[128];
@@ -85,12 +89,39 @@ static size_t on_header(char *data, size_t size, size_t n, void *arg)
     return len;
 }
 
+/* Watches the handshake's messages: whether the server asked for the card's
+ * certificate, and whether the card's signature went out after it. */
+static void on_tls_msg(int write_p, int version, int content_type, const void *buf, size_t len,
+                       SSL *ssl, void *arg)
+{
+    cacreg_portal *p = arg;
+    unsigned char type = len > 0 ? *(const unsigned char *)buf : 0;
+
+    (void)version;
+    (void)ssl;
+    if (content_type != SSL3_RT_HANDSHAKE || len == 0)
+        return;
+    if (write_p && type == SSL3_MT_CLIENT_HELLO) { /* a new handshake: forget the last one */
+        atomic_store(&p->cert_asked, false);
+        atomic_store(&p->cert_sent, false);
+        atomic_store(&p->signed_ok, false);
+    } else if (!write_p && type == SSL3_MT_CERTIFICATE_REQUEST) {
+        atomic_store(&p->cert_asked, true);
+    } else if (write_p && type == SSL3_MT_CERTIFICATE) {
+        atomic_store(&p->cert_sent, true);
+    } else if (write_p && type == SSL3_MT_CERTIFICATE_VERIFY) {
+        atomic_store(&p->signed_ok, true);
+    }
+}
+
 /* Installs the card's certificate and key in the TLS context of a new connection. */
 static CURLcode on_ssl_ctx(CURL *easy, void *ssl_ctx, void *arg)
 {
     cacreg_portal *p = arg;
 
     (void)easy;
+    SSL_CTX_set_msg_callback(ssl_ctx, on_tls_msg);
+    SSL_CTX_set_msg_callback_arg(ssl_ctx, p);
     if (p->cert && p->key &&
         (SSL_CTX_use_certificate(ssl_ctx, p->cert) != 1 ||
          SSL_CTX_use_PrivateKey(ssl_ctx, p->key) != 1))
@@ -412,6 +443,13 @@ static void classify(cacreg_portal *p, CURLcode cc, cacreg_portal_result *r)
             return;
         case CURLE_SSL_CONNECT_ERROR:
         case CURLE_SSL_CERTPROBLEM:
+            if (p->key && atomic_load(&p->cert_sent) && !atomic_load(&p->signed_ok)) {
+                /* The card's certificate went out, its signature did not: the card failed. */
+                r->err = CACREG_ERR_NO_KEY;
+                cacreg_errf(r->message, sizeof r->message,
+                            "The card did not sign the portal's login: %s", p->curl_error);
+                return;
+            }
             r->err = CACREG_ERR_TLS;
             cacreg_errf(r->message, sizeof r->message, "The secure connection failed: %s",
                         p->curl_error);
@@ -450,6 +488,17 @@ static void classify(cacreg_portal *p, CURLcode cc, cacreg_portal_result *r)
     curl_easy_getinfo(p->easy, CURLINFO_RESPONSE_CODE, &r->http_status);
     cacreg_portal_parse(p->kind, r->http_status, p->content_type, p->answer, p->answer_len,
                         p->session, r);
+    if (p->kind == CACREG_REQ_CAC_LOGIN && r->err == CACREG_OK &&
+        !(atomic_load(&p->cert_asked) && atomic_load(&p->signed_ok))) {
+        /* The contract: the portal asks for the card in every handshake, and a CAC login
+         * is the card's signature. A yes without one is not a CAC login. */
+        r->err = CACREG_ERR_BAD_ANSWER;
+        cacreg_secret_clear(p->session);
+        cacreg_errf(r->message, sizeof r->message,
+                    "The portal logged you in without asking for your card's certificate, so "
+                    "nothing proves the card is yours: this is not the portal the contract "
+                    "describes.");
+    }
 }
 
 void cacreg_portal_parse(cacreg_request kind, long http_status, const char *content_type,

@@ -385,7 +385,7 @@ class Fault:
         if spec:
             self.kind, _, self.value = spec.partition("=")
             known = {"delay", "close", "status", "malformed", "truncated", "huge",
-                     "content-type", "cert", "hostile"}
+                     "content-type", "cert", "hostile", "nocertreq"}
             if self.kind not in known:
                 raise SystemExit("portal: unknown fault %r" % spec)
             if self.kind == "hostile" and self.value not in ("", "errors"):
@@ -467,7 +467,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 status, answer = getattr(self, name)(body)
         except Refusal as r:
             status, answer = r.status, dict(error=r.error, message=r.message, **r.extra)
-            if fault.kind == "hostile" and fault.value != "errors" and name:
+            if (fault.kind == "hostile" and fault.value != "errors" and name) or \
+                    (fault.kind == "nocertreq" and name == "cac_login"):
                 with self.server.store.lock:
                     status, answer = self.hostile_success(name)
         if fault.kind == "hostile":
@@ -754,7 +755,9 @@ class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
             raise SystemExit("portal: --fault cert= takes expired, wrong-host or other-ca")
         key = "server.key" if which is None else "server-bad.key"
         ctx.load_cert_chain(os.path.join(args.pki, certs[which]), os.path.join(args.pki, key))
-        ctx.verify_mode = ssl.CERT_OPTIONAL
+        # nocertreq: a portal that never asks for the card's certificate (and logs people
+        # in anyway, as an impostor would): a client must not take that for a CAC login.
+        ctx.verify_mode = ssl.CERT_NONE if self.fault.kind == "nocertreq" else ssl.CERT_OPTIONAL
         ctx.load_verify_locations(args.tls_ca or os.path.join(args.pki, "tls-accept.pem"))
         ctx.verify_flags |= X509_V_FLAG_NO_CHECK_TIME
         return ctx
