@@ -26,6 +26,8 @@ pkg_libs   = $(shell $(PKG_CONFIG) --libs $(1))
 CORE_SRC  := $(wildcard core/*.c)
 TUI_SRC   := $(wildcard tui/*.c)
 TUI_PKGS  := jansson ncursesw formw
+KIOSK_SRC := $(wildcard kiosk/*.c)
+KIOSK_PKGS := ncursesw libsystemd
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 
 # Two builds of everything we test: plain, and under ASan+UBSan.
@@ -43,7 +45,8 @@ PKI_STAMP   := $(BUILD)/pki/.stamp
         lint lint-output fuzz demo soak
 .DELETE_ON_ERROR:
 
-all: $(foreach v,$(VARIANTS),$(BUILD)/$(v)/libcacreg.a $(BUILD)/$(v)/cacreg) bench-tools
+all: $(foreach v,$(VARIANTS),$(BUILD)/$(v)/libcacreg.a $(BUILD)/$(v)/cacreg \
+       $(BUILD)/$(v)/cacreg-kiosk) bench-tools
 
 # Installs the Debian packages when one is missing (quick when none is).
 deps:
@@ -59,6 +62,10 @@ $(BUILD)/$(1)/libcacreg.a: $(call core_objs,$(1))
 $(BUILD)/$(1)/cacreg: $(TUI_SRC) tui/cli.h tui/tui.h $(wildcard core/*.h) $(BUILD)/$(1)/libcacreg.a
 	$$(CC) $$(ALL_CFLAGS) $$($(1)_FLAGS) -Itui $$(call pkg_cflags,$$(TUI_PKGS) $$(CORE_PKGS)) $(TUI_SRC) \
 	    $(BUILD)/$(1)/libcacreg.a $$(call pkg_libs,$$(TUI_PKGS) $$(CORE_PKGS)) -o $$@
+
+$(BUILD)/$(1)/cacreg-kiosk: $(KIOSK_SRC) $(wildcard core/*.h) $(BUILD)/$(1)/libcacreg.a
+	$$(CC) $$(ALL_CFLAGS) $$($(1)_FLAGS) $$(call pkg_cflags,$$(KIOSK_PKGS) $$(CORE_PKGS)) $(KIOSK_SRC) \
+	    $(BUILD)/$(1)/libcacreg.a $$(call pkg_libs,$$(KIOSK_PKGS) $$(CORE_PKGS)) -o $$@
 
 $(BUILD)/$(1)/tests/test_%: tests/unit/test_%.c $(BUILD)/$(1)/libcacreg.a | $(BUILD)/$(1)/tests
 	$$(CC) $$(ALL_CFLAGS) $$($(1)_FLAGS) $$(call pkg_cflags,$$(TEST_PKGS) $$(CORE_PKGS)) $$< \
@@ -138,8 +145,8 @@ fuzz: bench-tools
 # Nothing else in tui/ may print.
 lint: lint-output
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability --std=c11 \
-	    --suppress=missingIncludeSystem -Icore -Itui core tui tests/bench tests/unit tests/fuzz
-	clang-tidy --quiet $(CORE_SRC) $(TUI_SRC) -- -std=c11 -D_POSIX_C_SOURCE=200809L -Icore -Itui \
+	    --suppress=missingIncludeSystem -Icore -Itui core tui kiosk tests/bench tests/unit tests/fuzz
+	clang-tidy --quiet $(CORE_SRC) $(TUI_SRC) $(KIOSK_SRC) -- -std=c11 -D_POSIX_C_SOURCE=200809L -Icore -Itui \
 	    $(call pkg_cflags,$(CORE_PKGS) $(TUI_PKGS))
 
 lint-output:

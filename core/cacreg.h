@@ -122,6 +122,12 @@ typedef struct cacreg_config {
     char portal_pins[CACREG_URL_MAX];    /* "sha256//B64;sha256//B64" pinned portal keys, "" = none */
     int pin_max_tries;                   /* the card's PIN try counter when full (CAC: 3) */
     bool opensc_file_cache;              /* let OpenSC cache card files on disk */
+    /* the kiosk (cacreg-kiosk and cacreg --kiosk) */
+    char station_name[128];              /* shown on the idle screen */
+    char station_help[512];              /* the office's words on the idle screen */
+    int session_timeout_s;               /* a session running longer is stuck: replaced */
+    bool audit_identity;                 /* the audit log names the card's holder and EDIPI */
+    char session_program[CACREG_PATH_MAX]; /* the front end the launcher runs per person */
 } cacreg_config;
 
 /* Fills in the built-in defaults. */
@@ -154,7 +160,15 @@ cacreg_err cacreg_config_load_file(cacreg_config *cfg, const char *path, char *e
 #define CACREG_CONFIG_SYSTEM "/etc/cacreg/cacreg.conf"
 
 /*
- * Reads CACREG_CONFIG_SYSTEM, then (unless kiosk) the user's
+ * For a kiosk's configuration: CACREG_OK when path and its directory are owned
+ * by root and writable by no one else (as doas checks its own);
+ * CACREG_ERR_NOT_FOUND when path does not exist; else CACREG_ERR_CONFIG and why.
+ */
+cacreg_err cacreg_config_check_owner(const char *path, char *err, size_t err_size);
+
+/*
+ * Reads CACREG_CONFIG_SYSTEM (for a kiosk, only if cacreg_config_check_owner()
+ * takes it), then (unless kiosk) the user's
  * $XDG_CONFIG_HOME/cacreg/cacreg.conf; missing files are skipped.
  */
 cacreg_err cacreg_config_load_standard(cacreg_config *cfg, bool kiosk, char *err,

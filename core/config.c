@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cacreg.h"
 #include "internal.h"
@@ -40,6 +41,12 @@ static const struct key keys[] = {
     STR_KEY("portal_pins", V_STRING, portal_pins),
     INT_KEY("pin_max_tries", pin_max_tries, 1, 15),
     BOOL_KEY("opensc_file_cache", opensc_file_cache),
+    /* the kiosk */
+    STR_KEY("station_name", V_STRING, station_name),
+    STR_KEY("station_help", V_STRING, station_help),
+    INT_KEY("session_timeout", session_timeout_s, 5, 86400),
+    BOOL_KEY("audit_identity", audit_identity),
+    STR_KEY("session_program", V_PATH, session_program),
 };
 
 void cacreg_config_defaults(cacreg_config *cfg)
@@ -52,6 +59,43 @@ void cacreg_config_defaults(cacreg_config *cfg)
     cfg->card_timeout_s = 30;
     cfg->pin_max_tries = 3;
     cfg->opensc_file_cache = false;
+    snprintf(cfg->station_name, sizeof cfg->station_name, "%s", "CAC registration");
+    cfg->session_timeout_s = 900;
+    snprintf(cfg->session_program, sizeof cfg->session_program, "%s", "/usr/bin/cacreg");
+}
+
+cacreg_err cacreg_config_check_owner(const char *path, char *err, size_t err_size)
+{
+    char dir[CACREG_PATH_MAX];
+    const char *slash = strrchr(path, '/');
+    struct stat st;
+
+    if (!slash || (size_t)(slash - path) >= sizeof dir) {
+        cacreg_errf(err, err_size, "%s: not an absolute path", path);
+        return CACREG_ERR_CONFIG;
+    }
+    memcpy(dir, path, (size_t)(slash - path));
+    dir[slash - path] = '\0';
+    if (!dir[0])
+        snprintf(dir, sizeof dir, "/");
+    for (int i = 0; i < 2; i++) {
+        const char *which = i ? dir : path;
+        if (stat(which, &st) != 0) {
+            if (i == 0 && errno == ENOENT)
+                return CACREG_ERR_NOT_FOUND;
+            cacreg_errf(err, err_size, "%s: %s", which, strerror(errno));
+            return CACREG_ERR_CONFIG;
+        }
+        if (st.st_uid != 0) {
+            cacreg_errf(err, err_size, "%s is not owned by root: refused", which);
+            return CACREG_ERR_CONFIG;
+        }
+        if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+            cacreg_errf(err, err_size, "%s can be written by others than root: refused", which);
+            return CACREG_ERR_CONFIG;
+        }
+    }
+    return CACREG_OK;
 }
 
 /* Parses a decimal integer that fills the whole string. */
@@ -248,7 +292,12 @@ cacreg_err cacreg_config_load_standard(cacreg_config *cfg, bool kiosk, char *err
     const char *xdg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
     cacreg_err rc;
 
-    rc = cacreg_config_load_file(cfg, "/etc/cacreg/cacreg.conf", err, err_size);
+    if (kiosk) { /* a kiosk's settings are root's, as doas checks its own */
+        rc = cacreg_config_check_owner(CACREG_CONFIG_SYSTEM, err, err_size);
+        if (rc != CACREG_OK)
+            return rc == CACREG_ERR_NOT_FOUND ? CACREG_OK : rc;
+    }
+    rc = cacreg_config_load_file(cfg, CACREG_CONFIG_SYSTEM, err, err_size);
     if (rc != CACREG_OK && rc != CACREG_ERR_NOT_FOUND)
         return rc;
     if (kiosk)

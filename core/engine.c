@@ -91,6 +91,8 @@ static cacreg_err job_read(void *arg)
         cacreg_errf(j->err, sizeof j->err, "The card was removed while it was read.");
         return CACREG_ERR_NO_CARD;
     }
+    if (rc == CACREG_ERR_NOT_FOUND) /* a card in the reader, and no token in its slot */
+        return CACREG_ERR_NOT_CAC;
     if (rc != CACREG_OK)
         return rc;
     j->chosen = cacreg_cert_choose(j->card.certs, j->card.ncerts);

@@ -268,7 +268,7 @@ cacreg_err cacreg_token_read(cacreg_token *t, const char *reader, cacreg_card *i
         cacreg_errf(err, err_size, reader ? "The card in %s is not recognised as a smart card with "
                                      "certificates." : "No token is present%s.",
              reader ? reader : "");
-        return CACREG_ERR_NOT_CAC;
+        return CACREG_ERR_NOT_FOUND;
     }
     tok = slot->token;
     snprintf(info->reader, sizeof info->reader, "%s", reader ? reader : "");

@@ -56,6 +56,9 @@ static const struct cli_option {
     {"kiosk", NULL, NULL,
      "no way out; /etc's configuration only (no --config, no settings)", 'K', CMD_TUI, 0,
      false},
+    {"once", NULL, NULL,
+     "end with the person's session (for cacreg-kiosk; exit status says how it ended)", 'O',
+     CMD_TUI, 0, false},
     {"mono", NULL, NULL,
      "no colours (as NO_COLOR does)", 'M', CMD_TUI, 0, false},
     {"ascii", NULL, NULL,
@@ -122,6 +125,7 @@ static bool take(struct cli_opts *o, const struct cli_option *opt, char *arg)
     switch (opt->code) {
     case 'c': o->config = arg; return true;
     case 'K': o->kiosk = true; return true;
+    case 'O': o->once = true; return true;
     case 'M': o->mono = true; return true;
     case 'A': o->ascii = true; return true;
     case 'j': o->json = true; return true;

@@ -39,6 +39,7 @@ struct cli_opts {
     } set[CLI_SET_MAX];           /* configuration keys set by options, in order */
     size_t nset;
     bool kiosk, mono, ascii;      /* the front end */
+    bool once;                    /* the front end ends with the person's session */
     bool json, watch;             /* status, login */
     int wait_ms;                  /* status, login: -1 unless given */
     bool cac;                     /* login */

@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "audit.h"
 #include "cli.h"
 #include "tui.h"
 #include "out.h"
@@ -202,7 +203,7 @@ static void run_key(struct tui *t, const struct tui_screen *sc, const struct tui
         if (!cacreg_flow_do(t->flow, k->act))
             tui_hint(t, "That key does nothing here.");
         if (s->card_stuck && s->step == CACREG_STEP_START)
-            t->quit = true; /* no card job can run in this process any more: start afresh */
+            t->quit = true, t->exit_code = CLI_CARD; /* no card job can run here any more */
         break;
     case OP_HELP:
         t->help = true;
@@ -296,7 +297,64 @@ static long long now_ms(void)
     return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
 }
 
-static void loop(struct tui *t)
+/* The kiosk's audit trail: a line when the person's session gets its result. */
+static void audit_steps(struct tui *t)
+{
+    const cacreg_flow_state *s = t->s;
+
+    if (!t->audit || s->step == t->audited)
+        return;
+    if (s->step == CACREG_STEP_DONE || s->step == CACREG_STEP_FAILED)
+        audit_result(s);
+    else if (s->step == CACREG_STEP_REGISTRATION && s->notice.diagnosis.cause &&
+             s->notice.diagnosis.cause == cacreg_diagnose_say(CACREG_SAY_CLEARED).cause)
+        audit_cleared();
+    t->audited = s->step;
+}
+
+/* --once's exit statuses: how the person's session ended, for the kiosk launcher. */
+enum {
+    ONCE_DONE = 0,    /* done: logged in, registered, asked for a password */
+    ONCE_IDLE = 7,    /* left alone */
+    ONCE_LEFT = 8,    /* back at the start without a result (Esc, next person) */
+};
+
+/* --once: ends the program when the person's session is over, with how it ended. */
+static void once_check(struct tui *t, int idle_s)
+{
+    const cacreg_flow_state *s = t->s;
+
+    if (!t->once)
+        return;
+    if (s->reader[0])
+        t->had_card = true;
+    if (s->step != CACREG_STEP_START) {
+        t->left_start = true;
+        t->done_seen = t->done_seen || s->step == CACREG_STEP_DONE;
+        if (s->step == CACREG_STEP_FAILED && s->problem.fail != CACREG_FAIL_NONE)
+            t->fail_seen = s->problem.fail;
+        t->start_deadline = 0;
+        return;
+    }
+    if (t->left_start) {
+        t->exit_code = t->done_seen                 ? ONCE_DONE
+                       : t->fail_seen               ? cli_exit_for(t->fail_seen)
+                       : s->notice.fail == CACREG_FAIL_IDLE ? ONCE_IDLE
+                       : s->notice.fail             ? cli_exit_for(s->notice.fail)
+                                                    : ONCE_LEFT;
+        t->quit = true;
+    } else if (t->had_card && !s->reader[0]) {
+        t->exit_code = CLI_NO_CARD; /* pulled before anything was done */
+        t->quit = true;
+    } else if (!t->start_deadline) {
+        t->start_deadline = now_ms() + idle_s * 1000LL;
+    } else if (now_ms() >= t->start_deadline) {
+        t->exit_code = ONCE_IDLE;
+        t->quit = true;
+    }
+}
+
+static void loop(struct tui *t, int idle_s)
 {
     long long last_key = 0;
 
@@ -310,6 +368,15 @@ static void loop(struct tui *t)
         wint_t wc;
 
         sync_screen(t);
+        audit_steps(t);
+        once_check(t, idle_s);
+        if (t->quit)
+            break;
+        if (t->start_deadline) { /* --once at START: its own idle clock */
+            long long left = t->start_deadline - now_ms();
+            if (timeout < 0 || left < timeout)
+                timeout = left < 0 ? 0 : (int)left;
+        }
         if (t->dirty || t->s->generation != t->drawn) {
             tui_draw(t);
             t->drawn = t->s->generation;
@@ -335,6 +402,8 @@ static void loop(struct tui *t)
             if (now - last_key > 100)
                 t->burst_refused = false;
             last_key = now;
+            if (t->start_deadline) /* a key at START: the person is there */
+                t->start_deadline = now + idle_s * 1000LL;
             on_key(t, kind, wc);
         }
     }
@@ -390,6 +459,11 @@ int tui_main(int argc, char **argv)
     if (code != CLI_OK)
         return code == CLI_HELP ? CLI_OK : code;
     t.kiosk = o.kiosk;
+    t.once = o.once;
+    t.audit = o.kiosk;
+    t.audited = CACREG_STEP_START;
+    if (t.audit)
+        audit_open(cfg.audit_identity);
     t.mono = o.mono;
     t.ascii = t.ascii || o.ascii;
     if (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO)) {
@@ -423,15 +497,15 @@ int tui_main(int argc, char **argv)
     t.flow = cacreg_engine_flow(t.engine);
     t.s = cacreg_flow_state_get(t.flow);
     t.dirty = true;
-    loop(&t);
+    loop(&t, cfg.idle_timeout_s);
     tui_form_free(&t);
     restore_terminal();
     /* The session ends as the next person's start would: logout, the card reset. Half a
      * second for it, so that a signal's exit stays within a second. */
     cacreg_engine_end(t.engine, 500);
     if (!cacreg_engine_free(t.engine))
-        _exit(CLI_OK); /* a thread stuck in a card call: the secrets are wiped */
+        _exit(t.exit_code); /* a thread stuck in a card call: the secrets are wiped */
     if (saved_err >= 0)
         close(saved_err);
-    return CLI_OK;
+    return t.exit_code;
 }

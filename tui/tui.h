@@ -110,6 +110,15 @@ struct tui {
     cacreg_flow *flow;
     const cacreg_flow_state *s;
     bool kiosk;
+    bool once;             /* --once: the program ends with the person's session */
+    bool audit;            /* the kiosk: results to the system log */
+    int exit_code;
+    bool left_start;       /* --once: the flow left START */
+    bool had_card;         /* --once: a card was in */
+    bool done_seen;        /* --once: the person's session reached DONE */
+    cacreg_fail fail_seen; /* --once: or a failure of this kind */
+    long long start_deadline; /* --once: idle at START until then (ms, monotonic) */
+    cacreg_step audited;   /* the step the audit trail last saw */
     bool ascii;            /* the locale is not UTF-8: ASCII lines, ASCII text */
     bool mono;             /* --mono: the monochrome scheme even where colours work */
     int attr[ROLE_COUNT];  /* the scheme in use */

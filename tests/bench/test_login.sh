@@ -39,11 +39,14 @@ insert valid
 login 0 123456 --json
 [ "$(json registration <"$tmp/out")" = registered ] || { cat "$tmp/out"; fail "first login"; }
 [ "$(json username <"$tmp/out")" = jane.doe ] || fail "username"
-days=$(( ($(date -d "$(json password_expires <"$tmp/out")" +%s) - $(date +%s)) / 86400 ))
-[ "$days" -ge 149 ] && [ "$days" -le 150 ] || fail "password expiry $days days, want 150"
+# 150 days exactly: the instant the portal gives, against now, within two minutes.
+off=$(( $(date -d "$(json password_expires <"$tmp/out")" +%s) - $(date +%s) - 150 * 86400 ))
+[ "${off#-}" -le 120 ] || fail "password expiry $off s away from 150 days"
+logouts=$(grep -c '"DELETE /api/v1/session' "$tmp/portal-main/portal.log" || true)
+[ "$logouts" = 1 ] || fail "login --cac did not log out at its end ($logouts logouts)"
 [ "$(counter signatures)" = 1 ] && [ "$(counter verifies)" = 1 ] ||
     fail "one login should cost one VERIFY and one signature: $(counter verifies)/$(counter signatures)"
-ok "first CAC login registers, password good for 150 days, one VERIFY and one signature"
+ok "first CAC login registers, password good for 150 days to the minute, one VERIFY and one signature, logged out at the end"
 
 insert valid
 login 0 123456

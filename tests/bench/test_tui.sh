@@ -126,6 +126,10 @@ done
 keys Escape
 sleep 0.2
 screen | grep -qF "Log in with your CAC" || fail "Esc at the start left the start screen"
+# Each row's mark says what the row says: a card in is [ok], none is [..].
+screen | grep -qF "[ok] Card" || { screen; fail "card in: no [ok] Card"; }
+screen | grep -qF "[ok] Smart-card service" || fail "no [ok] Smart-card service"
+screen | grep -qF "[ok] Certificates" || fail "no [ok] Certificates"
 ok "start screen at 80x24: reader-status panel, ways in, key bar; Esc stays"
 
 # Path 1: CAC login, end to end.
@@ -142,8 +146,17 @@ wait_for "(150 days)"
 screen | grep -qF "Your CAC is registered." || fail "not registered"
 [ "$(counter verifies)" = 1 ] && [ "$(counter signatures)" = 1 ] ||
     fail "CAC login: $(counter verifies) VERIFY, $(counter signatures) signatures"
+# The date on screen is the portal's own (its database), and 150 days from today.
+stored=$(/usr/bin/python3 -c 'import sqlite3, sys
+print(sqlite3.connect(sys.argv[1]).execute("select password_expires from accounts where username = ?",
+      ("jane.doe",)).fetchone()[0][:10])' "$tmp/portal/portal.db")
+page | grep -qF "good until $stored (150 days)" || { screen; fail "Done: not the portal's date $stored"; }
+[ "$stored" = "$(date -u -d '+150 days' +%F)" ] || [ "$stored" = "$(date -u -d '+150 days -2 minutes' +%F)" ] ||
+    fail "the portal's date $stored is not 150 days from today"
 keys Enter
 wait_for "Log in with your CAC"
+logouts() { grep -c '"DELETE /api/v1/session' "$tmp/portal/portal.log" || true; }
+[ "$(logouts)" = 1 ] || fail "Done, then Enter: no logout ($(logouts))"
 ok "CAC login end to end: PIN masked, a short PIN refused before the card, logged in, 150 days, 1 VERIFY, 1 signature"
 
 # The same person's newer card: the CAC login replaces the registered one.
@@ -191,7 +204,10 @@ wait_for "The card was removed; nothing was finished."
 screen | grep -qF "PIN:" && fail "the PIN field stayed after the card was pulled"
 [ "$(counter verifies)" = 0 ] || fail "a PIN was sent"
 wait_for "not inserted"
-ok "card pulled at the PIN: back to the start, told why, nothing sent"
+screen | grep -qF "[..] Card" || { screen; fail "no card: the panel's mark is not [..]"; }
+screen | grep -qF "[ok] Card" && { screen; fail "no card, and the panel says [ok] Card"; }
+screen | grep -qF "[..] Certificates" || { screen; fail "no card: Certificates not [..]"; }
+ok "card pulled at the PIN: back to the start, told why, nothing sent; the panel's marks [..]"
 
 # Each 403 and pre-flight diagnosis, in words.
 diagnose() { # persona pin text
