@@ -42,7 +42,7 @@ BENCH_TOOLS := $(BUILD)/tests/vcacd $(BUILD)/tests/pcscwait $(BUILD)/tests/cardp
 PKI_STAMP   := $(BUILD)/pki/.stamp
 
 .PHONY: all check check-unit check-bench bench bench-tools deps install uninstall clean \
-        lint lint-output fuzz demo soak
+        lint lint-output fuzz demo soak mutate
 .DELETE_ON_ERROR:
 
 all: $(foreach v,$(VARIANTS),$(BUILD)/$(v)/libcacreg.a $(BUILD)/$(v)/cacreg \
@@ -139,6 +139,12 @@ bench: deps
 # The fuzz targets, longer than make check runs them (FUZZ_SECONDS each).
 fuzz: bench-tools
 	BUILD=$(BUILD) tests/fuzz/run $${FUZZ_SECONDS:-300}
+
+# Each guarantee broken once, alone, in a scratch copy; its tests must notice
+# (tests/mutate/mutations.py). MUTATE=name... runs some.
+mutate: deps
+	$(MAKE) --no-print-directory bench-tools
+	BUILD=$(BUILD) tests/mutate/run $(MUTATE)
 
 # Outside text reaches a terminal through one function per output: out_printf()
 # (tui/out.c) for the commands, tui_put()/tui_text() (tui/draw.c) for the screen.

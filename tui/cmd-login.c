@@ -26,6 +26,8 @@ static int print_json(int code, const cacreg_flow_state *s)
                           d.cause ? d.cause : "", "steps", d.steps ? d.steps : "", "detail",
                           code == CLI_OK ? "" : p->detail);
 
+    if (code != CLI_OK && p->stage == CACREG_STAGE_PREFLIGHT)
+        json_object_set_new(o, "verdict", json_string(cacreg_verdict_name(s->verdict)));
     if (s->tries_left >= 0 && p->stage == CACREG_STAGE_PIN)
         json_object_set_new(o, "tries_left", json_integer(s->tries_left));
     if (code == CLI_OK || p->stage == CACREG_STAGE_PORTAL) {

@@ -158,6 +158,17 @@ static void test_preflight_personas(void **state)
     load(&c, "revoked", "id");
     assert_int_equal(cacreg_cert_preflight(&c, &last_der, trust, (long long)time(NULL), detail, sizeof detail),
                      CACREG_VERDICT_OK);
+    /* Without a CRL or OCSP, an expired card is still expired (its dates say so). */
+    load(&c, "expired", "id");
+    assert_int_equal(cacreg_cert_preflight(&c, &last_der, trust, (long long)time(NULL), detail, sizeof detail),
+                     CACREG_VERDICT_EXPIRED);
+    assert_non_null(strstr(detail, "It expired on 2024-01-01."));
+    /* ...and a valid one is valid until its last second, expired the second after. */
+    load(&c, "valid", "id");
+    assert_int_equal(cacreg_cert_preflight(&c, &last_der, trust, c.not_after, detail, sizeof detail),
+                     CACREG_VERDICT_OK);
+    assert_int_equal(cacreg_cert_preflight(&c, &last_der, trust, c.not_after + 1, detail, sizeof detail),
+                     CACREG_VERDICT_EXPIRED);
     cacreg_trust_free(trust);
     assert_int_equal(cacreg_cert_preflight(&c, &last_der, NULL, 0, detail, sizeof detail),
                      CACREG_VERDICT_NO_TRUST_STORE);
