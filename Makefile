@@ -14,9 +14,20 @@ BENCH_PKGS := libcacard libpcsclite
 
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wformat=2 -Wvla
 CFLAGS  ?= -O2 -g
+# CPPFLAGS, CFLAGS and LDFLAGS from the environment are honoured (dpkg-buildflags'
+# hardening flags among them); WARN comes after CFLAGS so that a plain -Wformat
+# there does not lower our -Wformat=2.
 P11_MODULE_PATH := $(shell $(PKG_CONFIG) --variable=p11_module_path p11-kit-1)
-ALL_CFLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L $(WARN) $(CFLAGS) -Icore -pthread \
+ALL_CFLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L $(CPPFLAGS) $(CFLAGS) $(WARN) -Icore -pthread \
              -DP11_MODULE_PATH='"$(P11_MODULE_PATH)"'
+
+# The version, from one place; `cacreg --version` also names the libraries
+# that cannot say theirs at run time, as they were at build time.
+VERSION := $(strip $(file < VERSION))
+VERSION_DEFS = -DCACREG_VERSION='"$(VERSION)"' \
+               -DCACREG_LIBP11_VERSION='"$(shell $(PKG_CONFIG) --modversion libp11)"' \
+               -DCACREG_PCSCLITE_VERSION='"$(shell $(PKG_CONFIG) --modversion libpcsclite)"' \
+               -DCACREG_P11KIT_VERSION='"$(shell $(PKG_CONFIG) --modversion p11-kit-1)"'
 
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
@@ -56,23 +67,24 @@ $(BUILD)/$(1)/core/%.o: core/%.c $(wildcard core/*.h) | $(BUILD)/$(1)/core
 $(BUILD)/$(1)/libcacreg.a: $(call core_objs,$(1))
 	$$(AR) rcs $$@ $$^
 
-$(BUILD)/$(1)/cacreg: $(TUI_SRC) tui/cli.h tui/tui.h $(wildcard core/*.h) $(BUILD)/$(1)/libcacreg.a
-	$$(CC) $$(ALL_CFLAGS) $$($(1)_FLAGS) -Itui $$(call pkg_cflags,$$(TUI_PKGS) $$(CORE_PKGS)) $(TUI_SRC) \
-	    $(BUILD)/$(1)/libcacreg.a $$(call pkg_libs,$$(TUI_PKGS) $$(CORE_PKGS)) -o $$@
+$(BUILD)/$(1)/cacreg: $(TUI_SRC) $(wildcard tui/*.h) $(wildcard core/*.h) VERSION $(BUILD)/$(1)/libcacreg.a
+	$$(CC) $$(ALL_CFLAGS) $$($(1)_FLAGS) $$(VERSION_DEFS) -Itui \
+	    $$(call pkg_cflags,$$(TUI_PKGS) $$(CORE_PKGS)) $(TUI_SRC) \
+	    $(BUILD)/$(1)/libcacreg.a $$(LDFLAGS) $$(call pkg_libs,$$(TUI_PKGS) $$(CORE_PKGS)) -o $$@
 
 $(BUILD)/$(1)/tests/test_%: tests/unit/test_%.c $(BUILD)/$(1)/libcacreg.a | $(BUILD)/$(1)/tests
 	$$(CC) $$(ALL_CFLAGS) $$($(1)_FLAGS) $$(call pkg_cflags,$$(TEST_PKGS) $$(CORE_PKGS)) $$< \
-	    $(BUILD)/$(1)/libcacreg.a $$(call pkg_libs,$$(TEST_PKGS) $$(CORE_PKGS)) -o $$@
+	    $(BUILD)/$(1)/libcacreg.a $$(LDFLAGS) $$(call pkg_libs,$$(TEST_PKGS) $$(CORE_PKGS)) -o $$@
 
 $(BUILD)/$(1)/tests/test_pcsc: tests/bench/test_pcsc.c tests/bench/benchctl.c tests/bench/benchctl.h | $(BUILD)/$(1)/tests
 	$$(CC) $$(ALL_CFLAGS) $$($(1)_FLAGS) -Itests/bench $$(call pkg_cflags,$$(TEST_PKGS) libpcsclite) \
 	    tests/bench/test_pcsc.c tests/bench/benchctl.c \
-	    $$(call pkg_libs,$$(TEST_PKGS) libpcsclite) -o $$@
+	    $$(LDFLAGS) $$(call pkg_libs,$$(TEST_PKGS) libpcsclite) -o $$@
 
 $(BUILD)/$(1)/tests/test_core: tests/bench/test_core.c tests/bench/benchctl.c tests/bench/benchctl.h $(BUILD)/$(1)/libcacreg.a | $(BUILD)/$(1)/tests
 	$$(CC) $$(ALL_CFLAGS) $$($(1)_FLAGS) -Itests/bench $$(call pkg_cflags,$$(TEST_PKGS) $$(CORE_PKGS)) \
 	    tests/bench/test_core.c tests/bench/benchctl.c $(BUILD)/$(1)/libcacreg.a \
-	    $$(call pkg_libs,$$(TEST_PKGS) $$(CORE_PKGS)) -o $$@
+	    $$(LDFLAGS) $$(call pkg_libs,$$(TEST_PKGS) $$(CORE_PKGS)) -o $$@
 
 $(BUILD)/$(1)/core $(BUILD)/$(1)/tests:
 	mkdir -p $$@
@@ -84,13 +96,13 @@ $(foreach v,$(VARIANTS),$(eval $(call variant_rules,$(v))))
 bench-tools: $(BENCH_TOOLS) $(PKI_STAMP)
 
 $(BUILD)/tests/vcacd: tests/bench/vcacd.c | $(BUILD)/tests
-	$(CC) $(ALL_CFLAGS) $(call pkg_cflags,libcacard) $< $(call pkg_libs,libcacard) -o $@
+	$(CC) $(ALL_CFLAGS) $(call pkg_cflags,libcacard) $< $(LDFLAGS) $(call pkg_libs,libcacard) -o $@
 
 $(BUILD)/tests/pcscwait: tests/bench/pcscwait.c | $(BUILD)/tests
-	$(CC) $(ALL_CFLAGS) $(call pkg_cflags,libpcsclite) $< $(call pkg_libs,libpcsclite) -o $@
+	$(CC) $(ALL_CFLAGS) $(call pkg_cflags,libpcsclite) $< $(LDFLAGS) $(call pkg_libs,libpcsclite) -o $@
 
 $(BUILD)/tests/cardprobe: tests/bench/cardprobe.c | $(BUILD)/tests
-	$(CC) $(ALL_CFLAGS) $(call pkg_cflags,libpcsclite) $< $(call pkg_libs,libpcsclite) -o $@
+	$(CC) $(ALL_CFLAGS) $(call pkg_cflags,libpcsclite) $< $(LDFLAGS) $(call pkg_libs,libpcsclite) -o $@
 
 $(PKI_STAMP): tests/pki/mkpki.sh tests/pki/personas.txt
 	tests/pki/mkpki.sh $(BUILD)/pki
