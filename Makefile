@@ -51,7 +51,7 @@ BENCH_TOOLS := $(BUILD)/tests/vcacd $(BUILD)/tests/pcscwait $(BUILD)/tests/cardp
 PKI_STAMP   := $(BUILD)/pki/.stamp
 
 .PHONY: all check check-unit check-bench bench bench-tools deps install uninstall clean \
-        lint lint-output fuzz demo soak
+        lint lint-output fuzz demo soak programs deb deb-build
 .DELETE_ON_ERROR:
 
 all: $(foreach v,$(VARIANTS),$(BUILD)/$(v)/libcacreg.a $(BUILD)/$(v)/cacreg) bench-tools
@@ -163,14 +163,121 @@ lint-output:
 	    echo "lint: text printed outside out_printf() (tui/out.c) or tui_put()/tui_text() (tui/draw.c)"; \
 	    exit 1; fi
 
-install: $(BUILD)/plain/cacreg
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/doc/cacreg
-	install -m 755 $(BUILD)/plain/cacreg $(DESTDIR)$(PREFIX)/bin/cacreg
-	install -m 644 README.md docs/portal-api.md $(DESTDIR)$(PREFIX)/share/doc/cacreg/
+# ---- installing: make install, make uninstall, make deb ----
+# The program reads /etc/cacreg whatever PREFIX is. polkit rules, units and
+# completion go where their readers look: /usr's places for PREFIX=/usr (the
+# package), else the local ones.
+SYSCONFDIR    ?= /etc
+BINDIR        ?= $(PREFIX)/bin
+SBINDIR       ?= $(PREFIX)/sbin
+DATADIR       ?= $(PREFIX)/share
+MANDIR        ?= $(DATADIR)/man
+DOCDIR        ?= $(DATADIR)/doc/cacreg
+COMPLETIONDIR ?= $(DATADIR)/bash-completion/completions
+POLKITDIR     ?= $(if $(filter /usr,$(PREFIX)),/usr/share,$(SYSCONFDIR))/polkit-1/rules.d
+UNITDIR       ?= $(if $(filter /usr,$(PREFIX)),,$(PREFIX))/lib/systemd/system
+KIOSKDATADIR  ?= $(DATADIR)/cacreg-kiosk
+
+# The kiosk launcher (issue 13) and its files, each installed once kiosk/ has it:
+# the program (its build rule comes with it), the units, the sshd_config Match
+# block (installed inactive: an administrator links it into sshd_config.d) and
+# the station's configuration.
+KIOSK_SRC   := $(wildcard kiosk/*.c)
+KIOSK_UNITS := $(wildcard kiosk/*.service)
+KIOSK_SSHD  := $(wildcard kiosk/sshd-*.conf)
+KIOSK_CONF  := $(wildcard kiosk/kiosk.conf)
+
+PROGRAMS := $(BUILD)/plain/cacreg $(if $(KIOSK_SRC),$(BUILD)/plain/cacreg-kiosk)
+MANPAGES := $(BUILD)/man/cacreg.1.gz $(BUILD)/man/cacreg.conf.5.gz \
+            $(if $(KIOSK_SRC),$(BUILD)/man/cacreg-kiosk.8.gz)
+
+# What install installs, and only that (the package builds this, not `all`).
+programs: $(PROGRAMS) $(MANPAGES)
+
+$(BUILD)/man/%.gz: docs/man/% | $(BUILD)/man
+	gzip -9n -c $< >$@
+
+$(BUILD)/man:
+	mkdir -p $@
+
+# mkdir -p, not install -d: install -d would chmod an existing directory (polkit's is 0700).
+# An administrator's configuration is never overwritten, and uninstall removes it
+# only while it is still the example.
+install: programs
+	mkdir -p $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 \
+	    $(DESTDIR)$(DOCDIR) $(DESTDIR)$(COMPLETIONDIR) $(DESTDIR)$(POLKITDIR) \
+	    $(DESTDIR)$(SYSCONFDIR)/cacreg
+	install -m 755 $(BUILD)/plain/cacreg $(DESTDIR)$(BINDIR)/cacreg
+	install -m 644 $(BUILD)/man/cacreg.1.gz $(DESTDIR)$(MANDIR)/man1/
+	install -m 644 $(BUILD)/man/cacreg.conf.5.gz $(DESTDIR)$(MANDIR)/man5/
+	install -m 644 README.md docs/portal-api.md $(DESTDIR)$(DOCDIR)/
+	install -m 644 data/cacreg.bash-completion $(DESTDIR)$(COMPLETIONDIR)/cacreg
+	install -m 644 data/50-cacreg-group.rules $(DESTDIR)$(POLKITDIR)/
+	@set -e; conf=$(DESTDIR)$(SYSCONFDIR)/cacreg/cacreg.conf; \
+	if [ -e $$conf ]; then echo "install: $$conf exists: kept"; \
+	else echo "install -m 644 data/cacreg.conf $$conf"; install -m 644 data/cacreg.conf $$conf; fi
+ifneq ($(KIOSK_SRC),)
+	mkdir -p $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8
+	install -m 755 $(BUILD)/plain/cacreg-kiosk $(DESTDIR)$(SBINDIR)/
+	install -m 644 $(BUILD)/man/cacreg-kiosk.8.gz $(DESTDIR)$(MANDIR)/man8/
+else
+	@echo "install: kiosk/ has no launcher yet: cacreg-kiosk and cacreg-kiosk(8) skipped"
+endif
+ifneq ($(KIOSK_UNITS),)
+	mkdir -p $(DESTDIR)$(UNITDIR)
+	install -m 644 $(KIOSK_UNITS) $(DESTDIR)$(UNITDIR)/
+else
+	@echo "install: kiosk/ has no systemd units yet (*.service): skipped"
+endif
+ifneq ($(KIOSK_SSHD),)
+	mkdir -p $(DESTDIR)$(KIOSKDATADIR)
+	install -m 644 $(KIOSK_SSHD) $(DESTDIR)$(KIOSKDATADIR)/
+else
+	@echo "install: kiosk/ has no sshd_config snippet yet (sshd-*.conf): skipped"
+endif
+ifneq ($(KIOSK_CONF),)
+	@set -e; conf=$(DESTDIR)$(SYSCONFDIR)/cacreg/kiosk.conf; \
+	if [ -e $$conf ]; then echo "install: $$conf exists: kept"; \
+	else echo "install -m 644 $(KIOSK_CONF) $$conf"; install -m 644 $(KIOSK_CONF) $$conf; fi
+else
+	@echo "install: kiosk/ has no kiosk.conf yet: skipped"
+endif
 
 uninstall:
-	rm -f $(DESTDIR)$(PREFIX)/bin/cacreg
-	rm -rf $(DESTDIR)$(PREFIX)/share/doc/cacreg
+	rm -f $(DESTDIR)$(BINDIR)/cacreg $(DESTDIR)$(SBINDIR)/cacreg-kiosk \
+	    $(DESTDIR)$(MANDIR)/man1/cacreg.1.gz $(DESTDIR)$(MANDIR)/man5/cacreg.conf.5.gz \
+	    $(DESTDIR)$(MANDIR)/man8/cacreg-kiosk.8.gz $(DESTDIR)$(COMPLETIONDIR)/cacreg \
+	    $(DESTDIR)$(POLKITDIR)/50-cacreg-group.rules \
+	    $(addprefix $(DESTDIR)$(UNITDIR)/,$(notdir $(KIOSK_UNITS))) \
+	    $(addprefix $(DESTDIR)$(KIOSKDATADIR)/,$(notdir $(KIOSK_SSHD)))
+	rm -rf $(DESTDIR)$(DOCDIR)
+	[ ! -d $(DESTDIR)$(KIOSKDATADIR) ] || rmdir --ignore-fail-on-non-empty $(DESTDIR)$(KIOSKDATADIR)
+	@set -e; for pair in data/cacreg.conf:cacreg.conf $(addsuffix :kiosk.conf,$(KIOSK_CONF)); do \
+	    conf=$(DESTDIR)$(SYSCONFDIR)/cacreg/$${pair#*:}; \
+	    if cmp -s $${pair%%:*} $$conf; then echo "rm -f $$conf"; rm -f $$conf; \
+	    elif [ -e $$conf ]; then echo "uninstall: $$conf was changed: kept"; fi; \
+	done
+	[ ! -d $(DESTDIR)$(SYSCONFDIR)/cacreg ] || rmdir --ignore-fail-on-non-empty $(DESTDIR)$(SYSCONFDIR)/cacreg
+
+# The Debian packages, built by dpkg-buildpackage in a copy of the project's
+# files ($(DEB_DIR)/src) so that the working tree stays as it is; the .debs land
+# in $(DEB_DIR). cacreg-kiosk is built once kiosk/ has the launcher.
+DEB_DIR := $(BUILD)/deb
+DEB_PROFILES := $(if $(KIOSK_SRC),,pkg.cacreg.nokiosk)
+
+deb: deb-build
+	lintian --fail-on error,warning $(DEB_DIR)/*.changes
+
+deb-build:
+	rm -rf $(DEB_DIR)
+	mkdir -p $(DEB_DIR)/src
+	if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then \
+	    git ls-files -z --cached --others --exclude-standard; \
+	else find . -path ./$(BUILD) -prune -o -type f -print0; fi | \
+	    tar --null --ignore-failed-read -T - -cf - | tar -xf - -C $(DEB_DIR)/src
+	cd $(DEB_DIR)/src && DEB_BUILD_PROFILES="$(DEB_PROFILES)" dpkg-buildpackage -us -uc -b
+	rm -rf $(DEB_DIR)/src
+	ls $(DEB_DIR)/*.deb
 
 clean:
 	rm -rf $(BUILD)
