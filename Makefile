@@ -261,11 +261,13 @@ uninstall:
 
 # The Debian packages, built by dpkg-buildpackage in a copy of the project's
 # files ($(DEB_DIR)/src) so that the working tree stays as it is; the .debs land
-# in $(DEB_DIR). cacreg-kiosk is built once kiosk/ has the launcher.
+# in $(DEB_DIR). cacreg-kiosk is built once kiosk/ has the launcher. MAKEFLAGS
+# is not passed on: a BUILD given to this make would reach debian/rules' make.
 DEB_DIR := $(BUILD)/deb
 DEB_PROFILES := $(if $(KIOSK_SRC),,pkg.cacreg.nokiosk)
 
-deb: deb-build
+deb: deps
+	$(MAKE) --no-print-directory deb-build
 	lintian --fail-on error,warning $(DEB_DIR)/*.changes
 
 deb-build:
@@ -273,9 +275,10 @@ deb-build:
 	mkdir -p $(DEB_DIR)/src
 	if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then \
 	    git ls-files -z --cached --others --exclude-standard; \
-	else find . -path ./$(BUILD) -prune -o -type f -print0; fi | \
+	else find . \( -path ./build -o -path ./$(DEB_DIR) \) -prune -o -type f -print0; fi | \
 	    tar --null --ignore-failed-read -T - -cf - | tar -xf - -C $(DEB_DIR)/src
-	cd $(DEB_DIR)/src && DEB_BUILD_PROFILES="$(DEB_PROFILES)" dpkg-buildpackage -us -uc -b
+	cd $(DEB_DIR)/src && env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL DEB_BUILD_PROFILES="$(DEB_PROFILES)" \
+	    dpkg-buildpackage -us -uc -b -Jauto
 	rm -rf $(DEB_DIR)/src
 	ls $(DEB_DIR)/*.deb
 
