@@ -14,9 +14,20 @@ BENCH_PKGS := libcacard libpcsclite
 
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wformat=2 -Wvla
 CFLAGS  ?= -O2 -g
+# CPPFLAGS, CFLAGS and LDFLAGS from the environment are honoured (dpkg-buildflags'
+# hardening flags among them); WARN comes after CFLAGS so that a plain -Wformat
+# there does not lower our -Wformat=2.
 P11_MODULE_PATH := $(shell $(PKG_CONFIG) --variable=p11_module_path p11-kit-1)
-ALL_CFLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L $(WARN) $(CFLAGS) -Icore -pthread \
+ALL_CFLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L $(CPPFLAGS) $(CFLAGS) $(WARN) -Icore -pthread \
              -DP11_MODULE_PATH='"$(P11_MODULE_PATH)"'
+
+# The version, from one place; `cacreg --version` also names the libraries
+# that cannot say theirs at run time, as they were at build time.
+VERSION := $(strip $(file < VERSION))
+VERSION_DEFS = -DCACREG_VERSION='"$(VERSION)"' \
+               -DCACREG_LIBP11_VERSION='"$(shell $(PKG_CONFIG) --modversion libp11)"' \
+               -DCACREG_PCSCLITE_VERSION='"$(shell $(PKG_CONFIG) --modversion libpcsclite)"' \
+               -DCACREG_P11KIT_VERSION='"$(shell $(PKG_CONFIG) --modversion p11-kit-1)"'
 
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
@@ -42,7 +53,7 @@ BENCH_TOOLS := $(BUILD)/tests/vcacd $(BUILD)/tests/pcscwait $(BUILD)/tests/cardp
 PKI_STAMP   := $(BUILD)/pki/.stamp
 
 .PHONY: all check check-unit check-bench bench bench-tools deps install uninstall clean \
-        lint lint-output fuzz demo soak mutate
+        lint lint-output fuzz demo soak mutate programs deb deb-build
 .DELETE_ON_ERROR:
 
 all: $(foreach v,$(VARIANTS),$(BUILD)/$(v)/libcacreg.a $(BUILD)/$(v)/cacreg \
@@ -59,27 +70,28 @@ $(BUILD)/$(1)/core/%.o: core/%.c $(wildcard core/*.h) | $(BUILD)/$(1)/core
 $(BUILD)/$(1)/libcacreg.a: $(call core_objs,$(1))
 	$$(AR) rcs $$@ $$^
 
-$(BUILD)/$(1)/cacreg: $(TUI_SRC) tui/cli.h tui/tui.h $(wildcard core/*.h) $(BUILD)/$(1)/libcacreg.a
-	$$(CC) $$(ALL_CFLAGS) $$($(1)_FLAGS) -Itui $$(call pkg_cflags,$$(TUI_PKGS) $$(CORE_PKGS)) $(TUI_SRC) \
-	    $(BUILD)/$(1)/libcacreg.a $$(call pkg_libs,$$(TUI_PKGS) $$(CORE_PKGS)) -o $$@
+$(BUILD)/$(1)/cacreg: $(TUI_SRC) $(wildcard tui/*.h) $(wildcard core/*.h) VERSION $(BUILD)/$(1)/libcacreg.a
+	$$(CC) $$(ALL_CFLAGS) $$($(1)_FLAGS) $$(VERSION_DEFS) -Itui \
+	    $$(call pkg_cflags,$$(TUI_PKGS) $$(CORE_PKGS)) $(TUI_SRC) \
+	    $(BUILD)/$(1)/libcacreg.a $$(LDFLAGS) $$(call pkg_libs,$$(TUI_PKGS) $$(CORE_PKGS)) -o $$@
 
 $(BUILD)/$(1)/cacreg-kiosk: $(KIOSK_SRC) $(wildcard core/*.h) $(BUILD)/$(1)/libcacreg.a
 	$$(CC) $$(ALL_CFLAGS) $$($(1)_FLAGS) $$(call pkg_cflags,$$(KIOSK_PKGS) $$(CORE_PKGS)) $(KIOSK_SRC) \
-	    $(BUILD)/$(1)/libcacreg.a $$(call pkg_libs,$$(KIOSK_PKGS) $$(CORE_PKGS)) -o $$@
+	    $(BUILD)/$(1)/libcacreg.a $$(LDFLAGS) $$(call pkg_libs,$$(KIOSK_PKGS) $$(CORE_PKGS)) -o $$@
 
 $(BUILD)/$(1)/tests/test_%: tests/unit/test_%.c $(BUILD)/$(1)/libcacreg.a | $(BUILD)/$(1)/tests
 	$$(CC) $$(ALL_CFLAGS) $$($(1)_FLAGS) $$(call pkg_cflags,$$(TEST_PKGS) $$(CORE_PKGS)) $$< \
-	    $(BUILD)/$(1)/libcacreg.a $$(call pkg_libs,$$(TEST_PKGS) $$(CORE_PKGS)) -o $$@
+	    $(BUILD)/$(1)/libcacreg.a $$(LDFLAGS) $$(call pkg_libs,$$(TEST_PKGS) $$(CORE_PKGS)) -o $$@
 
 $(BUILD)/$(1)/tests/test_pcsc: tests/bench/test_pcsc.c tests/bench/benchctl.c tests/bench/benchctl.h | $(BUILD)/$(1)/tests
 	$$(CC) $$(ALL_CFLAGS) $$($(1)_FLAGS) -Itests/bench $$(call pkg_cflags,$$(TEST_PKGS) libpcsclite) \
 	    tests/bench/test_pcsc.c tests/bench/benchctl.c \
-	    $$(call pkg_libs,$$(TEST_PKGS) libpcsclite) -o $$@
+	    $$(LDFLAGS) $$(call pkg_libs,$$(TEST_PKGS) libpcsclite) -o $$@
 
 $(BUILD)/$(1)/tests/test_core: tests/bench/test_core.c tests/bench/benchctl.c tests/bench/benchctl.h $(BUILD)/$(1)/libcacreg.a | $(BUILD)/$(1)/tests
 	$$(CC) $$(ALL_CFLAGS) $$($(1)_FLAGS) -Itests/bench $$(call pkg_cflags,$$(TEST_PKGS) $$(CORE_PKGS)) \
 	    tests/bench/test_core.c tests/bench/benchctl.c $(BUILD)/$(1)/libcacreg.a \
-	    $$(call pkg_libs,$$(TEST_PKGS) $$(CORE_PKGS)) -o $$@
+	    $$(LDFLAGS) $$(call pkg_libs,$$(TEST_PKGS) $$(CORE_PKGS)) -o $$@
 
 $(BUILD)/$(1)/core $(BUILD)/$(1)/tests:
 	mkdir -p $$@
@@ -91,13 +103,13 @@ $(foreach v,$(VARIANTS),$(eval $(call variant_rules,$(v))))
 bench-tools: $(BENCH_TOOLS) $(PKI_STAMP)
 
 $(BUILD)/tests/vcacd: tests/bench/vcacd.c | $(BUILD)/tests
-	$(CC) $(ALL_CFLAGS) $(call pkg_cflags,libcacard) $< $(call pkg_libs,libcacard) -o $@
+	$(CC) $(ALL_CFLAGS) $(call pkg_cflags,libcacard) $< $(LDFLAGS) $(call pkg_libs,libcacard) -o $@
 
 $(BUILD)/tests/pcscwait: tests/bench/pcscwait.c | $(BUILD)/tests
-	$(CC) $(ALL_CFLAGS) $(call pkg_cflags,libpcsclite) $< $(call pkg_libs,libpcsclite) -o $@
+	$(CC) $(ALL_CFLAGS) $(call pkg_cflags,libpcsclite) $< $(LDFLAGS) $(call pkg_libs,libpcsclite) -o $@
 
 $(BUILD)/tests/cardprobe: tests/bench/cardprobe.c | $(BUILD)/tests
-	$(CC) $(ALL_CFLAGS) $(call pkg_cflags,libpcsclite) $< $(call pkg_libs,libpcsclite) -o $@
+	$(CC) $(ALL_CFLAGS) $(call pkg_cflags,libpcsclite) $< $(LDFLAGS) $(call pkg_libs,libpcsclite) -o $@
 
 $(PKI_STAMP): tests/pki/mkpki.sh tests/pki/personas.txt
 	tests/pki/mkpki.sh $(BUILD)/pki
@@ -164,14 +176,124 @@ lint-output:
 	    echo "lint: text printed outside out_printf() (tui/out.c) or tui_put()/tui_text() (tui/draw.c)"; \
 	    exit 1; fi
 
-install: $(BUILD)/plain/cacreg
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/doc/cacreg
-	install -m 755 $(BUILD)/plain/cacreg $(DESTDIR)$(PREFIX)/bin/cacreg
-	install -m 644 README.md docs/portal-api.md $(DESTDIR)$(PREFIX)/share/doc/cacreg/
+# ---- installing: make install, make uninstall, make deb ----
+# The program reads /etc/cacreg whatever PREFIX is. polkit rules, units and
+# completion go where their readers look: /usr's places for PREFIX=/usr (the
+# package), else the local ones.
+SYSCONFDIR    ?= /etc
+BINDIR        ?= $(PREFIX)/bin
+SBINDIR       ?= $(PREFIX)/sbin
+DATADIR       ?= $(PREFIX)/share
+MANDIR        ?= $(DATADIR)/man
+DOCDIR        ?= $(DATADIR)/doc/cacreg
+COMPLETIONDIR ?= $(DATADIR)/bash-completion/completions
+POLKITDIR     ?= $(if $(filter /usr,$(PREFIX)),/usr/share,$(SYSCONFDIR))/polkit-1/rules.d
+UNITDIR       ?= $(if $(filter /usr,$(PREFIX)),,$(PREFIX))/lib/systemd/system
+KIOSKDATADIR  ?= $(DATADIR)/cacreg-kiosk
+
+# The kiosk launcher (issue 13) and its files, each installed once kiosk/ has it:
+# the program (its build rule comes with it), the units, the sshd_config Match
+# block (installed inactive: an administrator links it into sshd_config.d) and
+# the station's configuration.
+KIOSK_SRC   := $(wildcard kiosk/*.c)
+KIOSK_UNITS := $(wildcard kiosk/*.service)
+KIOSK_SSHD  := $(wildcard kiosk/sshd-*.conf)
+KIOSK_CONF  := $(wildcard kiosk/kiosk.conf)
+
+PROGRAMS := $(BUILD)/plain/cacreg $(if $(KIOSK_SRC),$(BUILD)/plain/cacreg-kiosk)
+MANPAGES := $(BUILD)/man/cacreg.1.gz $(BUILD)/man/cacreg.conf.5.gz \
+            $(if $(KIOSK_SRC),$(BUILD)/man/cacreg-kiosk.8.gz)
+
+# What install installs, and only that (the package builds this, not `all`).
+programs: $(PROGRAMS) $(MANPAGES)
+
+$(BUILD)/man/%.gz: docs/man/% | $(BUILD)/man
+	gzip -9n -c $< >$@
+
+$(BUILD)/man:
+	mkdir -p $@
+
+# mkdir -p, not install -d: install -d would chmod an existing directory (polkit's is 0700).
+# An administrator's configuration is never overwritten, and uninstall removes it
+# only while it is still the example.
+install: programs
+	mkdir -p $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 \
+	    $(DESTDIR)$(DOCDIR) $(DESTDIR)$(COMPLETIONDIR) $(DESTDIR)$(POLKITDIR) \
+	    $(DESTDIR)$(SYSCONFDIR)/cacreg
+	install -m 755 $(BUILD)/plain/cacreg $(DESTDIR)$(BINDIR)/cacreg
+	install -m 644 $(BUILD)/man/cacreg.1.gz $(DESTDIR)$(MANDIR)/man1/
+	install -m 644 $(BUILD)/man/cacreg.conf.5.gz $(DESTDIR)$(MANDIR)/man5/
+	install -m 644 README.md docs/portal-api.md $(DESTDIR)$(DOCDIR)/
+	install -m 644 data/cacreg.bash-completion $(DESTDIR)$(COMPLETIONDIR)/cacreg
+	install -m 644 data/50-cacreg-group.rules $(DESTDIR)$(POLKITDIR)/
+	@set -e; conf=$(DESTDIR)$(SYSCONFDIR)/cacreg/cacreg.conf; \
+	if [ -e $$conf ]; then echo "install: $$conf exists: kept"; \
+	else echo "install -m 644 data/cacreg.conf $$conf"; install -m 644 data/cacreg.conf $$conf; fi
+ifneq ($(KIOSK_SRC),)
+	mkdir -p $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8
+	install -m 755 $(BUILD)/plain/cacreg-kiosk $(DESTDIR)$(SBINDIR)/
+	install -m 644 $(BUILD)/man/cacreg-kiosk.8.gz $(DESTDIR)$(MANDIR)/man8/
+else
+	@echo "install: kiosk/ has no launcher yet: cacreg-kiosk and cacreg-kiosk(8) skipped"
+endif
+ifneq ($(KIOSK_UNITS),)
+	mkdir -p $(DESTDIR)$(UNITDIR)
+	install -m 644 $(KIOSK_UNITS) $(DESTDIR)$(UNITDIR)/
+else
+	@echo "install: kiosk/ has no systemd units yet (*.service): skipped"
+endif
+ifneq ($(KIOSK_SSHD),)
+	mkdir -p $(DESTDIR)$(KIOSKDATADIR)
+	install -m 644 $(KIOSK_SSHD) $(DESTDIR)$(KIOSKDATADIR)/
+else
+	@echo "install: kiosk/ has no sshd_config snippet yet (sshd-*.conf): skipped"
+endif
+ifneq ($(KIOSK_CONF),)
+	@set -e; conf=$(DESTDIR)$(SYSCONFDIR)/cacreg/kiosk.conf; \
+	if [ -e $$conf ]; then echo "install: $$conf exists: kept"; \
+	else echo "install -m 644 $(KIOSK_CONF) $$conf"; install -m 644 $(KIOSK_CONF) $$conf; fi
+else
+	@echo "install: kiosk/ has no kiosk.conf yet: skipped"
+endif
 
 uninstall:
-	rm -f $(DESTDIR)$(PREFIX)/bin/cacreg
-	rm -rf $(DESTDIR)$(PREFIX)/share/doc/cacreg
+	rm -f $(DESTDIR)$(BINDIR)/cacreg $(DESTDIR)$(SBINDIR)/cacreg-kiosk \
+	    $(DESTDIR)$(MANDIR)/man1/cacreg.1.gz $(DESTDIR)$(MANDIR)/man5/cacreg.conf.5.gz \
+	    $(DESTDIR)$(MANDIR)/man8/cacreg-kiosk.8.gz $(DESTDIR)$(COMPLETIONDIR)/cacreg \
+	    $(DESTDIR)$(POLKITDIR)/50-cacreg-group.rules \
+	    $(addprefix $(DESTDIR)$(UNITDIR)/,$(notdir $(KIOSK_UNITS))) \
+	    $(addprefix $(DESTDIR)$(KIOSKDATADIR)/,$(notdir $(KIOSK_SSHD)))
+	rm -rf $(DESTDIR)$(DOCDIR)
+	[ ! -d $(DESTDIR)$(KIOSKDATADIR) ] || rmdir --ignore-fail-on-non-empty $(DESTDIR)$(KIOSKDATADIR)
+	@set -e; for pair in data/cacreg.conf:cacreg.conf $(addsuffix :kiosk.conf,$(KIOSK_CONF)); do \
+	    conf=$(DESTDIR)$(SYSCONFDIR)/cacreg/$${pair#*:}; \
+	    if cmp -s $${pair%%:*} $$conf; then echo "rm -f $$conf"; rm -f $$conf; \
+	    elif [ -e $$conf ]; then echo "uninstall: $$conf was changed: kept"; fi; \
+	done
+	[ ! -d $(DESTDIR)$(SYSCONFDIR)/cacreg ] || rmdir --ignore-fail-on-non-empty $(DESTDIR)$(SYSCONFDIR)/cacreg
+
+# The Debian packages, built by dpkg-buildpackage in a copy of the project's
+# files ($(DEB_DIR)/src) so that the working tree stays as it is; the .debs land
+# in $(DEB_DIR). cacreg-kiosk is built once kiosk/ has the launcher. MAKEFLAGS
+# is not passed on: a BUILD given to this make would reach debian/rules' make.
+DEB_DIR := $(BUILD)/deb
+DEB_PROFILES := $(if $(KIOSK_SRC),,pkg.cacreg.nokiosk)
+
+deb: deps
+	$(MAKE) --no-print-directory deb-build
+	lintian --fail-on error,warning $(DEB_DIR)/*.changes
+
+deb-build:
+	rm -rf $(DEB_DIR)
+	mkdir -p $(DEB_DIR)/src
+	if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then \
+	    git ls-files -z --cached --others --exclude-standard; \
+	else find . \( -path ./build -o -path ./$(DEB_DIR) \) -prune -o -type f -print0; fi | \
+	    tar --null --ignore-failed-read -T - -cf - | tar -xf - -C $(DEB_DIR)/src
+	cd $(DEB_DIR)/src && env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL DEB_BUILD_PROFILES="$(DEB_PROFILES)" \
+	    dpkg-buildpackage -us -uc -b -Jauto
+	rm -rf $(DEB_DIR)/src
+	ls $(DEB_DIR)/*.deb
 
 clean:
 	rm -rf $(BUILD)

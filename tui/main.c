@@ -10,6 +10,7 @@
 #include "cli.h"
 #include "tui.h"
 #include "out.h"
+#include "version.h"
 
 /* The commands, one cmd-*.c each. */
 static const struct command {
@@ -71,7 +72,7 @@ int main(int argc, char **argv)
         if (strcmp(argv[1], commands[i].name) == 0)
             return commands[i].run(argc - 1, argv + 1);
     if (argc >= 2 && strcmp(argv[1], "--version") == 0) {
-        out_printf(stdout, "cacreg 0.1\n");
+        version_print(stdout);
         return 0;
     }
     if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
