@@ -492,10 +492,12 @@ static bool load_config(struct station *s)
 
 static void usage(FILE *f)
 {
-    fputs("usage: cacreg-kiosk [--config FILE]\n"
+    fputs("usage: cacreg-kiosk [--config FILE]\n\n"
           "A CAC registration station on this terminal: an idle screen between people, a\n"
-          "fresh `cacreg --kiosk --once` for each card inserted. FILE (default\n" KIOSK_CONFIG
-          ") must belong to root and be writable by no one else. See cacreg-kiosk(8).\n",
+          "fresh `cacreg --kiosk --once` for each card inserted. See cacreg-kiosk(8).\n\n"
+          "  --config FILE        read FILE instead of " KIOSK_CONFIG " (root's, writable\n"
+          "                       by no one else)\n"
+          "  --help               this text\n",
           f);
 }
 
