@@ -130,9 +130,12 @@ cacreg_err cacreg_config_set(cacreg_config *cfg, const char *key, const char *va
         if (strcmp(keys[i].name, key) == 0)
             k = &keys[i];
     if (!k) {
-        cacreg_errf(err, err_size, "unknown key '%.64s' (known: portal_url, ca_bundle, pkcs11_module, "
-             "reader_filter, connect_timeout, total_timeout, idle_timeout, crl_file, ocsp_url, "
-             "portal_pins, pin_max_tries, opensc_file_cache)", key);
+        char known[512];
+        size_t n = 0;
+
+        for (size_t i = 0; i < sizeof keys / sizeof keys[0] && n < sizeof known; i++)
+            n += (size_t)snprintf(known + n, sizeof known - n, "%s%s", i ? ", " : "", keys[i].name);
+        cacreg_errf(err, err_size, "unknown key '%.64s' (known: %s)", key, known);
         return CACREG_ERR_CONFIG;
     }
     field = (char *)cfg + k->offset;
@@ -292,12 +295,10 @@ cacreg_err cacreg_config_load_standard(cacreg_config *cfg, bool kiosk, char *err
     const char *xdg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
     cacreg_err rc;
 
-    if (kiosk) { /* a kiosk's settings are root's, as doas checks its own */
-        rc = cacreg_config_check_owner(CACREG_CONFIG_SYSTEM, err, err_size);
-        if (rc != CACREG_OK)
-            return rc == CACREG_ERR_NOT_FOUND ? CACREG_OK : rc;
-    }
-    rc = cacreg_config_load_file(cfg, CACREG_CONFIG_SYSTEM, err, err_size);
+    /* a kiosk's settings are root's, as doas checks its own */
+    rc = kiosk ? cacreg_config_check_owner(CACREG_CONFIG_SYSTEM, err, err_size) : CACREG_OK;
+    if (rc == CACREG_OK)
+        rc = cacreg_config_load_file(cfg, CACREG_CONFIG_SYSTEM, err, err_size);
     if (rc != CACREG_OK && rc != CACREG_ERR_NOT_FOUND)
         return rc;
     if (kiosk)

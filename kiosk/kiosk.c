@@ -52,6 +52,7 @@ struct station {
     cacreg_config cfg;
     const char *config_path;
     char config_problem[384];  /* the configuration refused: why */
+    char session_problem[384]; /* the sessions' configuration (cacreg.conf) refused: why */
     cacreg_watcher *watcher;
     cacreg_readers readers;
     int events[2];
@@ -178,6 +179,10 @@ static const char *out_of_service(const struct station *s, char *buf, size_t siz
         snprintf(buf, size, "the configuration is refused (%s). Operator: fix its owner and "
                             "mode (root, not writable by others).",
                  s->config_problem);
+    else if (s->session_problem[0])
+        snprintf(buf, size, "the sessions' configuration is refused (%s). Operator: fix "
+                            CACREG_CONFIG_SYSTEM ".",
+                 s->session_problem);
     else if (s->backoff_until > now_ms())
         snprintf(buf, size, "the registration program failed %d times in a minute; trying "
                             "again in %lld s. Operator: see the system log.",
@@ -414,6 +419,27 @@ static int timeout_ms(const struct station *s)
     return t < 0 ? -1 : t <= now ? 0 : t - now > 86400000 ? 86400000 : (int)(t - now);
 }
 
+/* The sessions' configuration, checked as `cacreg --kiosk` will check it, before each
+ * session (and after every event while idle, so that a fix is seen at once): a station
+ * whose every session would refuse it is out of service, and says why. */
+static void check_session_config(struct station *s)
+{
+    static cacreg_config cfg;
+    char err[512] = "", was[sizeof s->session_problem];
+
+    snprintf(was, sizeof was, "%s", s->session_problem);
+    cacreg_config_defaults(&cfg);
+    if (cacreg_config_load_standard(&cfg, true, err, sizeof err) != CACREG_OK)
+        safe_value(s->session_problem, sizeof s->session_problem, err);
+    else if (!cfg.portal_url[0])
+        snprintf(s->session_problem, sizeof s->session_problem, "it names no portal_url");
+    else
+        s->session_problem[0] = '\0';
+    if (s->session_problem[0] && strcmp(was, s->session_problem) != 0)
+        syslog(LOG_ERR, "event=config_refused file=%s why=\"%s\"", CACREG_CONFIG_SYSTEM,
+               s->session_problem);
+}
+
 static void keys(struct station *s)
 {
     int ch;
@@ -463,6 +489,8 @@ static int run(struct station *s)
         if (!s->session && (pfd[2].revents & (POLLHUP | POLLERR)))
             break; /* the terminal went */
         if (!s->session)
+            check_session_config(s);
+        if (!s->session)
             keys(s);
         if (!s->session && inserted && !out_of_service(s, why, sizeof why))
             start_session(s);
@@ -480,6 +508,10 @@ static bool load_config(struct station *s)
     rc = cacreg_config_check_owner(s->config_path, err, sizeof err);
     if (rc == CACREG_OK)
         rc = cacreg_config_load_file(&s->cfg, s->config_path, err, sizeof err);
+    if (rc == CACREG_OK && access(s->cfg.session_program, X_OK) != 0) {
+        snprintf(err, sizeof err, "session_program '%.300s' cannot be run", s->cfg.session_program);
+        rc = CACREG_ERR_CONFIG;
+    }
     if (rc == CACREG_OK)
         return true;
     if (rc == CACREG_ERR_NOT_FOUND)
@@ -536,6 +568,7 @@ int main(int argc, char **argv)
         return 5;
     }
     load_config(&s);
+    check_session_config(&s);
     if (cacreg_watcher_start(&s.watcher, s.cfg.reader_filter, s.events[1]) != CACREG_OK) {
         fprintf(stderr, "cacreg-kiosk: cannot watch the readers\n");
         return 5;
@@ -556,11 +589,15 @@ int main(int argc, char **argv)
     run(&s);
     sd_notify(0, "STOPPING=1");
     if (s.session) {
+        pid_t gone = 0;
+
         kill(s.session, SIGTERM);
-        for (int i = 0; i < 20 && waitpid(s.session, NULL, WNOHANG) == 0; i++)
+        for (int i = 0; i < 20 && (gone = waitpid(s.session, NULL, WNOHANG)) == 0; i++)
             nanosleep(&(struct timespec){.tv_nsec = 50000000}, NULL);
-        kill(s.session, SIGKILL);
-        waitpid(s.session, NULL, 0);
+        if (gone == 0) { /* still running: once reaped, its number may be another's */
+            kill(s.session, SIGKILL);
+            waitpid(s.session, NULL, 0);
+        }
     }
     if (s.curses_on)
         endwin();

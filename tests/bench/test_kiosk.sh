@@ -152,10 +152,17 @@ probe_refused() {
 ctl insert valid
 "$here/bench" wait "$CACREG_BENCH" present >/dev/null
 hold
+wait_for "Card ready: JANE Q DOE"
+first=$(session_pid)
+keys q Q # Q quits cacreg at its start: not in a station's session
+sleep 0.3
+[ -n "$first" ] && [ "$(session_pid)" = "$first" ] || fail "q ended the session at its start"
+screen | grep -qF "Card ready: JANE Q DOE" || fail "q: the session's start screen is gone"
 cac_login
-keys C-c C-z 'C-\'
+keys C-c C-z 'C-\' q
 sleep 0.3
 screen | grep -qF "You are logged in" || fail "keys ended the session"
+[ "$(session_pid)" = "$first" ] || fail "keys ended the session (a new one runs)"
 no_shell "in a session"
 keys Enter
 wait_for "Please take your card."
@@ -255,6 +262,10 @@ printf '#include <stdio.h>\n__attribute__((constructor)) static void m(void) { F
     "$tmp/marker" >"$tmp/marker.c"
 cc -shared -fPIC -o "$tmp/evil-opensc.so" "$tmp/marker.c"
 printf 'module: %s\n' "$tmp/evil-opensc.so" >"$tmp/home/.config/pkcs11/modules/evil-opensc.module"
+# ...and a module the station's own p11-kit registry names: a session loads only the
+# PKCS#11 module it is configured with, by its path, never every registered one.
+mkdir -p "$tmp/etc/pkcs11/modules"
+printf 'module: %s\n' "$tmp/evil-opensc.so" >"$tmp/etc/pkcs11/modules/zz-other.module"
 printf 'openssl_conf = init\n[init]\nengines = e\n[e]\nevil = evil_sec\n[evil_sec]\ndynamic_path = %s\n' \
     "$tmp/evil-opensc.so" >"$tmp/openssl.cnf"
 ctl remove
@@ -264,10 +275,11 @@ station HOME="$tmp/home" XDG_CONFIG_HOME="$tmp/home/.config" OPENSSL_CONF="$tmp/
 wait_for "Insert your CAC to begin."
 ctl insert valid
 cac_login
-[ -e "$tmp/marker" ] && fail "a session ran code named by the person's environment"
+[ -e "$tmp/marker" ] && fail "a session ran code named by the person's environment or the registry"
 keys Enter
 wait_for "Please take your card."
-ok "a hostile environment and ~/.config/pkcs11 modules: no effect on the station's sessions (marker file)"
+rm -rf "$tmp/etc/pkcs11"
+ok "a hostile environment, ~/.config/pkcs11 modules, a module in the registry: no effect on the station's sessions (marker file)"
 
 # A configuration that is not root's, or writable by others: refused, said, logged.
 chmod 666 "$tmp/etc/cacreg/kiosk.conf"
@@ -282,6 +294,23 @@ wait_for "owned by root: refused"
 logged "event=config_refused why=\".*not owned by root"
 chown root "$tmp/etc/cacreg/kiosk.conf"
 ok "a configuration writable by others, or not root's: refused on screen and in the log"
+
+# The sessions' cacreg.conf writable by others: every session would refuse it, so the
+# station is out of service and says which file; fixed, a key brings it back.
+ctl remove
+"$here/bench" wait "$CACREG_BENCH" absent >/dev/null
+chmod 666 "$tmp/etc/cacreg/cacreg.conf"
+station
+wait_for "sessions' configuration is refused"
+logged "event=config_refused file=/etc/cacreg/cacreg.conf why=\".*can be written by others"
+chmod 644 "$tmp/etc/cacreg/cacreg.conf"
+keys Enter
+wait_for "Insert your CAC to begin."
+printf 'session_program = %s/nonexistent\n' "$tmp" >>"$tmp/etc/cacreg/kiosk.conf"
+station
+wait_for "nonexistent' cannot be run"
+sed -i '$d' "$tmp/etc/cacreg/kiosk.conf"
+ok "a cacreg.conf the sessions would refuse, a session_program that cannot run: out of service, said, logged"
 
 # Only root's SIGTERM ends it.
 ctl remove

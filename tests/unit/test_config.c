@@ -158,6 +158,42 @@ static void test_standard_kiosk_skips_user_file(void **state)
     rmdir(dir);
 }
 
+/* A kiosk's configuration: root's, in root's directory, writable by no one else. */
+static void test_check_owner(void **state)
+{
+    char dir[] = "/tmp/cacreg-own-XXXXXX", path[256], err[256];
+    FILE *f;
+
+    (void)state;
+    if (geteuid() != 0)
+        skip(); /* the files must be root's to begin with */
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/kiosk.conf", dir);
+    assert_int_equal(cacreg_config_check_owner(path, err, sizeof err), CACREG_ERR_NOT_FOUND);
+    f = fopen(path, "w");
+    assert_non_null(f);
+    fclose(f);
+    assert_int_equal(chmod(path, 0644), 0);
+    assert_int_equal(cacreg_config_check_owner(path, err, sizeof err), CACREG_OK);
+    assert_int_equal(chmod(path, 0666), 0);
+    assert_int_equal(cacreg_config_check_owner(path, err, sizeof err), CACREG_ERR_CONFIG);
+    assert_non_null(strstr(err, "can be written by others than root"));
+    assert_int_equal(chmod(path, 0664), 0);
+    assert_int_equal(cacreg_config_check_owner(path, err, sizeof err), CACREG_ERR_CONFIG);
+    assert_int_equal(chmod(path, 0644), 0);
+    assert_int_equal(chown(path, 65534, 0), 0);
+    assert_int_equal(cacreg_config_check_owner(path, err, sizeof err), CACREG_ERR_CONFIG);
+    assert_non_null(strstr(err, "not owned by root"));
+    assert_int_equal(chown(path, 0, 0), 0);
+    assert_int_equal(chmod(dir, 0777), 0); /* its directory: anyone could swap the file */
+    assert_int_equal(cacreg_config_check_owner(path, err, sizeof err), CACREG_ERR_CONFIG);
+    assert_non_null(strstr(err, dir));
+    assert_int_equal(chmod(dir, 0700), 0);
+    assert_int_equal(cacreg_config_check_owner("kiosk.conf", err, sizeof err), CACREG_ERR_CONFIG);
+    unlink(path);
+    rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -167,6 +203,7 @@ int main(void)
         cmocka_unit_test(test_long_and_binary_input),
         cmocka_unit_test(test_load_file),
         cmocka_unit_test(test_standard_kiosk_skips_user_file),
+        cmocka_unit_test(test_check_owner),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
