@@ -6,6 +6,7 @@
  *   slotevents MODULE list            one line per slot: id, token present, C_GetTokenInfo
  *   slotevents MODULE poll MS COUNT   every MS ms: slots, present, token info, event (no block)
  *   slotevents MODULE wait MS         C_WaitForSlotEvent blocking, given up after MS ms
+ *   slotevents MODULE rtt N           N calls of C_GetSlotList (a count): the mean in µs
  *
  * Every line is "key=value ..."; return values as CKR_ names where known.
  */
@@ -95,7 +96,7 @@ int main(int argc, char **argv)
     CK_RV rv;
 
     if (argc < 3) {
-        fprintf(stderr, "usage: slotevents MODULE list|poll MS COUNT|wait MS\n");
+        fprintf(stderr, "usage: slotevents MODULE list|poll MS COUNT|wait MS|rtt N\n");
         return 2;
     }
     lib = dlopen(argv[1], RTLD_NOW);
@@ -116,6 +117,15 @@ int main(int argc, char **argv)
             look();
             usleep((useconds_t)ms * 1000);
         }
+    } else if (strcmp(argv[2], "rtt") == 0 && argc == 4) {
+        int calls = atoi(argv[3]);
+        struct timespec a, b;
+        CK_ULONG n;
+        clock_gettime(CLOCK_MONOTONIC, &a);
+        for (int i = 0; i < calls; i++)
+            p11->C_GetSlotList(CK_FALSE, NULL, &n);
+        clock_gettime(CLOCK_MONOTONIC, &b);
+        printf("rtt_us=%.0f\n", calls > 0 ? ((b.tv_sec - a.tv_sec) * 1e6 + (b.tv_nsec - a.tv_nsec) / 1e3) / calls : 0.0);
     } else if (strcmp(argv[2], "wait") == 0 && argc == 4) {
         pthread_t t;
         pthread_create(&t, NULL, blocking_wait, NULL);
