@@ -36,7 +36,14 @@ want() { # exit-status message...: CACREG_TEST_VERBOSE=1 shows every output
     [ "$rc" = "$1" ] || { cat "$T/out"; fail "exit $rc, want $1: ${*:2}"; }
 }
 has() { grep -qF -- "$1" "$T/out" || { cat "$T/out"; fail "no '$1' in the output"; }; }
-alive_pid() { [ -r "/proc/$1/stat" ] && ! sed 's/^.*) //' "/proc/$1/stat" | grep -q '^Z'; }
+# wait_exit PID LABEL: its exit status in $rc, within 20 s (else it is killed: a failure).
+wait_exit() {
+    for _ in $(seq 400); do alive_pid "$1" || break; sleep 0.05; done
+    alive_pid "$1" && { kill -KILL "$1"; cat "$T/out"; fail "$2: cacreg ssh did not end within 20 s"; }
+    rc=0
+    wait "$1" || rc=$?
+}
+alive_pid() { [ -r "/proc/$1/stat" ] && ! sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | grep -q '^Z'; }
 
 # clean LABEL: nothing of the last session is left, on either side, within 5 s: the
 # local private directory, the remote socket (by the path the remote side saw), every
@@ -126,8 +133,7 @@ ldir=$(echo "$T"/xdg/cacreg-ssh.*)
 [ "$(stat -c %a "$ldir")" = 700 ] || fail "local directory mode $(stat -c %a "$ldir")"
 [ "$(stat -c %a "$ldir/p11-kit.sock")" = 600 ] || fail "local socket mode $(stat -c %a "$ldir/p11-kit.sock")"
 kill -INT "$pid"
-rc=0
-wait "$pid" || rc=$?
+wait_exit "$pid" "Ctrl-C"
 want 130 "Ctrl-C"
 has "interrupted; the card is no longer lent to box"
 clean "Ctrl-C"
@@ -141,12 +147,31 @@ for _ in $(seq 200); do grep -q "Pre-flight" "$T/out" 2>/dev/null && break; slee
 sshpid=$(ps -o pid=,comm= --ppid "$pid" | awk '$2 == "ssh" { print $1 }')
 [ -n "$sshpid" ] || fail "no ssh under cacreg ssh"
 kill -KILL "$sshpid"
-rc=0
-wait "$pid" || rc=$?
+wait_exit "$pid" "ssh killed"
 want 255 "ssh killed"
 has "ssh was stopped by signal 9"
 clean "ssh killed"
 ok "ssh killed: exit 255, said so, nothing left on either side"
+
+# 4b. the connection drops: the remote session's sshd goes away
+XDG_RUNTIME_DIR=$T/xdg "$bin" ssh -F "$T/client/config" --remote-cacreg "$T/remote-cacreg" -tt box \
+    -- status --watch "${ca[@]}" </dev/null >"$T/out" 2>&1 &
+pid=$!
+for _ in $(seq 200); do grep -q "Pre-flight" "$T/out" 2>/dev/null && break; sleep 0.05; done
+session_sshd=
+while read -r _ p comm; do
+    [ "$comm" = sshd ] || continue
+    # the half that holds the connection runs as the user
+    [ "$(stat -c %U "/proc/$p" 2>/dev/null)" = "$user" ] && session_sshd=$p
+done < <(grep '^proc ' "$T/rlog/calls")
+[ -n "$session_sshd" ] || fail "no session sshd seen"
+kill -KILL "$session_sshd"
+wait_exit "$pid" "connection dropped"
+want 255 "connection dropped"
+has "closed by remote host"
+has "The connection to box ended before cacreg there finished"
+clean "connection dropped"
+ok "the connection dropped: exit 255, said so, nothing left on either side"
 
 # 5. sshd refuses the forwarding
 for host in noforward nodisable; do
