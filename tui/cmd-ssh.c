@@ -442,8 +442,14 @@ static size_t ssh_argv(const struct session *s, char **argv, size_t max, char *f
         if (!s->tty_opt && isatty(STDIN_FILENO))
             argv[n++] = "-t";
     }
-    for (size_t i = 0; i < s->nssh && n + 5 < max; i++)
+    for (size_t i = 0; i < s->nssh && n + 9 < max; i++)
         argv[n++] = s->ssh_opts[i];
+    /* A link that dies silently ends the session within 45 s, not at TCP's timeout.
+     * After the person's options: an -o ServerAlive... of theirs comes first and wins. */
+    argv[n++] = "-o";
+    argv[n++] = "ServerAliveInterval=15";
+    argv[n++] = "-o";
+    argv[n++] = "ServerAliveCountMax=3";
     if (probe)
         argv[n++] = "-T";
     argv[n++] = "--";

@@ -269,9 +269,42 @@ pp=$!
 sleep 0.8; ctl insert valid
 wait "$pp"
 [ "$(grep -c 'slots=0 present=0' "$T/poll")" = 6 ] || { cat "$T/poll"; fail "no card at connect"; }
+# The forwarding gone mid-session (the server and its p11-kit remote stopped): the next
+# call dies of SIGPIPE unless it is ignored; ignored, CKR_DEVICE_ERROR from then on.
+insert valid
+for pipe in default ignored; do
+    rc=0
+    if [ "$pipe" = ignored ]; then
+        (trap '' PIPE; probe poll 300 8 >"$T/poll") &
+    else
+        probe poll 300 8 >"$T/poll" &
+    fi
+    pp=$!
+    sleep 0.8
+    if [ "$pipe" = default ]; then
+        kill "$server"
+        wait "$server" || true
+        pkill -x p11-kit-remote || true # this PID namespace is the test's
+    else
+        pkill -x p11-kit-remote || true
+    fi
+    wait "$pp" || rc=$?
+    if [ "$pipe" = default ]; then
+        [ "$rc" = 141 ] || { cat "$T/poll"; fail "forwarding gone, SIGPIPE default: exit $rc, want 141"; }
+        p11-kit server --foreground --provider /usr/lib/x86_64-linux-gnu/pkcs11/opensc-pkcs11.so \
+            --name "$T/p11/sock" 'pkcs11:manufacturer=Common%20Access%20Card' >"$T/p11/out" 2>&1 &
+        server=$!
+        for _ in $(seq 100); do [ -S "$T/p11/sock" ] && break; sleep 0.05; done
+    else
+        if [ "$rc" != 0 ] || ! grep -q 'slots_rv=CKR_DEVICE_ERROR' "$T/poll"; then
+            cat "$T/poll"
+            fail "forwarding gone, SIGPIPE ignored: exit $rc"
+        fi
+    fi
+done
 kill "$server"
 wait "$server" || true
-ok "p11-kit-client.so, CAC token only: C_WaitForSlotEvent is CKR_FUNCTION_NOT_SUPPORTED (blocking or not); a pull and a re-insert show in C_GetSlotInfo; no card at C_Initialize: no slot until the next C_Initialize"
+ok "p11-kit-client.so, CAC token only: C_WaitForSlotEvent is CKR_FUNCTION_NOT_SUPPORTED (blocking or not); a pull and a re-insert show in C_GetSlotInfo; no card at C_Initialize: no slot until the next C_Initialize; the forwarding gone: SIGPIPE at the next call (exit 141), or CKR_DEVICE_ERROR with SIGPIPE ignored"
 
 # 9. through the forwarding, once the core works without PC/SC (XFAIL until then)
 port=$("$portal" start "$T/portal" --crl "$pki/inter.crl")
