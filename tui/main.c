@@ -31,7 +31,7 @@ static void usage(FILE *f)
                "       cacreg register --user NAME   password login, then register the CAC\n"
                "       cacreg reset --user NAME      ask for a new portal password\n"
                "       cacreg ssh [ssh options] [user@]host [-- cacreg arguments]\n"
-               "                                     cacreg there, the card in this computer\n"
+               "                                     cacreg on host, the card in this reader\n"
                "       cacreg --version\n"
                "Run 'cacreg COMMAND --help' for a command's options.\n");
 }

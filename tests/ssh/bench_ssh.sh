@@ -43,7 +43,7 @@ chmod 755 "$T/timed-cacreg" "$T/spy-cacreg"
 cc -std=c11 -O2 -I/usr/include/p11-kit-1 -pthread "$ssh_dir/slotevents.c" -ldl -o "$T/slotevents"
 
 ctl delay "$delay"
-local_ms=() local_apdus=() ssh_ms=() ssh_apdus=() remote_ms=()
+local_ms=() local_apdus=() ssh_ms=() ssh_apdus=() remote_ms=() nowait_ms=()
 for _ in $(seq "$runs"); do
     insert valid
     t0=$(ms)
@@ -55,6 +55,10 @@ for _ in $(seq "$runs"); do
     "$bin" ssh -F "$T/client/config" --remote-cacreg "$T/timed-cacreg" box -- status "${ca[@]}" >/dev/null
     ssh_ms+=($(($(ms) - t0)))
     ssh_apdus+=("$(counter apdus)")
+    insert valid
+    t0=$(ms)
+    "$bin" ssh -F "$T/client/config" --remote-cacreg "$bin" box -- status --wait 0 "${ca[@]}" >/dev/null
+    nowait_ms+=($(($(ms) - t0)))
 done
 mapfile -t remote_ms <"$T/rlog/remote_ms"
 
@@ -103,10 +107,11 @@ printf '  %-34s %8s %7s %15s\n' "locally (cacreg on OpenSC)" "$lm" "$(printf '%s
 printf '  %-34s %8s %7s %15s\n' "through cacreg ssh (whole command)" "$sm" "$(printf '%s\n' "${ssh_apdus[@]}" | median)" \
     "$(calls "$T/rlog/spy-remote.log")"
 printf '  %-34s %8s\n' "  of which cacreg on the remote side" "$rm_"
+printf '  %-34s %8s\n' "through cacreg ssh, status --wait 0" "$(printf '%s\n' "${nowait_ms[@]}" | median)"
 echo "  through cacreg ssh, PKCS#11: $(rtrips "$T/rlog/spy-remote.log") round trips over the forwarding" \
     "(every call but C_GetFunctionList); $(calls "$T/spy-server.log") calls by p11-kit on OpenSC here" \
     "(its own token walk at each connection included)"
 echo "the forwarding: ssh connection and 'true' $cm ms; p11-kit server up in $server_ms ms;"
 echo "  one PKCS#11 round trip (C_GetSlotList): ${rtt_socket} us on the local socket, ${rtt_ssh} us through ssh -R"
 echo "cost of the forwarding for status: $((sm - lm)) ms (through minus locally; the remote cacreg's own" \
-    "wait for a pcscd that is not there, up to 1000 ms, is in it)"
+    "wait for a pcscd that is not there, up to 1000 ms, is in it; --wait 0 leaves it out)"
