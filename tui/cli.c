@@ -39,7 +39,8 @@ static const struct cli_option {
     bool path;            /* a file: relative to the working directory */
 } options[] = {
     {"config", "FILE", NULL,
-     "read FILE instead of the standard configuration files", 'c', ALL_COMMANDS, 0, false},
+     "read FILE instead of the standard configuration files", 'c', ALL_COMMANDS | CMD_SSH, 0,
+     false},
     {"portal", "URL", "portal_url",
      "the portal's API (https://.../api/v1/)", 'P', ALL_COMMANDS, 0, false},
     {"ca-bundle", "FILE", "ca_bundle",
@@ -50,7 +51,8 @@ static const struct cli_option {
     {"ocsp", "URL", "ocsp_url",
      "ask this OCSP responder about cards", 'o', CARD_COMMANDS, 0, false},
     {"module", "PATH", "pkcs11_module",
-     "the PKCS#11 module (default: OpenSC, from p11-kit)", 'm', CARD_COMMANDS, 0, true},
+     "the PKCS#11 module (default: OpenSC, from p11-kit)", 'm', CARD_COMMANDS | CMD_SSH, 0,
+     true},
     {"reader", "TEXT", "reader_filter",
      "only readers whose name contains TEXT", 'R', CARD_COMMANDS, 0, false},
     {"kiosk", NULL, NULL,
@@ -84,8 +86,16 @@ static const struct cli_option {
      "clear what is registered first", 'X', CMD_REGISTER, 0, false},
     {"state", NULL, NULL,
      "only show what is registered", 's', CMD_REGISTER, 0, false},
+    {"token", "URI", NULL,
+     "the tokens to forward (default: pkcs11:manufacturer=Common%20Access%20Card)", 'T',
+     CMD_SSH, 0, false},
+    {"remote-socket", "PATH", NULL,
+     "the socket on the remote machine (default: a new random name in /tmp)", 'S', CMD_SSH, 0,
+     false},
+    {"remote-cacreg", "PATH", NULL,
+     "the cacreg program on the remote machine (default: cacreg)", 'G', CMD_SSH, 0, false},
     {"help", NULL, NULL,
-     "this text", 'h', ALL_COMMANDS, 0, false},
+     "this text", 'h', ALL_COMMANDS | CMD_SSH, 0, false},
 };
 
 #define NOPTIONS (sizeof options / sizeof options[0])
@@ -103,6 +113,16 @@ static void usage(FILE *f, unsigned command, const char *synopsis, const char *a
                  options[i].arg ? options[i].arg : "");
         out_printf(f, "  %-20s %s\n", left, options[i].help);
     }
+}
+
+bool cli_option_known(unsigned command, const char *name, bool *takes_value)
+{
+    for (size_t i = 0; i < NOPTIONS; i++)
+        if ((options[i].commands & command) && strcmp(options[i].name, name) == 0) {
+            *takes_value = options[i].arg != NULL;
+            return true;
+        }
+    return false;
 }
 
 /* A descriptor number or a time in milliseconds: digits only. */
@@ -134,6 +154,9 @@ static bool take(struct cli_opts *o, const struct cli_option *opt, char *arg)
     case 'X': o->clear = true; return true;
     case 's': o->state_only = true; return true;
     case 'u': o->user = arg; return true;
+    case 'T': o->token = arg; return true;
+    case 'S': o->remote_socket = arg; return true;
+    case 'G': o->remote_cacreg = arg; return true;
     case 'W': return number(arg, &o->wait_ms);
     case 'p': return number(arg, &o->pin_fd);
     case 'x': return number(arg, &o->password_fd);

@@ -27,6 +27,7 @@ enum cli_command {
     CMD_LOGIN = 1u << 2,
     CMD_REGISTER = 1u << 3,
     CMD_RESET = 1u << 4,
+    CMD_SSH = 1u << 5,
 };
 
 #define CLI_SET_MAX 16
@@ -46,6 +47,9 @@ struct cli_opts {
     int pin_fd, password_fd;      /* -1 unless given */
     const char *user;             /* register, reset */
     bool clear, state_only;       /* register */
+    const char *token;            /* ssh: the p11-kit token URI to forward, or NULL */
+    const char *remote_socket;    /* ssh: the socket's path on the remote machine, or NULL */
+    const char *remote_cacreg;    /* ssh: the cacreg program there, or NULL */
 };
 
 /* What cli_parse() returns when it printed --help: the command exits 0. */
@@ -82,6 +86,13 @@ int cmd_register(int argc, char **argv);
 
 /* `cacreg reset`; returns the exit status. */
 int cmd_reset(int argc, char **argv);
+
+/* `cacreg ssh`; returns the exit status. */
+int cmd_ssh(int argc, char **argv);
+
+/* Whether command takes the long option name (without "--"); *takes_value says
+ * whether it needs a value. For commands that pass other programs' options on. */
+bool cli_option_known(unsigned command, const char *name, bool *takes_value);
 
 /*
  * Blocks the terminating signals (SIGINT, SIGTERM, SIGHUP, SIGQUIT), before

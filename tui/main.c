@@ -21,6 +21,7 @@ static const struct command {
     {"login", cmd_login},
     {"register", cmd_register},
     {"reset", cmd_reset},
+    {"ssh", cmd_ssh},
 };
 
 static void usage(FILE *f)
@@ -30,6 +31,8 @@ static void usage(FILE *f)
                "       cacreg login --cac [options]  log in with the CAC, registering it\n"
                "       cacreg register --user NAME   password login, then register the CAC\n"
                "       cacreg reset --user NAME      ask for a new portal password\n"
+               "       cacreg ssh [ssh options] [user@]host [-- cacreg arguments]\n"
+               "                                     cacreg on host, the card in this reader\n"
                "       cacreg --version\n"
                "Run 'cacreg COMMAND --help' for a command's options.\n");
 }
@@ -44,7 +47,7 @@ static void usage(FILE *f)
 static void malloc_hygiene(int argc, char **argv)
 {
     static const char want[] = "glibc.malloc.perturb=165:glibc.malloc.tcache_count=0";
-    static const char *const no_secrets[] = {"status", "reset", "--version", "--help", "-h"};
+    static const char *const no_secrets[] = {"status", "reset", "ssh", "--version", "--help", "-h"};
     const char *have = getenv("GLIBC_TUNABLES");
     char tunables[1024];
 
