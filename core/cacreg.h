@@ -308,6 +308,8 @@ typedef struct cacreg_reader {
 /* What the watcher last saw; a plain copy for the front end. */
 typedef struct cacreg_readers {
     cacreg_pcsc_status status;
+    bool forwarded;    /* no PC/SC here: the card is in a reader of the person's own computer,
+                          forwarded over SSH (cacreg ssh); status is that connection's */
     char detail[512];  /* why, for DOWN and DENIED */
     size_t count;
     cacreg_reader readers[CACREG_MAX_READERS];

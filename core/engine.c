@@ -9,6 +9,7 @@
  */
 #define _GNU_SOURCE
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,11 +48,38 @@ struct forget_job {
     char err[256];
 };
 
+/* A forwarded card (p11-kit-client, cacreg ssh): no PC/SC here, so its slots are polled. */
+struct poll_job {
+    int id;
+    char err[256];
+    cacreg_readers readers;
+    char serials[CACREG_MAX_READERS][CACREG_SERIAL_MAX];
+};
+
+/* How often a forwarded card's slots are looked at: each look is three calls over the
+ * forwarding (one round trip each), and a card inserted later needs the module
+ * initialised again (a new connection), so not too often either. */
+#define POLL_MS 700
+
+struct ticker {
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    bool started, stop;
+    int event_wr;
+};
+
 struct cacreg_engine {
     cacreg_config cfg;
     cacreg_trust *trust;
     cacreg_worker *worker;
-    cacreg_watcher *watcher;
+    cacreg_watcher *watcher; /* NULL for a forwarded card: */
+    bool forwarded;          /* its slots are polled instead, */
+    struct ticker ticker;    /* every POLL_MS, */
+    struct poll_job poll;    /* by this job, */
+    cacreg_readers remote;   /* into this, */
+    char serials[CACREG_MAX_READERS][CACREG_SERIAL_MAX]; /* a swap told by the serial */
+    bool key_in_portal;      /* the login's key is the portal's: the slots stay as they are */
     cacreg_portal *portal;
     cacreg_token *token;     /* set by the load job; read after its event */
     int events[2];
@@ -79,6 +107,15 @@ static cacreg_err job_load(void *arg)
 #define CAC_CERTS 3
 #define CARD_GONE_WAIT_MS 800
 
+static cacreg_err job_poll(void *arg)
+{
+    cacreg_engine *e = arg;
+    struct poll_job *j = &e->poll;
+
+    j->err[0] = '\0';
+    return cacreg_token_slots(e->token, &j->readers, j->serials, j->err, sizeof j->err);
+}
+
 static cacreg_err job_read(void *arg)
 {
     cacreg_engine *e = arg;
@@ -86,7 +123,8 @@ static cacreg_err job_read(void *arg)
     cacreg_err rc = cacreg_token_read(e->token, j->reader, &j->card, j->err, sizeof j->err);
 
     if ((rc != CACREG_OK || j->card.ncerts < CAC_CERTS) &&
-        !cacreg_reader_card_stays(j->reader, CARD_GONE_WAIT_MS)) {
+        !(e->forwarded ? cacreg_token_card_stays(e->token, j->reader, j->card.serial)
+                       : cacreg_reader_card_stays(j->reader, CARD_GONE_WAIT_MS))) {
         cacreg_token_forget(e->token); /* what was read is a part of the card, at most */
         cacreg_errf(j->err, sizeof j->err, "The card was removed while it was read.");
         return CACREG_ERR_NO_CARD;
@@ -127,8 +165,10 @@ static cacreg_err job_forget(void *arg)
     struct forget_job *j = &e->forget;
 
     if (e->token)
-        cacreg_token_forget(e->token);
+        cacreg_token_forget(e->token); /* C_Logout, and the sessions closed */
     if (!j->reset || !j->reader[0])
+        return CACREG_OK;
+    if (e->forwarded) /* no PC/SC here; the card is reset when the forwarding ends */
         return CACREG_OK;
     return cacreg_reader_reset(j->reader, j->err, sizeof j->err);
 }
@@ -202,6 +242,7 @@ static cacreg_err io_use_key(void *ctx)
     cacreg_engine *e = ctx;
     cacreg_err rc = cacreg_portal_use_card(e->portal, e->cert, e->key);
 
+    e->key_in_portal = rc == CACREG_OK;
     drop_pending_key(e); /* the portal holds its own references */
     return rc;
 }
@@ -212,6 +253,7 @@ static void io_drop_key(void *ctx)
 
     drop_pending_key(e);
     cacreg_portal_forget_card(e->portal);
+    e->key_in_portal = false;
 }
 
 static int io_request(void *ctx, cacreg_request kind, const char *username,
@@ -232,19 +274,136 @@ static void io_cancel(void *ctx)
 
 /* ---- what the threads report ---- */
 
+/* ---- a forwarded card's slots ---- */
+
+static void *ticker_main(void *arg)
+{
+    struct ticker *t = arg;
+    struct timespec at;
+
+    pthread_mutex_lock(&t->lock);
+    while (!t->stop) {
+        cacreg_event ev = {.type = CACREG_EV_POLL};
+
+        clock_gettime(CLOCK_MONOTONIC, &at);
+        at.tv_nsec += (POLL_MS % 1000) * 1000000L;
+        at.tv_sec += POLL_MS / 1000 + at.tv_nsec / 1000000000L;
+        at.tv_nsec %= 1000000000L;
+        while (!t->stop && pthread_cond_timedwait(&t->wake, &t->lock, &at) == 0) {
+        }
+        if (!t->stop && write(t->event_wr, &ev, sizeof ev) != (ssize_t)sizeof ev) {
+            /* the loop is behind: the next tick will do */
+        }
+    }
+    pthread_mutex_unlock(&t->lock);
+    return NULL;
+}
+
+static cacreg_err ticker_start(struct ticker *t, int event_wr)
+{
+    pthread_condattr_t attr;
+
+    t->event_wr = event_wr;
+    if (pthread_mutex_init(&t->lock, NULL) != 0)
+        return CACREG_ERR_SYSTEM;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    if (pthread_cond_init(&t->wake, &attr) != 0) {
+        pthread_condattr_destroy(&attr);
+        pthread_mutex_destroy(&t->lock);
+        return CACREG_ERR_SYSTEM;
+    }
+    pthread_condattr_destroy(&attr);
+    if (pthread_create(&t->thread, NULL, ticker_main, t) != 0) {
+        pthread_cond_destroy(&t->wake);
+        pthread_mutex_destroy(&t->lock);
+        return CACREG_ERR_SYSTEM;
+    }
+    t->started = true;
+    return CACREG_OK;
+}
+
+static void ticker_stop(struct ticker *t)
+{
+    if (!t->started)
+        return;
+    pthread_mutex_lock(&t->lock);
+    t->stop = true;
+    pthread_cond_signal(&t->wake);
+    pthread_mutex_unlock(&t->lock);
+    pthread_join(t->thread, NULL);
+    pthread_cond_destroy(&t->wake);
+    pthread_mutex_destroy(&t->lock);
+    t->started = false;
+}
+
+/* The polled slots, as the watcher would have told them: the first reader whose card went
+ * or changed (another serial in the same slot) is the card taken out. */
+static const char *slots_changed(cacreg_engine *e)
+{
+    const struct poll_job *j = &e->poll;
+    static char out[128];
+
+    out[0] = '\0';
+    for (size_t i = 0; i < e->remote.count && !out[0]; i++) {
+        const cacreg_reader *was = &e->remote.readers[i];
+        bool same = false;
+
+        if (!was->card_present)
+            continue;
+        for (size_t k = 0; k < j->readers.count; k++)
+            if (strcmp(j->readers.readers[k].name, was->name) == 0)
+                same = j->readers.readers[k].card_present && strcmp(j->serials[k], e->serials[i]) == 0;
+        if (!same)
+            snprintf(out, sizeof out, "%s", was->name);
+    }
+    e->remote = j->readers;
+    memcpy(e->serials, j->serials, sizeof e->serials);
+    return out[0] ? out : NULL;
+}
+
+static void readers_now(const cacreg_engine *e, cacreg_readers *out)
+{
+    if (e->forwarded)
+        *out = e->remote;
+    else
+        cacreg_watcher_snapshot(e->watcher, out);
+}
+
 /* Turns one record from the pipe into the flow's event. */
 static void deliver(cacreg_engine *e, const cacreg_event *ev)
 {
     cacreg_flow_event fe = {.job = ev->job, .err = ev->status, .tries_left = -1};
     cacreg_readers readers;
     cacreg_portal_result answer;
+    bool loaded = false;
 
+    if (ev->type == CACREG_EV_POLL) {
+        /* Not while a login's key is out (the slots hold it), nor a look still running. */
+        if (e->token && !e->poll.id && !e->key && !e->key_in_portal)
+            e->poll.id = cacreg_worker_submit(e->worker, job_poll, e);
+        if (e->poll.id < 0)
+            e->poll.id = 0;
+        return;
+    }
+    if (ev->type == CACREG_EV_JOB_DONE && ev->job == e->poll.id && e->poll.id > 0) {
+        const char *out = slots_changed(e);
+
+        e->poll.id = 0;
+        readers_now(e, &readers);
+        fe.type = CACREG_FLOW_EV_READERS;
+        fe.readers = &readers;
+        fe.card_out = out;
+        cacreg_flow_feed(e->flow, &fe);
+        return;
+    }
     if (ev->type != CACREG_EV_JOB_DONE) {
-        cacreg_watcher_snapshot(e->watcher, &readers);
+        readers_now(e, &readers);
         fe.type = CACREG_FLOW_EV_READERS;
         fe.readers = &readers;
         fe.card_out = ev->type == CACREG_EV_CARD_OUT ? ev->reader : NULL;
     } else if (ev->job == e->load_id) {
+        loaded = true;
         fe.type = CACREG_FLOW_EV_LOADED;
         fe.message = e->load_err;
         fe.module_path = e->token ? cacreg_token_module(e->token) : "";
@@ -275,6 +434,8 @@ static void deliver(cacreg_engine *e, const cacreg_event *ev)
         return;
     }
     cacreg_flow_feed(e->flow, &fe);
+    if (loaded && e->forwarded) /* the first look at once, not a tick later */
+        deliver(e, &(cacreg_event){.type = CACREG_EV_POLL});
 }
 
 void cacreg_engine_handle(cacreg_engine *e)
@@ -322,7 +483,11 @@ cacreg_err cacreg_engine_new(cacreg_engine **out, const cacreg_config *cfg, char
         rc = cacreg_worker_start(&e->worker, e->events[1]);
     if (rc == CACREG_OK)
         rc = cacreg_portal_new(&e->portal, &e->cfg, e->events[1], err, err_size);
-    if (rc == CACREG_OK)
+    e->forwarded = cacreg_token_module_forwarded(e->cfg.pkcs11_module);
+    e->remote.forwarded = e->forwarded;
+    if (rc == CACREG_OK && e->forwarded)
+        rc = ticker_start(&e->ticker, e->events[1]);
+    else if (rc == CACREG_OK)
         rc = cacreg_watcher_start(&e->watcher, e->cfg.reader_filter, e->events[1]);
     if (rc == CACREG_OK && !(e->flow = cacreg_flow_new(&e->cfg, &io))) {
         cacreg_errf(err, err_size, "locked memory for the PIN and password is not available");
@@ -370,6 +535,7 @@ bool cacreg_engine_free(cacreg_engine *e)
     /* The portal's thread first: it may be signing with the card's key. */
     stopped = cacreg_portal_free(e->portal, STOP_WAIT_MS); /* cancels; wipes the session */
     cacreg_watcher_stop(e->watcher);
+    ticker_stop(&e->ticker);
     stopped = cacreg_worker_stop(e->worker, STOP_WAIT_MS) && stopped;
     cacreg_secret_clear(e->pin.pin);
     cacreg_flow_free(e->flow); /* the typed PIN and passwords, wiped */

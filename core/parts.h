@@ -26,6 +26,7 @@ typedef enum {
     CACREG_EV_PCSC_DOWN,    /* pcscd is not running, or went away */
     CACREG_EV_PCSC_DENIED,  /* pcscd refuses this session (polkit) */
     CACREG_EV_JOB_DONE,     /* a worker job finished: job, status */
+    CACREG_EV_POLL,         /* time to look at a forwarded card's slots again */
 } cacreg_event_type;
 
 typedef struct cacreg_event {
@@ -140,6 +141,11 @@ cacreg_verdict cacreg_cert_preflight(const cacreg_cert *cert, const cacreg_cert_
 
 /* ---- tokens (core/token.c, libp11 over the PKCS#11 module) ---- */
 
+/* Our OpenSC settings (what OPENSC_CONF points at): no PIN cache, no card cache on disk
+ * unless file_cache, one slot per card, the card reset when OpenSC lets it go. The
+ * text's length, 0 if size is too small. cacreg ssh gives them to its p11-kit server. */
+size_t cacreg_opensc_conf_text(char *out, size_t size, bool file_cache);
+
 /* The PKCS#11 module, loaded once per process. Free with cacreg_token_free(). */
 typedef struct cacreg_token cacreg_token;
 
@@ -187,6 +193,26 @@ cacreg_err cacreg_token_identity_key(cacreg_token *t, const char *reader, EVP_PK
 
 /* Forgets what was read and releases the slots (libp11's copy of the PIN with them). */
 void cacreg_token_forget(cacreg_token *t);
+
+/* True for p11-kit-client: the card is in a reader of another machine (cacreg ssh),
+ * reached over a forwarded socket, and there is no PC/SC here to watch it with. */
+bool cacreg_token_module_forwarded(const char *module_path);
+
+/*
+ * For such a module, the readers as its slots show them (each slot a reader, its
+ * description the name; serials[i] the serial of the card in reader i, "" none),
+ * listed afresh: only when no login's key is in use (the key lives in the slots this
+ * releases). With no slot the module is initialised again (p11-kit-client's tokens are
+ * those of its C_Initialize). CACREG_ERR_UNREACHABLE, out->status DOWN, when it cannot be
+ * reached.
+ */
+#define CACREG_SERIAL_MAX 32
+cacreg_err cacreg_token_slots(cacreg_token *t, cacreg_readers *out,
+                              char serials[][CACREG_SERIAL_MAX], char *err, size_t err_size);
+
+/* For such a module, after a read that may have been cut short: the card with serial
+ * still in reader's slot (cacreg_reader_card_stays() for PC/SC). Lists the slots afresh. */
+bool cacreg_token_card_stays(cacreg_token *t, const char *reader, const char *serial);
 
 /* ---- the portal client (core/portal.c, libcurl + jansson) ---- */
 

@@ -53,22 +53,31 @@ struct cacreg_token {
  * its own reader only (init_sloppy off, one slot per card): with OpenSC's
  * default, asking about the second reader noticed a card pulled from the
  * first, and libp11 0.4.12 then waited for ever for a session it could not
- * open (fixed in libp11 0.4.14, PR #579).
+ * open (fixed in libp11 0.4.14, PR #579). When OpenSC lets a card go (its
+ * C_Finalize: the end of this process, or of cacreg ssh's p11-kit server) it
+ * resets it, so that a PIN verified through it does not stay verified.
  */
+size_t cacreg_opensc_conf_text(char *out, size_t size, bool file_cache)
+{
+    int n = snprintf(out, size,
+                     "app default {\n framework pkcs15 {\n  use_pin_caching = false;\n"
+                     "  use_file_caching = %s;\n }\n pkcs11 {\n  init_sloppy = false;\n"
+                     "  slots_per_card = 1;\n }\n reader_driver pcsc {\n"
+                     "  disconnect_action = reset;\n }\n}\n",
+                     file_cache ? "public" : "no");
+
+    return n < 0 || (size_t)n >= size ? 0 : (size_t)n;
+}
+
 static int opensc_conf(bool file_cache)
 {
-    char text[384], path[64];
+    char text[512], path[64];
     int fd = memfd_create("cacreg-opensc.conf", MFD_CLOEXEC);
-    int n;
+    ssize_t n = (ssize_t)cacreg_opensc_conf_text(text, sizeof text, file_cache);
 
     if (fd < 0)
         return -1;
-    n = snprintf(text, sizeof text,
-                 "app default {\n framework pkcs15 {\n  use_pin_caching = false;\n"
-                 "  use_file_caching = %s;\n }\n pkcs11 {\n  init_sloppy = false;\n"
-                 "  slots_per_card = 1;\n }\n}\n",
-                 file_cache ? "public" : "no");
-    if (write(fd, text, (size_t)n) != n) {
+    if (n == 0 || write(fd, text, (size_t)n) != n) {
         close(fd);
         return -1;
     }
@@ -164,6 +173,8 @@ static bool refresh_slots(cacreg_token *t)
         t->slots = NULL;
         t->nslots = 0;
     }
+    if (!t->ctx || !t->loaded) /* a forwarded module that could not be loaded again */
+        return t->enumerated = false;
     t->enumerated = PKCS11_enumerate_slots(t->ctx, &t->slots, &t->nslots) == 0;
     ERR_clear_error();
     return t->enumerated;
@@ -441,6 +452,76 @@ cacreg_err cacreg_token_identity_key(cacreg_token *t, const char *reader, EVP_PK
         return CACREG_ERR_NO_KEY;
     }
     return CACREG_OK;
+}
+
+bool cacreg_token_module_forwarded(const char *module_path)
+{
+    const char *base = module_path ? strrchr(module_path, '/') : NULL;
+
+    base = base ? base + 1 : module_path ? module_path : "";
+    return strncmp(base, "p11-kit-client", 14) == 0;
+}
+
+cacreg_err cacreg_token_slots(cacreg_token *t, cacreg_readers *out,
+                              char serials[][CACREG_SERIAL_MAX], char *err, size_t err_size)
+{
+    bool listed;
+
+    memset(out, 0, sizeof *out);
+    out->forwarded = true;
+    listed = t->loaded && refresh_slots(t);
+    if (!listed || t->nslots == 0) {
+        /* No slot: p11-kit-client's tokens are the ones there were when it was initialised,
+         * so a card inserted since is seen only by a module initialised again. */
+        if (t->enumerated) {
+            PKCS11_release_all_slots(t->ctx, t->slots, t->nslots);
+            t->slots = NULL;
+            t->nslots = 0;
+            t->enumerated = false;
+        }
+        /* A new context, not the old one loaded again: libp11 0.4.12's load keeps the
+         * module's strings in the context, freed by PKCS11_CTX_free only. */
+        if (t->loaded)
+            PKCS11_CTX_unload(t->ctx);
+        PKCS11_CTX_free(t->ctx);
+        t->ctx = PKCS11_CTX_new();
+        t->loaded = t->ctx && PKCS11_CTX_load(t->ctx, t->module) == 0;
+        ERR_clear_error();
+        if (!t->loaded) {
+            out->status = CACREG_PCSC_DOWN;
+            cacreg_errf(err, err_size, "The card forwarded from your computer cannot be reached "
+                                       "(the SSH connection or its p11-kit server ended).");
+            snprintf(out->detail, sizeof out->detail, "%s", err);
+            return CACREG_ERR_UNREACHABLE;
+        }
+        listed = refresh_slots(t); /* libp11 fails on no slot at all: no card */
+    }
+    out->status = CACREG_PCSC_UP;
+    for (unsigned i = 0; listed && i < t->nslots && out->count < CACREG_MAX_READERS; i++) {
+        cacreg_reader *r = &out->readers[out->count];
+
+        p11_string(t->slots[i].description, r->name, sizeof r->name);
+        r->card_present = t->slots[i].token != NULL;
+        serials[out->count][0] = '\0';
+        if (r->card_present)
+            p11_string(t->slots[i].token->serialnr, serials[out->count], CACREG_SERIAL_MAX);
+        out->count++;
+    }
+    return CACREG_OK;
+}
+
+bool cacreg_token_card_stays(cacreg_token *t, const char *reader, const char *serial)
+{
+    static cacreg_readers r; /* the worker's; one card job at a time */
+    static char serials[CACREG_MAX_READERS][CACREG_SERIAL_MAX];
+    char err[256];
+
+    if (cacreg_token_slots(t, &r, serials, err, sizeof err) != CACREG_OK)
+        return false;
+    for (size_t i = 0; i < r.count; i++)
+        if (strcmp(r.readers[i].name, reader) == 0)
+            return r.readers[i].card_present && (!serial[0] || strcmp(serials[i], serial) == 0);
+    return false;
 }
 
 void cacreg_token_forget(cacreg_token *t)

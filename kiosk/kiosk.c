@@ -453,11 +453,14 @@ static void keys(struct station *s)
 static int run(struct station *s)
 {
     char why[512];
+    bool tty_gone = false;
 
     while (!stop_asked) {
+        /* A terminal that hung up answers every poll at once: watched no more, and the
+         * station ends once its session has. */
         struct pollfd pfd[3] = {{.fd = signal_pipe[0], .events = POLLIN},
                                 {.fd = s->events[0], .events = POLLIN},
-                                {.fd = STDIN_FILENO, .events = s->session ? 0 : POLLIN}};
+                                {.fd = tty_gone ? -1 : STDIN_FILENO, .events = s->session ? 0 : POLLIN}};
         cacreg_event ev;
         bool inserted = false;
         unsigned char b;
@@ -486,7 +489,9 @@ static int run(struct station *s)
             sd_notify(0, "WATCHDOG=1");
             s->watchdog_next = now_ms() + (long long)(s->watchdog_us / 2000);
         }
-        if (!s->session && (pfd[2].revents & (POLLHUP | POLLERR)))
+        if (pfd[2].revents & (POLLHUP | POLLERR))
+            tty_gone = true; /* the session has its SIGHUP, or session_timeout ends it */
+        if (!s->session && tty_gone)
             break; /* the terminal went */
         if (!s->session)
             check_session_config(s);

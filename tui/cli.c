@@ -523,6 +523,12 @@ int cli_flow_card(cacreg_engine *e, int wait_ms, int card_wait_ms)
         cli_say((cacreg_diagnosis){"No PKCS#11 module.", ""}, s->module_error);
         return CLI_MIDDLEWARE;
     }
+    if (s->readers.status != CACREG_PCSC_UP && s->readers.forwarded) {
+        cli_say((cacreg_diagnosis){"The card forwarded from your computer cannot be reached.",
+                                   "Start again with 'cacreg ssh' from your computer."},
+                s->readers.detail);
+        return CLI_MIDDLEWARE;
+    }
     if (s->readers.status != CACREG_PCSC_UP) {
         cli_say((cacreg_diagnosis){"The smart-card service is not available.",
                                    "Run 'cacreg status' for details."},

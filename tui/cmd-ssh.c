@@ -104,19 +104,18 @@ static long long now_ms(void)
     return t.tv_sec * 1000LL + t.tv_nsec / 1000000;
 }
 
-/* Our OpenSC settings for the server's module, as the core sets them for its own:
- * no PIN cache, no card cache on disk, one slot per card. */
+/* Our OpenSC settings for the server's module, the core's own (no PIN cache, no card
+ * cache on disk, one slot per card, the card reset when the server lets it go). */
 static bool write_opensc_conf(const char *path)
 {
-    static const char text[] = "app default {\n framework pkcs15 {\n  use_pin_caching = false;\n"
-                               "  use_file_caching = no;\n }\n pkcs11 {\n  init_sloppy = false;\n"
-                               "  slots_per_card = 1;\n }\n}\n";
+    char text[512];
+    size_t n = cacreg_opensc_conf_text(text, sizeof text, false);
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     bool ok;
 
     if (fd < 0)
         return false;
-    ok = write(fd, text, sizeof text - 1) == (ssize_t)(sizeof text - 1);
+    ok = n > 0 && write(fd, text, n) == (ssize_t)n;
     return close(fd) == 0 && ok;
 }
 
@@ -204,6 +203,7 @@ static pid_t spawn(char *const argv[], int in, int out, int err_fd, bool own_gro
 
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
+        signal(SIGPIPE, SIG_DFL); /* cacreg ignores it (see main.c); ssh and p11-kit do not */
         if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || getppid() != parent)
             _exit(127);
         if (own_group)

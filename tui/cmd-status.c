@@ -24,7 +24,11 @@ struct status {
     cacreg_token *token;
     char token_error[256];
     cacreg_worker *worker;
-    cacreg_watcher *watcher;
+    cacreg_watcher *watcher;     /* NULL for a card forwarded over SSH: */
+    bool forwarded;              /* the module's slots are the readers, */
+    cacreg_readers slots;        /* as the last look at them saw them */
+    char serials[CACREG_MAX_READERS][CACREG_SERIAL_MAX];
+    char slots_error[256];
     int events[2];
     bool json, watch;
     bool stuck;                  /* a job did not end within card_timeout */
@@ -58,7 +62,8 @@ static cacreg_err job_read(void *arg)
     /* Less than a CAC holds (OpenSC answers a card pulled mid-read so, without an
      * error): a result only if the card is still there. */
     if ((rc != CACREG_OK || info->ncerts < 3) && s->job_reader[0] &&
-        !cacreg_reader_card_stays(s->job_reader, 800)) {
+        !(s->forwarded ? cacreg_token_card_stays(s->token, s->job_reader, info->serial)
+                       : cacreg_reader_card_stays(s->job_reader, 800))) {
         cacreg_token_forget(s->token);
         snprintf(s->job_error, sizeof s->job_error, "The card was removed while it was read.");
         return CACREG_ERR_NO_CARD;
@@ -74,6 +79,15 @@ static cacreg_err job_read(void *arg)
                                                s->trust, (long long)time(NULL), s->job_detail,
                                                sizeof s->job_detail);
     return CACREG_OK;
+}
+
+/* A forwarded card: the module's slots, looked at afresh. */
+static cacreg_err job_slots(void *arg)
+{
+    struct status *s = arg;
+
+    return cacreg_token_slots(s->token, &s->slots, s->serials, s->slots_error,
+                              sizeof s->slots_error);
 }
 
 /* Runs one job on the worker and waits for it, at most card_timeout: after a card that
@@ -252,12 +266,15 @@ static int report(void)
     char atr[128];
     cacreg_err rc;
 
-    cacreg_watcher_snapshot(st.watcher, &readers);
+    if (st.forwarded)
+        readers = st.slots;
+    else
+        cacreg_watcher_snapshot(st.watcher, &readers);
     if (st.json) {
         root = json_object();
-        json_object_set_new(root, "pcsc", json_pack("{s:s, s:s}", "status",
+        json_object_set_new(root, "pcsc", json_pack("{s:s, s:s, s:b}", "status",
                                                     pcsc_name(readers.status), "detail",
-                                                    readers.detail));
+                                                    readers.detail, "forwarded", st.forwarded));
         json_object_set_new(root, "module", st.token ? json_string(cacreg_token_module(st.token))
                                                      : json_null());
         if (!st.token)
@@ -268,6 +285,17 @@ static int report(void)
         jcards = json_array();
         json_object_set_new(root, "readers", jreaders);
         json_object_set_new(root, "cards", jcards);
+    } else if (st.forwarded) {
+        out_printf(stdout, "Smart cards:    %s%s%s\n", readers.status == CACREG_PCSC_UP
+                                                      ? "the card reader of your computer, over SSH"
+                                                      : "your computer's card cannot be reached",
+                   readers.status != CACREG_PCSC_UP && readers.detail[0] ? ": " : "",
+                   readers.status != CACREG_PCSC_UP ? readers.detail : "");
+        out_printf(stdout, "PKCS#11 module: %s\n", st.token ? cacreg_token_module(st.token) : st.token_error);
+        if (!st.trust)
+            out_printf(stdout, "CA bundle:      %s\n", st.trust_error);
+        if (readers.status == CACREG_PCSC_UP && readers.count == 0)
+            out_printf(stdout, "Readers:        none with a card\n");
     } else {
         out_printf(stdout, "Smart cards:    %s%s%s\n", readers.status == CACREG_PCSC_UP ? "pcscd running"
                                            : readers.status == CACREG_PCSC_DENIED
@@ -326,8 +354,8 @@ static int report(void)
         if (code != CLI_OK)
             code = card_code;
     }
-    /* No PC/SC (a token forwarded over SSH by p11-kit, say): the module's own slots. */
-    if (readers.status != CACREG_PCSC_UP && st.token) {
+    /* No PC/SC and no forwarding we know of: the module's own slots. */
+    if (readers.status != CACREG_PCSC_UP && st.token && !st.forwarded) {
         st.job_reader[0] = '\0';
         if (run_job(job_read) == CACREG_OK)
             code = show_card(jcards);
@@ -345,8 +373,8 @@ static int report(void)
 /* Prints one event line in --watch mode. */
 static void print_event(const cacreg_event *ev)
 {
-    static const char *const names[] = {"readers", "card_in", "card_out", "pcsc_up",
-                                        "pcsc_down", "pcsc_denied", "job_done"};
+    static const char *const names[] = {"readers",     "card_in",  "card_out", "pcsc_up",
+                                        "pcsc_down",   "pcsc_denied", "job_done", "poll"};
     char when[32];
     struct timespec ts;
     struct tm tm;
@@ -370,6 +398,53 @@ static void print_event(const cacreg_event *ev)
     fflush(stdout);
 }
 
+/* A forwarded card has no PC/SC events: its slots looked at every POLL_MS, the changes
+ * told as the watcher tells them. */
+#define POLL_MS 700
+static void poll_slots(void)
+{
+    cacreg_readers was = st.slots;
+    char was_serials[CACREG_MAX_READERS][CACREG_SERIAL_MAX];
+    bool changed = false;
+
+    memcpy(was_serials, st.serials, sizeof was_serials);
+    run_job(job_slots);
+    for (size_t i = 0; i < was.count; i++) { /* out: gone, or another card */
+        bool same = false;
+        for (size_t k = 0; k < st.slots.count; k++)
+            if (strcmp(st.slots.readers[k].name, was.readers[i].name) == 0)
+                same = st.slots.readers[k].card_present == was.readers[i].card_present &&
+                       strcmp(st.serials[k], was_serials[i]) == 0;
+        if (was.readers[i].card_present && !same) {
+            cacreg_event ev = {.type = CACREG_EV_CARD_OUT};
+            snprintf(ev.reader, sizeof ev.reader, "%s", was.readers[i].name);
+            print_event(&ev);
+            cacreg_token_forget(st.token);
+        }
+        changed = changed || !same;
+    }
+    for (size_t k = 0; k < st.slots.count; k++) { /* in: new, or another card */
+        bool same = false;
+        for (size_t i = 0; i < was.count; i++)
+            if (strcmp(st.slots.readers[k].name, was.readers[i].name) == 0)
+                same = was.readers[i].card_present == st.slots.readers[k].card_present &&
+                       strcmp(st.serials[k], was_serials[i]) == 0;
+        if (st.slots.readers[k].card_present && !same) {
+            cacreg_event ev = {.type = CACREG_EV_CARD_IN};
+            snprintf(ev.reader, sizeof ev.reader, "%s", st.slots.readers[k].name);
+            print_event(&ev);
+            changed = true;
+        }
+    }
+    if (st.slots.status != was.status) {
+        cacreg_event ev = {.type = st.slots.status == CACREG_PCSC_UP ? CACREG_EV_PCSC_UP
+                                                                     : CACREG_EV_PCSC_DOWN};
+        print_event(&ev);
+    }
+    if (changed && st.slots.status == CACREG_PCSC_UP)
+        report();
+}
+
 static int watch_loop(void)
 {
     for (;;) {
@@ -377,7 +452,13 @@ static int watch_loop(void)
                                 {.fd = cli_signal_fd(), .events = POLLIN}};
         cacreg_event ev;
 
-        if (poll(pfd, 2, -1) < 0)
+        int n = poll(pfd, 2, st.forwarded ? POLL_MS : -1);
+
+        if (n == 0 && st.forwarded && st.token) {
+            poll_slots();
+            continue;
+        }
+        if (n < 0)
             continue;
         if (cli_interrupted())
             return CLI_OK; /* --watch ends when interrupted */
@@ -420,16 +501,24 @@ int cmd_status(int argc, char **argv)
         st.trust = NULL;
     else if (st.cfg.ocsp_url[0])
         cacreg_trust_set_ocsp(st.trust, st.cfg.ocsp_url, st.cfg.connect_timeout_s);
+    st.forwarded = cacreg_token_module_forwarded(st.cfg.pkcs11_module);
+    st.slots.forwarded = st.forwarded;
     if (!cli_signals_block() || cacreg_event_pipe(st.events) != CACREG_OK ||
         cacreg_worker_start(&st.worker, st.events[1]) != CACREG_OK ||
-        cacreg_watcher_start(&st.watcher, st.cfg.reader_filter, st.events[1]) != CACREG_OK) {
+        (!st.forwarded &&
+         cacreg_watcher_start(&st.watcher, st.cfg.reader_filter, st.events[1]) != CACREG_OK)) {
         out_printf(stderr, "cacreg: cannot start: %s\n", cacreg_strerror(CACREG_ERR_SYSTEM));
         return CLI_MIDDLEWARE;
     }
     if (run_job(job_load) != CACREG_OK)
         st.token = NULL;
 
-    cli_wait_pcsc(st.watcher, wait_ms);
+    if (st.forwarded && st.token) /* no pcscd to wait for: the slots, once */
+        run_job(job_slots);
+    else if (st.forwarded)
+        snprintf(st.slots.detail, sizeof st.slots.detail, "%s", st.token_error);
+    else
+        cli_wait_pcsc(st.watcher, wait_ms);
     code = report();
     if (st.watch && !cli_interrupted())
         code = watch_loop();

@@ -257,15 +257,23 @@ static void panel(const struct tui *t, int top, int height)
     for (size_t i = 0; i < r->count; i++)
         if (strcmp(r->readers[i].name, s->reader) == 0 || (!in && r->readers[i].card_present))
             in = &r->readers[i];
-    y += item(t, y, x, r->status == CACREG_PCSC_UP ? 1 : r->status == CACREG_PCSC_STARTING ? 0 : -1,
-              "Smart-card service", "pcscd %s", pcsc_words(r->status));
+    if (r->forwarded) /* cacreg ssh: the card is in the person's own computer */
+        y += item(t, y, x, r->status == CACREG_PCSC_UP ? 1 : r->status == CACREG_PCSC_STARTING ? 0 : -1,
+                  "Your computer's card", "%s",
+                  r->status == CACREG_PCSC_UP         ? "forwarded over SSH"
+                  : r->status == CACREG_PCSC_STARTING ? "connecting"
+                                                      : "connection lost");
+    else
+        y += item(t, y, x, r->status == CACREG_PCSC_UP ? 1 : r->status == CACREG_PCSC_STARTING ? 0 : -1,
+                  "Smart-card service", "pcscd %s", pcsc_words(r->status));
     y += item(t, y, x, s->module == CACREG_MODULE_LOADED ? 1 : s->module == CACREG_MODULE_LOADING ? 0 : -1,
               "PKCS#11 module", "%s",
               s->module == CACREG_MODULE_LOADED    ? (module ? module + 1 : s->module_path)
               : s->module == CACREG_MODULE_LOADING ? "loading"
                                                    : "cannot be loaded");
     if (r->status != CACREG_PCSC_UP)
-        y += item(t, y, x, 0, "Reader", "%s", "unknown until pcscd runs");
+        y += item(t, y, x, 0, "Reader", "%s",
+                  r->forwarded ? "unknown until connected" : "unknown until pcscd runs");
     else if (r->count == 0)
         y += item(t, y, x, -1, "Reader", "%s", "none connected");
     else

@@ -2,6 +2,7 @@
  * cacreg: register a CAC with a portal account from a terminal. With no
  * command, the full-screen front end; with a command, a headless one.
  */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,6 +68,9 @@ static void malloc_hygiene(int argc, char **argv)
 int main(int argc, char **argv)
 {
     malloc_hygiene(argc, argv);
+    /* p11-kit-client writes to its socket without MSG_NOSIGNAL: a forwarding that drops
+     * (cacreg ssh) must be an error from the card call, not the end of the process. */
+    signal(SIGPIPE, SIG_IGN);
     if (cacreg_harden_process() != CACREG_OK) {
         out_printf(stderr, "cacreg: cannot protect this process's memory from core dumps\n");
         return 5;

@@ -19,6 +19,13 @@ tmp=$(mktemp -d)
 sock=$tmp/tmux.sock
 server_pid='' sink_pid='' holder_pid=''
 stop_tmux() {
+    local k='' left=''
+    if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
+        # The station and its session, by PID: a station that outlived its terminal
+        # (it ignores SIGHUP) must not outlive the test.
+        k=$(kiosk_pid 2>/dev/null || true)
+        [ -z "$k" ] || left="$k $({ ps -o pid= --ppid "$k" 2>/dev/null || true; } | tr -d ' ' | tr '\n' ' ')"
+    fi
     if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
         kill "$server_pid" 2>/dev/null || true
         for _ in $(seq 100); do
@@ -27,6 +34,8 @@ stop_tmux() {
             sleep 0.05
         done
     fi
+    # shellcheck disable=SC2086 # a list of PIDs
+    [ -z "$left" ] || kill -KILL $left 2>/dev/null || true
     server_pid=
 }
 cleanup() {

@@ -6,7 +6,8 @@
 #
 # Tests: "unit:NAME" is build/plain/tests/NAME (cmocka, no bench);
 # "bench:NAME" is tests/bench/NAME.sh and "portal:NAME" tests/portal/NAME.sh,
-# each run on a fresh bench with the mutated plain binaries.
+# each run on a fresh bench with the mutated plain binaries; "ssh:NAME" is
+# tests/ssh/NAME.sh (its own bench and sshd).
 #
 # Add one whenever a guarantee lands: the cheapest test that should notice,
 # and the end-to-end test where the guarantee is one a person sees.
@@ -184,6 +185,20 @@ MUTATIONS = [
       "} else if (!write_p && type == SSL3_MT_CERTIFICATE_REQUEST && write_p) {",
       ["bench:test_outside_text"],
       "a portal that never asked for the card is taken for a CAC login"),
+]
+
+# -- a card forwarded over SSH (cacreg ssh) --
+MUTATIONS += [
+    M("forwarded-slots-not-polled", "core/engine.c",
+      "if (e->token && !e->poll.id && !e->key && !e->key_in_portal)",
+      "if (e->token && !e->poll.id && !e->key && !e->key_in_portal && !e->forwarded)",
+      ["ssh:test_ssh"],
+      "the remote cacreg never sees the card forwarded from the person's computer"),
+    M("forwarded-no-reinit", "core/token.c",
+      "    if (!listed || t->nslots == 0) {",
+      "    if (!listed) {",
+      ["ssh:test_ssh"],
+      "a card inserted after cacreg ssh started is never seen"),
 ]
 
 # `make check` runs these through --self-test: the first must be caught by its

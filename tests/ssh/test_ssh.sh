@@ -8,9 +8,9 @@
 # socket of another user, no p11-kit here, no p11-kit-client.so there, no
 # cacreg there and one too old each get their message; nothing is left on
 # either side (sockets, files, processes, by path and by PID) after a normal
-# end, Ctrl-C and ssh killed. CAC login, registration, a pulled card and a
-# wrong PIN through the forwarding are written too, expected to fail until
-# the core works without PC/SC (they print XFAIL, or XPASS when they pass).
+# end, Ctrl-C and ssh killed. CAC login (the card reset at the end, as a
+# second client of pcscd sees it), registration, a pulled card and a wrong PIN
+# through the forwarding: the core polls p11-kit-client's slots (no PC/SC there).
 #
 # Runs as root (namespaces, sshd). The test user exists only inside the mount
 # namespace (a copy of /etc/passwd and /etc/group bound over them), so the
@@ -21,8 +21,6 @@ set -euo pipefail
 
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
-xfails=0
-xpasses=0
 
 ca=(--ca-bundle "$pki/ca-bundle.pem" --crl "$pki/inter.crl")
 # cssh [cacreg ssh arguments...]: cacreg ssh with the test's client settings; exit in $rc,
@@ -75,18 +73,13 @@ clean() {
     rm -f "$T/rlog/calls"
 }
 
-# xfail NAME COMMANDS...: a check the core cannot pass yet (the remote flow needs PC/SC).
-xfail() {
+# flow NAME COMMANDS...: one check of the flow through the forwarding; nothing left after.
+flow() {
     local name=$1
     shift
-    if ("$@") >"$T/xfail.out" 2>&1; then
-        echo "XPASS: $name (the core does it now: make it a plain check)"
-        xpasses=$((xpasses + 1))
-    else
-        echo "XFAIL: $name: $(grep -m1 '^FAIL' "$T/xfail.out" | cut -c7- | head -c 300)"
-        xfails=$((xfails + 1))
-    fi
-    clean "$name" 2>/dev/null || rm -f "$T/rlog/calls"
+    "$@"
+    clean "$name"
+    ok "$name"
 }
 
 insert valid
@@ -98,7 +91,8 @@ has "PKCS#11 module: $client_so"
 has "Card:           DOE.JANE.Q.1000000001 (Common Access Card"
 has "* identity         JANE Q DOE, EDIPI 1000000001"
 has "Pre-flight:     ok"
-has "pcscd not running"
+has "Smart cards:    the card reader of your computer, over SSH"
+has "Reader:         Virtual CAC Reader 00 00: card present"
 read -r _ _ _ ruser rsock rpcsc _ <"$T/rlog/calls"
 [ "$ruser" = "$user" ] || fail "the remote side ran as $ruser"
 [ "$rpcsc" = unset ] || fail "the remote side was given PCSCLITE_CSOCK_NAME=$rpcsc"
@@ -306,7 +300,7 @@ kill "$server"
 wait "$server" || true
 ok "p11-kit-client.so, CAC token only: C_WaitForSlotEvent is CKR_FUNCTION_NOT_SUPPORTED (blocking or not); a pull and a re-insert show in C_GetSlotInfo; no card at C_Initialize: no slot until the next C_Initialize; the forwarding gone: SIGPIPE at the next call (exit 141), or CKR_DEVICE_ERROR with SIGPIPE ignored"
 
-# 9. through the forwarding, once the core works without PC/SC (XFAIL until then)
+# 9. the flow through the forwarding: the core polls the module's slots (no PC/SC there)
 port=$("$portal" start "$T/portal" --crl "$pki/inter.crl")
 portal_url=https://localhost:$port/api/v1/
 login_once() { # expected-exit pin: cacreg login --cac through cacreg ssh
@@ -317,12 +311,27 @@ login_once() { # expected-exit pin: cacreg login --cac through cacreg ssh
     [ "$rc" = "$want_rc" ] || fail "exit $rc, want $want_rc: $(tr '\n' ' ' <"$T/out")"
 }
 cac_login() {
+    local line got='' prc=0
     insert valid
+    # Another client of this computer's pcscd, connected from before: once the session
+    # is over (the p11-kit server gone), the card must not sign for it.
+    coproc HOLDER { exec "$CACREG_BUILD/tests/cardprobe" --hold 2>&1; }
+    # shellcheck disable=SC2153 # coproc sets HOLDER_PID
+    local holder=$HOLDER_PID out=${HOLDER[0]}
+    read -r -t 10 line <&"$out" || fail "cardprobe --hold: no answer"
+    [ "$line" = held ] || fail "cardprobe --hold: '$line'"
     login_once 0 123456
     grep -q "Your CAC is registered\|This CAC was registered already" "$T/out" || fail "no registration said"
     if [ "$(counter verifies)" != 1 ] || [ "$(counter signatures)" != 1 ]; then
         fail "one login should cost one VERIFY and one signature: $(counter verifies)/$(counter signatures)"
     fi
+    eval "exec ${HOLDER[1]}>&-"
+    read -r -t 10 got <&"$out" || true
+    wait "$holder" || prc=$?
+    case "$got" in
+    *sign=6982*) ;;
+    *) fail "after cacreg ssh: a client with no PIN could use the card: '$got' (exit $prc)" ;;
+    esac
 }
 register_password() {
     insert emailonly
@@ -363,14 +372,27 @@ card_pulled() { # the card pulled on this computer while the remote flow waits f
     grep -q "The card was removed" "$T/out" || fail "card pulled: $(tr '\n' ' ' <"$T/out")"
     [ "$(counter verifies)" = 0 ] || fail "a VERIFY after the card was pulled"
 }
-xfail "CAC login through cacreg ssh (one VERIFY, one signature)" cac_login
-xfail "password-path registration through cacreg ssh (one VERIFY, one signature)" register_password
-xfail "a wrong PIN through cacreg ssh counts down" wrong_pin
-xfail "the card pulled here ends the remote flow with 'card removed'" card_pulled
+late_card() { # no card when the remote cacreg starts; it comes in while login --wait waits
+    local rc=0 p
+    ctl remove
+    "$here/bench" wait "$CACREG_BENCH" absent >/dev/null
+    printf '123456\n' | XDG_RUNTIME_DIR=$T/xdg "$bin" ssh -F "$T/client/config" \
+        --remote-cacreg "$T/remote-cacreg" box -- login --cac --pin-fd 0 --wait 15000 "${ca[@]}" \
+        --portal "$portal_url" >"$T/out" 2>&1 &
+    p=$!
+    sleep 3
+    ctl insert valid
+    wait "$p" || rc=$?
+    [ "$rc" = 0 ] || fail "card inserted late: exit $rc: $(tr '\n' ' ' <"$T/out")"
+}
+flow "CAC login through cacreg ssh: one VERIFY, one signature; the card reset when the session ends" cac_login
+flow "a card inserted after the remote cacreg started: seen (the module initialised again), logged in" late_card
+flow "password-path registration through cacreg ssh: one VERIFY, one signature" register_password
+flow "a wrong PIN through cacreg ssh counts down: 2 tries left, then 1" wrong_pin
+flow "the card pulled here ends the remote flow with 'card removed', no VERIFY" card_pulled
 ctl unblock valid
 
 if [ -n "${CACREG_TEST_VERBOSE:-}" ]; then
     echo "--- what sshd logged about the forwardings"
     grep -iE 'streamlocal|forward|unix_listener|unlink' "$T/sshd.log" | sort | uniq -c | sort -rn | head -20
 fi
-echo "ssh: $xfails expected failures (the core needs slot polling without PC/SC), $xpasses unexpected passes"
