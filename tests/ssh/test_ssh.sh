@@ -385,6 +385,43 @@ late_card() { # no card when the remote cacreg starts; it comes in while login -
     wait "$p" || rc=$?
     [ "$rc" = 0 ] || fail "card inserted late: exit $rc: $(tr '\n' ' ' <"$T/out")"
 }
+# The full-screen front end there, in a terminal here (tmux): the panel says where the card
+# is, and a CAC login goes through.
+tui_login() {
+    local sock=$T/tmux.sock server
+    insert valid
+    rm -f "$T/tui.exit"
+    cat >"$T/tui.sh" <<RUN
+XDG_RUNTIME_DIR=$T/xdg "$bin" ssh -F "$T/client/config" --remote-cacreg "$T/remote-cacreg" box \
+    -- --portal "$portal_url" ${ca[*]}
+echo "\$?" >"$T/tui.exit"
+sleep 600
+RUN
+    tmux -S "$sock" -f /dev/null new-session -d -x 100 -y 30 \
+        "env LANG=C.UTF-8 TERM=xterm-256color bash $T/tui.sh"
+    server=$(tmux -S "$sock" display -p '#{pid}')
+    screen_has() { # TEXT: within 15 s
+        for _ in $(seq 300); do tmux -S "$sock" capture-pane -p | grep -qF -- "$1" && return 0; sleep 0.05; done
+        tmux -S "$sock" capture-pane -p
+        kill "$server"
+        fail "full-screen through cacreg ssh: never on screen: $1"
+    }
+    screen_has "Your computer's card"
+    screen_has "forwarded over SSH"
+    screen_has "Card ready: JANE Q DOE"
+    tmux -S "$sock" send-keys c
+    screen_has "enter your CAC PIN"
+    tmux -S "$sock" send-keys -l 123456
+    tmux -S "$sock" send-keys Enter
+    screen_has "You are logged in as jane.doe"
+    tmux -S "$sock" send-keys Enter
+    screen_has "Card ready: JANE Q DOE"
+    tmux -S "$sock" send-keys q
+    for _ in $(seq 200); do [ -s "$T/tui.exit" ] && break; sleep 0.05; done
+    kill "$server" 2>/dev/null || true
+    [ "$(cat "$T/tui.exit" 2>/dev/null)" = 0 ] || fail "full-screen through cacreg ssh: exit $(cat "$T/tui.exit" 2>/dev/null)"
+}
+flow "the full-screen front end through cacreg ssh: 'forwarded over SSH' on the panel, a CAC login, Q" tui_login
 flow "CAC login through cacreg ssh: one VERIFY, one signature; the card reset when the session ends" cac_login
 flow "a card inserted after the remote cacreg started: seen (the module initialised again), logged in" late_card
 flow "password-path registration through cacreg ssh: one VERIFY, one signature" register_password
