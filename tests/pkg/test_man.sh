@@ -38,9 +38,10 @@ same() {
 # man_options PAGE COMMAND: the options an mdoc page documents for COMMAND: those
 # under OPTIONS (every command's) and, under COMMANDS, those in the subsection
 # titled with its command line ("cacreg" for the front end, "cacreg status" ...).
+# `cacreg ssh` takes few of OPTIONS' options: its subsection lists all it takes.
 man_options() {
     awk -v want="$2" '
-        /^\.Sh / { sec = $2; cmd = (sec == "OPTIONS") ? "*" : ""; next }
+        /^\.Sh / { sec = $2; cmd = (sec == "OPTIONS" && want != "ssh") ? "*" : ""; next }
         /^\.Ss / && sec == "COMMANDS" { cmd = (NF == 2) ? $2 : $3; next }
         /^\.It / && (cmd == "*" || cmd == want) {
             for (i = 2; i < NF; i++)
@@ -59,7 +60,7 @@ front=$({
     "$bin" --help | sed -n 's/^\(usage:\)\{0,1\} *cacreg \([[-].*\)/\2/p' | grep -o -- '--[a-z][a-z-]*'
 } | sort -u)
 same "cacreg (front end) options" "--help" "$front" "cacreg.1" "$(man_options "$man/cacreg.1" cacreg)"
-for cmd in status login register reset; do
+for cmd in status login register reset ssh; do
     same "cacreg $cmd options" "--help" "$("$bin" "$cmd" --help | help_table)" \
         "cacreg.1" "$(man_options "$man/cacreg.1" "$cmd")"
 done
@@ -111,7 +112,7 @@ same "polkit actions" "core/reader.c" "$(grep -o 'org\.debian\.pcsc-lite\.[a-z_]
 # another package (pcscd(8) ...) that this machine lacks is not the pages' fault.
 cd "$man"
 lint=$(mandoc -Tlint cacreg.1 cacreg.conf.5 cacreg-kiosk.8 2>&1 | grep -E '^mandoc: [^ ]+:[0-9]+:[0-9]+: ' |
-    grep -vE 'referenced manual not found: Xr (pcscd|pkcs11-tool|polkit|sshd_config|systemd\.exec|bash) ') || true
+    grep -vE 'referenced manual not found: Xr (pcscd|pkcs11-tool|polkit|ssh|sshd_config|p11-kit|systemd\.exec|bash) ') || true
 if [ -z "$lint" ]; then ok "mandoc -Tlint: clean"; else fail "mandoc -Tlint: $lint"; fi
 
 [ "$failed" = 0 ]
