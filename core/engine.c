@@ -8,6 +8,7 @@
  * in between.
  */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -525,6 +526,8 @@ void cacreg_engine_end(cacreg_engine *e, int wait_ms)
 
 /* How long the threads get to stop before they are taken as stuck in a card call. */
 #define STOP_WAIT_MS 200
+/* How long the module gets for its C_Finalize (OpenSC: the card reset, a few ms). */
+#define UNLOAD_WAIT_MS 500
 
 bool cacreg_engine_free(cacreg_engine *e)
 {
@@ -544,7 +547,8 @@ bool cacreg_engine_free(cacreg_engine *e)
     drop_pending_key(e);
     EVP_PKEY_free(e->pin.key);
     X509_free(e->pin.cert);
-    cacreg_token_free(e->token); /* releases the slots, and libp11's copy of the PIN */
+    stopped = cacreg_token_free_within(e->token, UNLOAD_WAIT_MS);
+    e->token = NULL;
     cacreg_trust_free(e->trust);
     cacreg_secret_free(e->pin.pin);
     if (e->events[0] >= 0)
@@ -552,7 +556,7 @@ bool cacreg_engine_free(cacreg_engine *e)
     if (e->events[1] >= 0)
         close(e->events[1]);
     free(e);
-    return true;
+    return stopped;
 }
 
 cacreg_flow *cacreg_engine_flow(cacreg_engine *e)

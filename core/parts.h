@@ -157,6 +157,12 @@ typedef struct cacreg_token cacreg_token;
 cacreg_err cacreg_token_load(cacreg_token **out, const char *module_path, bool file_cache,
                              int pin_max_tries, char *err, size_t err_size);
 void cacreg_token_free(cacreg_token *t);
+/*
+ * cacreg_token_free, given at most wait_ms: the module's C_Finalize may never
+ * return (a stuck module, a p11-kit server stuck in its own). False when it did
+ * not: the thread is left to it, and the process must end with _exit().
+ */
+bool cacreg_token_free_within(cacreg_token *t, int wait_ms);
 
 /* The module's path as loaded. */
 const char *cacreg_token_module(const cacreg_token *t);

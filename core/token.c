@@ -1,10 +1,13 @@
 /* Tokens: the card through libp11 over the PKCS#11 module (OpenSC by default). */
 #define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <libp11.h>
@@ -154,6 +157,95 @@ void cacreg_token_free(cacreg_token *t)
     if (t->conf_fd >= 0)
         close(t->conf_fd);
     free(t);
+}
+
+/*
+ * Releasing the token ends in the module's C_Finalize, which a stuck module
+ * (or, through cacreg ssh, a p11-kit server stuck in its own) never returns
+ * from: it runs on a thread of its own, and is left to it after
+ * UNLOAD_WAIT_MS. Whichever of the two finishes last frees the record.
+ */
+struct unload {
+    cacreg_token *token;
+    pthread_mutex_t lock;
+    pthread_cond_t done_cv;
+    bool done, abandoned;
+};
+
+static void unload_free(struct unload *u)
+{
+    pthread_cond_destroy(&u->done_cv);
+    pthread_mutex_destroy(&u->lock);
+    free(u);
+}
+
+static void *unload_main(void *arg)
+{
+    struct unload *u = arg;
+    bool abandoned;
+
+    cacreg_token_free(u->token); /* releases the slots, and libp11's copy of the PIN */
+    pthread_mutex_lock(&u->lock);
+    u->done = true;
+    abandoned = u->abandoned;
+    pthread_cond_signal(&u->done_cv);
+    pthread_mutex_unlock(&u->lock);
+    if (abandoned)
+        unload_free(u);
+    return NULL;
+}
+
+bool cacreg_token_free_within(cacreg_token *token, int wait_ms)
+{
+    struct unload *u = token ? calloc(1, sizeof *u) : NULL;
+    pthread_condattr_t attr;
+    struct timespec end;
+    pthread_t thread;
+    bool done;
+
+    if (!token)
+        return true;
+    if (!u || pthread_mutex_init(&u->lock, NULL) != 0) {
+        free(u);
+        cacreg_token_free(token); /* no thread to spare: as before, here */
+        return true;
+    }
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    if (pthread_cond_init(&u->done_cv, &attr) != 0) {
+        pthread_condattr_destroy(&attr);
+        pthread_mutex_destroy(&u->lock);
+        free(u);
+        cacreg_token_free(token);
+        return true;
+    }
+    pthread_condattr_destroy(&attr);
+    u->token = token;
+    if (pthread_create(&thread, NULL, unload_main, u) != 0) {
+        unload_free(u);
+        cacreg_token_free(token);
+        return true;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &end);
+    end.tv_sec += wait_ms / 1000;
+    end.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
+    if (end.tv_nsec >= 1000000000L) {
+        end.tv_sec++;
+        end.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&u->lock);
+    while (!u->done && pthread_cond_timedwait(&u->done_cv, &u->lock, &end) != ETIMEDOUT) {
+    }
+    done = u->done;
+    u->abandoned = !done;
+    pthread_mutex_unlock(&u->lock);
+    if (!done) {
+        pthread_detach(thread);
+        return false;
+    }
+    pthread_join(thread, NULL);
+    unload_free(u);
+    return true;
 }
 
 const char *cacreg_token_module(const cacreg_token *t)

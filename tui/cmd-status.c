@@ -527,9 +527,8 @@ int cmd_status(int argc, char **argv)
 
     fflush(stdout);
     cacreg_watcher_stop(st.watcher);
-    if (!cacreg_worker_stop(st.worker, 200))
-        _exit(code); /* a job stuck in a card call: nothing secret was typed here */
-    cacreg_token_free(st.token);
+    if (!cacreg_worker_stop(st.worker, 200) || !cacreg_token_free_within(st.token, 500))
+        _exit(code); /* a job or the module stuck in a card call: nothing secret was typed here */
     cacreg_trust_free(st.trust);
     close(st.events[0]);
     close(st.events[1]);

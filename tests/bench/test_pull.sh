@@ -146,3 +146,26 @@ echo "pulls: $total runs at 20-50 ms/APDU; hangs $hangs; complete $complete; 'ca
     "longest pull-to-end $longest ms; outcomes: ${!seen[*]}"
 [ "$hangs" = 0 ] || fail "$hangs of $total runs hung"
 ok "card pulled at random during reads, PIN and login, $total runs: no hang, each complete or 'removed'"
+
+# A module whose C_Finalize never returns (tests/ssh/stuckmod.c): status and a CAC login
+# still end, with their own results, half a second after their work.
+cc -std=c11 -O2 -shared -fPIC -I/usr/include/p11-kit-1 "$here/../ssh/stuckmod.c" -ldl \
+    -o "$tmp/stuckmod.so"
+ctl delay 0
+insert valid
+for cmd in status login; do
+    printf '123456\n' >"$tmp/pin"
+    t0=$(ms)
+    rc=0
+    case $cmd in
+    status) args=(status) ;;
+    login) args=(login --cac --pin-fd 3 --portal "https://localhost:$port/api/v1/") ;;
+    esac
+    STUCKMOD_AT=finalize timeout -s KILL 20 "$bin" "${args[@]}" --module "$tmp/stuckmod.so" \
+        --ca-bundle "$pki/ca-bundle.pem" --crl "$pki/inter.crl" >"$tmp/out" 2>&1 3<"$tmp/pin" || rc=$?
+    t=$(($(ms) - t0))
+    [ "$rc" = 0 ] || { cat "$tmp/out"; fail "$cmd with a module stuck in C_Finalize: exit $rc"; }
+    echo "$cmd with a module stuck in C_Finalize: exit 0 in $t ms"
+    insert valid
+done
+ok "a module stuck in C_Finalize: status and a CAC login end with their results"
