@@ -223,7 +223,7 @@ install: programs
 	install -m 755 $(BUILD)/plain/cacreg $(DESTDIR)$(BINDIR)/cacreg
 	install -m 644 $(BUILD)/man/cacreg.1.gz $(DESTDIR)$(MANDIR)/man1/
 	install -m 644 $(BUILD)/man/cacreg.conf.5.gz $(DESTDIR)$(MANDIR)/man5/
-	install -m 644 README.md docs/portal-api.md $(DESTDIR)$(DOCDIR)/
+	install -m 644 README.md docs/portal-api.md docs/ssh.md $(DESTDIR)$(DOCDIR)/
 	install -m 644 data/cacreg.bash-completion $(DESTDIR)$(COMPLETIONDIR)/cacreg
 	install -m 644 data/50-cacreg-group.rules $(DESTDIR)$(POLKITDIR)/
 	@set -e; conf=$(DESTDIR)$(SYSCONFDIR)/cacreg/cacreg.conf; \

@@ -512,10 +512,13 @@ int cli_flow_card(cacreg_engine *e, int wait_ms, int card_wait_ms)
     settle_start = now_ms();
     /* Polled rather than woken: DOWN's second look is a matter of time, not of an event. */
     /* pcscd gets 3 s to answer; the module as long as a card job may take (loading it
-     * reads the cards in the readers, at a card's pace). */
+     * reads the cards in the readers, at a card's pace), and so does the first look at a
+     * forwarded card's slots (each goes through ssh to OpenSC on the card's computer). */
     while (settling(s) && !cli_interrupted() &&
            (now_ms() - settle_start < 3000 ||
-            (s->module == CACREG_MODULE_LOADING && now_ms() - settle_start < card_wait_ms)))
+            ((s->module == CACREG_MODULE_LOADING ||
+              (s->readers.forwarded && s->readers.status == CACREG_PCSC_STARTING)) &&
+             now_ms() - settle_start < card_wait_ms)))
         cli_flow_wait(e, settling, 50);
     if (cli_interrupted())
         return CLI_INTERRUPTED;

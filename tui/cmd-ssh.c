@@ -8,6 +8,7 @@
  * sh script, below). See docs/ssh.md.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -16,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/pidfd.h>
 #include <sys/prctl.h>
 #include <sys/random.h>
 #include <sys/stat.h>
@@ -34,6 +36,8 @@
 #define DEFAULT_TOKEN "pkcs11:manufacturer=Common%20Access%20Card"
 #define SSH_ARGS_MAX 96
 #define LINE_MAX_ 2048
+#define REMOTES_MAX 16  /* `p11-kit remote` processes watched at once (one per connection) */
+#define STUCK_MS 5000   /* how long one may outlive its client before it is stopped */
 
 /*
  * What runs on the remote machine, through the remote user's login shell as
@@ -94,6 +98,13 @@ struct session {
     pid_t server, ssh;
     bool forward_failed;         /* ssh said the remote forwarding was refused */
     bool lost;                   /* ssh said the connection was lost */
+    struct remote {              /* the server's `p11-kit remote`s, see watch_remotes() */
+        pid_t pid;
+        int pidfd;
+        long long client_gone;   /* when its connection's far end went, or 0 */
+    } remotes[REMOTES_MAX];
+    size_t nremotes;
+    bool stuck_stopped;          /* one was stuck and had to be stopped */
 };
 
 static long long now_ms(void)
@@ -270,6 +281,101 @@ static void stop_server(struct session *s)
     s->server = 0;
 }
 
+/*
+ * The p11-kit server serves each connection in a `p11-kit remote` child, on
+ * its standard input. When the remote cacreg ends, ssh passes the end of its
+ * connection on (shutdown of the socket's writing side) and waits for that
+ * child to close the socket: ssh ends only when every forwarded channel has
+ * closed. A child stuck in its module (OpenSC 0.23 deadlocked in C_Initialize
+ * when another session reset the card; a module that never returns) would
+ * keep the session, and this command, open for ever. So every child is
+ * watched: its socket, taken for a moment with pidfd_getfd (ours only, as
+ * root or as its owner: the child of our child), shows whether the far end
+ * has gone; a child still there STUCK_MS later is killed.
+ */
+static void remote_forget(struct session *s, size_t i)
+{
+    close(s->remotes[i].pidfd);
+    s->remotes[i] = s->remotes[--s->nremotes];
+}
+
+static void remotes_find(struct session *s)
+{
+    char path[64], buf[512];
+    struct dirent *d;
+    DIR *tasks;
+
+    snprintf(path, sizeof path, "/proc/%d/task", (int)s->server);
+    if (!(tasks = opendir(path)))
+        return;
+    while ((d = readdir(tasks)) != NULL) {
+        ssize_t n;
+        int fd;
+        char *p, *end;
+
+        if (d->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof path, "/proc/%d/task/%.16s/children", (int)s->server, d->d_name);
+        if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+            continue;
+        n = read(fd, buf, sizeof buf - 1);
+        close(fd);
+        buf[n > 0 ? n : 0] = '\0';
+        for (p = buf;; p = end) {
+            long pid = strtol(p, &end, 10);
+            bool known = false;
+            int pidfd;
+
+            if (end == p || pid <= 0)
+                break;
+            for (size_t i = 0; i < s->nremotes; i++)
+                known |= s->remotes[i].pid == (pid_t)pid;
+            if (known || s->nremotes == REMOTES_MAX || (pidfd = pidfd_open((pid_t)pid, 0)) < 0)
+                continue;
+            s->remotes[s->nremotes++] = (struct remote){.pid = (pid_t)pid, .pidfd = pidfd};
+        }
+    }
+    closedir(tasks);
+}
+
+static void watch_remotes(struct session *s)
+{
+    long long now = now_ms();
+
+    if (s->server <= 0)
+        return;
+    remotes_find(s);
+    for (size_t i = 0; i < s->nremotes;) {
+        struct remote *r = &s->remotes[i];
+        struct pollfd pfd = {.fd = r->pidfd, .events = POLLIN};
+        int sock;
+
+        if (poll(&pfd, 1, 0) == 1) { /* it ended */
+            remote_forget(s, i);
+            continue;
+        }
+        /* held for no longer than a poll: a copy kept would keep the connection open */
+        if (!r->client_gone && (sock = pidfd_getfd(r->pidfd, STDIN_FILENO, 0)) >= 0) {
+            struct pollfd sp = {.fd = sock, .events = POLLRDHUP};
+
+            if (poll(&sp, 1, 0) == 1 && (sp.revents & (POLLRDHUP | POLLHUP)))
+                r->client_gone = now;
+            close(sock);
+        }
+        if (r->client_gone && now - r->client_gone >= STUCK_MS) {
+            pidfd_send_signal(r->pidfd, SIGKILL, NULL, 0);
+            if (!s->stuck_stopped)
+                out_printf(stderr, "cacreg ssh: p11-kit here did not let the card go when cacreg on "
+                                   "%s finished (its PKCS#11\nmodule is stuck); it was stopped.%s\n",
+                           s->host, isatty(STDERR_FILENO) ? "\r" : "");
+            s->stuck_stopped = true;
+            remote_forget(s, i);
+            continue;
+        }
+        i++;
+    }
+}
+
 /* Removes the socket, our files and the directory. */
 static void remove_files(struct session *s)
 {
@@ -331,7 +437,7 @@ static bool make_dir(struct session *s)
 static bool start_server(struct session *s)
 {
     struct passwd *pw = getpwuid(getuid());
-    char *argv[] = {"p11-kit", "server", "--foreground", "--user", pw ? pw->pw_name : "root",
+    char *argv[] = {"p11-kit", "server", "--foreground", "--user", pw ? pw->pw_name : "",
                     "--provider", (char *)s->module, "--name", s->sock, (char *)s->token, NULL};
     char buf[512];
     size_t got = 0;
@@ -339,6 +445,11 @@ static bool start_server(struct session *s)
     long long end = now_ms() + 10000;
     struct stat st;
 
+    if (!pw) { /* the socket is for this user only: never for a name we guessed */
+        out_printf(stderr, "cacreg: this user (uid %u) has no name in the user database\n",
+                   (unsigned)getuid());
+        return false;
+    }
     if (!write_opensc_conf(s->conf) ||
         (log_fd = open(s->log, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) < 0) {
         out_printf(stderr, "cacreg: cannot write in %s: %s\n", s->dir, strerror(errno));
@@ -580,7 +691,7 @@ static int run_ssh(struct session *s, int *status)
         return CLI_MIDDLEWARE;
     }
     fcntl(errp[0], F_SETFL, O_NONBLOCK);
-    for (bool open_ = true;;) {
+    for (bool open_ = true;; watch_remotes(s)) {
         struct pollfd pfd[2] = {{.fd = open_ ? errp[0] : -1, .events = POLLIN},
                                 {.fd = stopping ? -1 : cli_signal_fd(), .events = POLLIN}};
         ssize_t n = -1;

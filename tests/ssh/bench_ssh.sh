@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Figures, no assertions: `cacreg status` on the bench's card through
-# `cacreg ssh` (sshd on loopback, tests/ssh/lib.sh's stage) beside the same run
-# locally: wall time, the card's APDUs (bench counters), PKCS#11 calls
+# Figures, no assertions: `cacreg status` and a `cacreg login --cac` on the
+# bench's card through `cacreg ssh` (sshd on loopback, tests/ssh/lib.sh's stage)
+# beside the same runs locally: wall time, the card's APDUs (bench counters), PKCS#11 calls
 # (pkcs11-spy: under cacreg, and under the p11-kit server, where OpenSC
 # works), and what the forwarding costs (ssh's connection, one PKCS#11 round
 # trip on the socket and through ssh -R).
@@ -33,11 +33,14 @@ exit \$rc
 EOF
 # The remote cacreg under pkcs11-spy: the module the remote script names (p11-kit-client.so,
 # the argument after --module) goes under the spy; every call it logs is one round trip.
+# The spy is copied under a p11-kit-client name so that cacreg there still works in its
+# forwarded mode (slots polled, no PC/SC), as it does with the real client module.
+cp "$mods/pkcs11-spy.so" "$T/p11-kit-client-spy.so"
 cat >"$T/spy-cacreg" <<EOF
 #!/bin/sh
 [ "\$1" = ssh ] && exec "$bin" "\$@"
 cmd=\$1; module=\$3; shift 3
-PKCS11SPY=\$module PKCS11SPY_OUTPUT=$T/rlog/spy-remote.log exec "$bin" "\$cmd" --module $mods/pkcs11-spy.so "\$@"
+PKCS11SPY=\$module PKCS11SPY_OUTPUT=$T/rlog/spy-remote.log exec "$bin" "\$cmd" --module $T/p11-kit-client-spy.so "\$@"
 EOF
 chmod 755 "$T/timed-cacreg" "$T/spy-cacreg"
 cc -std=c11 -O2 -I/usr/include/p11-kit-1 -pthread "$ssh_dir/slotevents.c" -ldl -o "$T/slotevents"
@@ -71,6 +74,32 @@ insert valid
 PKCS11SPY=$mods/opensc-pkcs11.so PKCS11SPY_OUTPUT=$T/spy-server.log \
     "$bin" ssh -F "$T/client/config" --module "$mods/pkcs11-spy.so" --remote-cacreg "$T/spy-cacreg" \
     box -- status "${ca[@]}" >/dev/null
+mv "$T/rlog/spy-remote.log" "$T/spy-status-remote.log"
+
+# A CAC login against the reference portal, here and through cacreg ssh: wall time,
+# APDUs, and PKCS#11 calls (pkcs11-spy, as above).
+port=$("$portal" start "$T/portal" --crl "$pki/inter.crl")
+login=(login --cac --pin-fd 0 "${ca[@]}" --portal "https://localhost:$port/api/v1/")
+llocal_ms=() llocal_apdus=() lssh_ms=() lssh_apdus=()
+for _ in $(seq "$runs"); do
+    insert valid
+    t0=$(ms)
+    printf '123456\n' | "$bin" "${login[@]}" >/dev/null
+    llocal_ms+=($(($(ms) - t0)))
+    llocal_apdus+=("$(counter apdus)")
+    insert valid
+    t0=$(ms)
+    printf '123456\n' | "$bin" ssh -F "$T/client/config" --remote-cacreg "$bin" box -- "${login[@]}" >/dev/null
+    lssh_ms+=($(($(ms) - t0)))
+    lssh_apdus+=("$(counter apdus)")
+done
+insert valid
+printf '123456\n' | PKCS11SPY=$mods/opensc-pkcs11.so PKCS11SPY_OUTPUT=$T/spy-login-local.log \
+    "$bin" "${login[@]}" --module "$mods/pkcs11-spy.so" >/dev/null
+insert valid
+printf '123456\n' | "$bin" ssh -F "$T/client/config" --remote-cacreg "$T/spy-cacreg" box -- "${login[@]}" >/dev/null
+mv "$T/rlog/spy-remote.log" "$T/spy-login-remote.log"
+"$portal" stop "$T/portal"
 
 # The forwarding alone: ssh's connection and a command; one PKCS#11 round trip.
 conn=()
@@ -105,13 +134,21 @@ printf '  %-34s %8s %7s %15s\n' "" "wall ms" "APDUs" "PKCS#11 calls"
 printf '  %-34s %8s %7s %15s\n' "locally (cacreg on OpenSC)" "$lm" "$(printf '%s\n' "${local_apdus[@]}" | median)" \
     "$(calls "$T/spy-local.log")"
 printf '  %-34s %8s %7s %15s\n' "through cacreg ssh (whole command)" "$sm" "$(printf '%s\n' "${ssh_apdus[@]}" | median)" \
-    "$(calls "$T/rlog/spy-remote.log")"
+    "$(calls "$T/spy-status-remote.log")"
 printf '  %-34s %8s\n' "  of which cacreg on the remote side" "$rm_"
 printf '  %-34s %8s\n' "through cacreg ssh, status --wait 0" "$(printf '%s\n' "${nowait_ms[@]}" | median)"
-echo "  through cacreg ssh, PKCS#11: $(rtrips "$T/rlog/spy-remote.log") round trips over the forwarding" \
+echo "  through cacreg ssh, PKCS#11: $(rtrips "$T/spy-status-remote.log") round trips over the forwarding" \
     "(every call but C_GetFunctionList); $(calls "$T/spy-server.log") calls by p11-kit on OpenSC here" \
     "(its own token walk at each connection included)"
+lm2=$(printf '%s\n' "${llocal_ms[@]}" | median)
+sm2=$(printf '%s\n' "${lssh_ms[@]}" | median)
+echo "cacreg login --cac against the reference portal, median of $runs runs, card delay $delay ms/APDU"
+printf '  %-34s %8s %7s %15s\n' "" "wall ms" "APDUs" "PKCS#11 calls"
+printf '  %-34s %8s %7s %15s\n' "locally (cacreg on OpenSC)" "$lm2" \
+    "$(printf '%s\n' "${llocal_apdus[@]}" | median)" "$(calls "$T/spy-login-local.log")"
+printf '  %-34s %8s %7s %15s\n' "through cacreg ssh (whole command)" "$sm2" \
+    "$(printf '%s\n' "${lssh_apdus[@]}" | median)" "$(calls "$T/spy-login-remote.log")"
+echo "  cost of the forwarding for a login: $((sm2 - lm2)) ms"
 echo "the forwarding: ssh connection and 'true' $cm ms; p11-kit server up in $server_ms ms;"
 echo "  one PKCS#11 round trip (C_GetSlotList): ${rtt_socket} us on the local socket, ${rtt_ssh} us through ssh -R"
-echo "cost of the forwarding for status: $((sm - lm)) ms (through minus locally; the remote cacreg's own" \
-    "wait for a pcscd that is not there, up to 1000 ms, is in it; --wait 0 leaves it out)"
+echo "cost of the forwarding for status: $((sm - lm)) ms (through minus locally)"
