@@ -199,6 +199,21 @@ MUTATIONS += [
       "    if (!listed) {",
       ["ssh:test_ssh"],
       "a card inserted after cacreg ssh started is never seen"),
+    M("stuck-remote-kept", "tui/cmd-ssh.c",
+      "if (r->client_gone && now - r->client_gone >= STUCK_MS) {",
+      "if (r->client_gone && now - r->client_gone >= STUCK_MS && false) {",
+      ["ssh:test_ssh"],
+      "a p11-kit remote stuck in its module holds the ssh session open for ever"),
+    M("forwarded-settle-short", "tui/cli.c",
+      "(s->readers.forwarded && s->readers.status == CACREG_PCSC_STARTING)) &&",
+      "false) &&",
+      ["ssh:test_ssh"],
+      "on a slow card the remote login gives up before its first look at the slots"),
+    M("finalize-unbounded", "core/token.c",
+      "    if (pthread_create(&thread, NULL, unload_main, u) != 0) {",
+      "    if (true) {",
+      ["bench:test_pull"],
+      "a module whose C_Finalize never returns keeps cacreg from ending"),
 ]
 
 # `make check` runs these through --self-test: the first must be caught by its
