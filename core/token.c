@@ -162,8 +162,8 @@ void cacreg_token_free(cacreg_token *t)
 /*
  * Releasing the token ends in the module's C_Finalize, which a stuck module
  * (or, through cacreg ssh, a p11-kit server stuck in its own) never returns
- * from: it runs on a thread of its own, and is left to it after
- * UNLOAD_WAIT_MS. Whichever of the two finishes last frees the record.
+ * from: it runs on a thread of its own, and is left to it after wait_ms.
+ * Whichever of the two finishes last frees the record.
  */
 struct unload {
     cacreg_token *token;

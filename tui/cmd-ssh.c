@@ -364,10 +364,14 @@ static void watch_remotes(struct session *s)
         }
         if (r->client_gone && now - r->client_gone >= STUCK_MS) {
             pidfd_send_signal(r->pidfd, SIGKILL, NULL, 0);
-            if (!s->stuck_stopped)
+            if (!s->stuck_stopped && isatty(STDERR_FILENO)) /* ssh's terminal is raw */
                 out_printf(stderr, "cacreg ssh: p11-kit here did not let the card go when cacreg on "
-                                   "%s finished (its PKCS#11\nmodule is stuck); it was stopped.%s\n",
-                           s->host, isatty(STDERR_FILENO) ? "\r" : "");
+                                   "%s finished (its PKCS#11\r\nmodule is stuck); it was stopped.\r\n",
+                           s->host);
+            else if (!s->stuck_stopped)
+                out_printf(stderr, "cacreg ssh: p11-kit here did not let the card go when cacreg on "
+                                   "%s finished (its PKCS#11\nmodule is stuck); it was stopped.\n",
+                           s->host);
             s->stuck_stopped = true;
             remote_forget(s, i);
             continue;
@@ -747,6 +751,8 @@ static int run_ssh(struct session *s, int *status)
     }
     close(errp[0]);
     s->ssh = 0;
+    while (s->nremotes > 0) /* the server, and they with it, are stopped next */
+        remote_forget(s, 0);
     return CLI_OK;
 }
 
