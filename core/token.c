@@ -226,6 +226,8 @@ bool cacreg_token_free_within(cacreg_token *token, int wait_ms)
         cacreg_token_free(token);
         return true;
     }
+    if (wait_ms < 0)
+        wait_ms = 0;
     clock_gettime(CLOCK_MONOTONIC, &end);
     end.tv_sec += wait_ms / 1000;
     end.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
@@ -234,7 +236,10 @@ bool cacreg_token_free_within(cacreg_token *token, int wait_ms)
         end.tv_nsec -= 1000000000L;
     }
     pthread_mutex_lock(&u->lock);
-    while (!u->done && pthread_cond_timedwait(&u->done_cv, &u->lock, &end) != ETIMEDOUT) {
+    while (!u->done) {
+        int rc = pthread_cond_timedwait(&u->done_cv, &u->lock, &end);
+        if (rc != 0 && rc != EINTR)
+            break; /* ETIMEDOUT, or an error that would come back every time */
     }
     done = u->done;
     u->abandoned = !done;

@@ -105,6 +105,7 @@ struct session {
     } remotes[REMOTES_MAX];
     size_t nremotes;
     bool stuck_stopped;          /* one was stuck and had to be stopped */
+    bool unwatched;              /* pidfd_getfd refused: said once */
 };
 
 static long long now_ms(void)
@@ -299,6 +300,25 @@ static void remote_forget(struct session *s, size_t i)
     s->remotes[i] = s->remotes[--s->nremotes];
 }
 
+/* pid's parent (from /proc; after a pidfd_open, so that the number is still pid's), or -1. */
+static pid_t parent_of(pid_t pid)
+{
+    char path[64], buf[512], *p;
+    ssize_t n;
+    int fd, ppid;
+
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+        return -1;
+    n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    buf[n > 0 ? n : 0] = '\0';
+    /* "pid (comm) state ppid ...": comm may hold anything, so from its last ')' */
+    if (!(p = strrchr(buf, ')')) || sscanf(p + 1, " %*c %d", &ppid) != 1)
+        return -1;
+    return (pid_t)ppid;
+}
+
 static void remotes_find(struct session *s)
 {
     char path[64], buf[512];
@@ -321,6 +341,8 @@ static void remotes_find(struct session *s)
         n = read(fd, buf, sizeof buf - 1);
         close(fd);
         buf[n > 0 ? n : 0] = '\0';
+        if (n == (ssize_t)sizeof buf - 1 && (p = strrchr(buf, ' ')) != NULL)
+            *p = '\0'; /* the last number may be cut: the next look sees it whole */
         for (p = buf;; p = end) {
             long pid = strtol(p, &end, 10);
             bool known = false;
@@ -332,6 +354,10 @@ static void remotes_find(struct session *s)
                 known |= s->remotes[i].pid == (pid_t)pid;
             if (known || s->nremotes == REMOTES_MAX || (pidfd = pidfd_open((pid_t)pid, 0)) < 0)
                 continue;
+            if (parent_of((pid_t)pid) != s->server) { /* gone and its number reused */
+                close(pidfd);
+                continue;
+            }
             s->remotes[s->nremotes++] = (struct remote){.pid = (pid_t)pid, .pidfd = pidfd};
         }
     }
@@ -357,10 +383,24 @@ static void watch_remotes(struct session *s)
         /* held for no longer than a poll: a copy kept would keep the connection open */
         if (!r->client_gone && (sock = pidfd_getfd(r->pidfd, STDIN_FILENO, 0)) >= 0) {
             struct pollfd sp = {.fd = sock, .events = POLLRDHUP};
+            struct stat st;
 
-            if (poll(&sp, 1, 0) == 1 && (sp.revents & (POLLRDHUP | POLLHUP)))
+            if (fstat(sock, &st) == 0 && S_ISSOCK(st.st_mode) && poll(&sp, 1, 0) == 1 &&
+                (sp.revents & (POLLRDHUP | POLLHUP)))
                 r->client_gone = now;
             close(sock);
+        } else if (!r->client_gone && !s->unwatched) {
+            /* a kernel before 5.6, Yama's ptrace_scope 2 or 3, a seccomp filter */
+            s->unwatched = true;
+            if (isatty(STDERR_FILENO)) /* ssh's terminal is raw */
+                out_printf(stderr, "cacreg ssh: cannot watch p11-kit's connections here (%s); if "
+                                   "its PKCS#11 module\r\ngets stuck, end the session with "
+                                   "Ctrl-C.\r\n",
+                           strerror(errno));
+            else
+                out_printf(stderr, "cacreg ssh: cannot watch p11-kit's connections here (%s); if "
+                                   "its PKCS#11 module\ngets stuck, end the session with Ctrl-C.\n",
+                           strerror(errno));
         }
         if (r->client_gone && now - r->client_gone >= STUCK_MS) {
             pidfd_send_signal(r->pidfd, SIGKILL, NULL, 0);
@@ -445,7 +485,7 @@ static bool start_server(struct session *s)
                     "--provider", (char *)s->module, "--name", s->sock, (char *)s->token, NULL};
     char buf[512];
     size_t got = 0;
-    int out[2], log_fd, err;
+    int out[2], log_fd, null_fd, err;
     long long end = now_ms() + 10000;
     struct stat st;
 
@@ -459,11 +499,17 @@ static bool start_server(struct session *s)
         out_printf(stderr, "cacreg: cannot write in %s: %s\n", s->dir, strerror(errno));
         return false;
     }
-    if (pipe2(out, O_CLOEXEC) != 0) {
+    /* Its standard input is not ours: until a child dup2s its connection there, a
+     * child's standard input is this one, which watch_remotes() must not mistake
+     * for a connection. */
+    if ((null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0 || pipe2(out, O_CLOEXEC) != 0) {
+        if (null_fd >= 0)
+            close(null_fd);
         close(log_fd);
         return false;
     }
-    s->server = spawn(argv, -1, out[1], log_fd, true, s->conf, &err);
+    s->server = spawn(argv, null_fd, out[1], log_fd, true, s->conf, &err);
+    close(null_fd);
     close(out[1]);
     close(log_fd);
     if (s->server < 0) {
