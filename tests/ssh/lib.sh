@@ -37,7 +37,23 @@ fi
 
 # --- inside: our own /run (no pcscd socket, no other bench), /tmp and loopback
 mount -t tmpfs -o mode=755 tmpfs /run
+# A tree or build under the machine's /tmp (a clone there) stays where it was: the
+# machine's /tmp is kept aside, and those directories bound into our own /tmp.
+mkdir -m 700 /run/machine-tmp
+mount --bind /tmp /run/machine-tmp
 mount -t tmpfs -o mode=1777 tmpfs /tmp
+for d in "$top" "$CACREG_BUILD"; do
+    case "$d" in
+    /tmp/?*)
+        first=${d#/tmp/}
+        first=${first%%/*}
+        if [ ! -e "/tmp/$first" ]; then
+            mkdir -m 755 "/tmp/$first"
+            mount --bind "/run/machine-tmp/$first" "/tmp/$first"
+        fi
+        ;;
+    esac
+done
 mkdir -m 755 /run/sshd
 ip link set lo up
 unset SSH_AUTH_SOCK XDG_RUNTIME_DIR PCSCLITE_CSOCK_NAME
