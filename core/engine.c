@@ -286,10 +286,7 @@ static void *ticker_main(void *arg)
     while (!t->stop) {
         cacreg_event ev = {.type = CACREG_EV_POLL};
 
-        clock_gettime(CLOCK_MONOTONIC, &at);
-        at.tv_nsec += (POLL_MS % 1000) * 1000000L;
-        at.tv_sec += POLL_MS / 1000 + at.tv_nsec / 1000000000L;
-        at.tv_nsec %= 1000000000L;
+        at = cacreg_deadline(POLL_MS);
         while (!t->stop && pthread_cond_timedwait(&t->wake, &t->lock, &at) == 0) {
         }
         if (!t->stop && write(t->event_wr, &ev, sizeof ev) != (ssize_t)sizeof ev) {
@@ -302,19 +299,13 @@ static void *ticker_main(void *arg)
 
 static cacreg_err ticker_start(struct ticker *t, int event_wr)
 {
-    pthread_condattr_t attr;
-
     t->event_wr = event_wr;
     if (pthread_mutex_init(&t->lock, NULL) != 0)
         return CACREG_ERR_SYSTEM;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    if (pthread_cond_init(&t->wake, &attr) != 0) {
-        pthread_condattr_destroy(&attr);
+    if (cacreg_cond_init_monotonic(&t->wake) != 0) {
         pthread_mutex_destroy(&t->lock);
         return CACREG_ERR_SYSTEM;
     }
-    pthread_condattr_destroy(&attr);
     if (pthread_create(&t->thread, NULL, ticker_main, t) != 0) {
         pthread_cond_destroy(&t->wake);
         pthread_mutex_destroy(&t->lock);

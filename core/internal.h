@@ -2,12 +2,20 @@
 #ifndef CACREG_INTERNAL_H
 #define CACREG_INTERNAL_H
 
+#include <pthread.h>
 #include <stddef.h>
+#include <time.h>
 
 #include "parts.h"
 
 /* Formats a message into a caller's error buffer; does nothing if err is NULL. */
 void cacreg_errf(char *err, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* A condition variable whose timed waits count on CLOCK_MONOTONIC (a clock set back
+ * does not stretch them); pthread_cond_init's result. */
+int cacreg_cond_init_monotonic(pthread_cond_t *cond);
+/* CLOCK_MONOTONIC's now plus ms (a negative ms as 0): the end of such a timed wait. */
+struct timespec cacreg_deadline(int ms);
 
 /*
  * Judges one HTTP answer to a request of kind against docs/portal-api.md and

@@ -198,7 +198,6 @@ static void *unload_main(void *arg)
 bool cacreg_token_free_within(cacreg_token *token, int wait_ms)
 {
     struct unload *u = token ? calloc(1, sizeof *u) : NULL;
-    pthread_condattr_t attr;
     struct timespec end;
     pthread_t thread;
     bool done;
@@ -210,31 +209,19 @@ bool cacreg_token_free_within(cacreg_token *token, int wait_ms)
         cacreg_token_free(token); /* no thread to spare: as before, here */
         return true;
     }
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    if (pthread_cond_init(&u->done_cv, &attr) != 0) {
-        pthread_condattr_destroy(&attr);
+    if (cacreg_cond_init_monotonic(&u->done_cv) != 0) {
         pthread_mutex_destroy(&u->lock);
         free(u);
         cacreg_token_free(token);
         return true;
     }
-    pthread_condattr_destroy(&attr);
     u->token = token;
     if (pthread_create(&thread, NULL, unload_main, u) != 0) {
         unload_free(u);
         cacreg_token_free(token);
         return true;
     }
-    if (wait_ms < 0)
-        wait_ms = 0;
-    clock_gettime(CLOCK_MONOTONIC, &end);
-    end.tv_sec += wait_ms / 1000;
-    end.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
-    if (end.tv_nsec >= 1000000000L) {
-        end.tv_sec++;
-        end.tv_nsec -= 1000000000L;
-    }
+    end = cacreg_deadline(wait_ms);
     pthread_mutex_lock(&u->lock);
     while (!u->done) {
         int rc = pthread_cond_timedwait(&u->done_cv, &u->lock, &end);

@@ -7,7 +7,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "parts.h"
+#include "internal.h"
 
 #define QUEUE_MAX 16
 
@@ -87,15 +87,11 @@ cacreg_err cacreg_worker_start(cacreg_worker **out, int event_wr)
     *out = NULL;
     if (!w)
         return CACREG_ERR_NOMEM;
-    pthread_condattr_t monotonic;
 
     w->event_wr = event_wr;
     pthread_mutex_init(&w->lock, NULL);
     pthread_cond_init(&w->wake, NULL);
-    pthread_condattr_init(&monotonic);
-    pthread_condattr_setclock(&monotonic, CLOCK_MONOTONIC);
-    pthread_cond_init(&w->gone, &monotonic);
-    pthread_condattr_destroy(&monotonic);
+    cacreg_cond_init_monotonic(&w->gone);
     if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
         pthread_cond_destroy(&w->gone);
         pthread_cond_destroy(&w->wake);
@@ -133,13 +129,7 @@ bool cacreg_worker_stop(cacreg_worker *w, int wait_ms)
 
     if (!w)
         return true;
-    clock_gettime(CLOCK_MONOTONIC, &end);
-    end.tv_sec += wait_ms / 1000;
-    end.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
-    if (end.tv_nsec >= 1000000000L) {
-        end.tv_sec++;
-        end.tv_nsec -= 1000000000L;
-    }
+    end = cacreg_deadline(wait_ms);
     pthread_mutex_lock(&w->lock);
     w->stopping = true;
     w->count = 0;
