@@ -23,3 +23,19 @@ insert() {
     ctl insert "$1"
     "$here/bench" wait "$CACREG_BENCH" present >/dev/null
 }
+
+# stop_pid PID: SIGTERM to PID, then up to 5 s for it to end (or be left a zombie).
+stop_pid() {
+    kill -0 "$1" 2>/dev/null || return 0
+    kill "$1" 2>/dev/null || true
+    for _ in $(seq 100); do
+        kill -0 "$1" 2>/dev/null || break
+        [ "$(ps -o stat= -p "$1" 2>/dev/null | cut -c1)" = Z ] && break
+        sleep 0.05
+    done
+}
+# stop_tmux: the test's tmux server ($server_pid, if any), by PID.
+stop_tmux() {
+    [ -z "${server_pid:-}" ] || stop_pid "$server_pid"
+    server_pid=
+}

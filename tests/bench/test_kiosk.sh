@@ -18,7 +18,7 @@ cardprobe=$CACREG_BUILD/tests/cardprobe
 tmp=$(mktemp -d)
 sock=$tmp/tmux.sock
 server_pid='' sink_pid='' holder_pid=''
-stop_tmux() {
+stop_tmux() { # lib.sh's, and the station with its session
     local k='' left=''
     if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
         # The station and its session, by PID: a station that outlived its terminal
@@ -26,14 +26,7 @@ stop_tmux() {
         k=$(kiosk_pid 2>/dev/null || true)
         [ -z "$k" ] || left="$k $({ ps -o pid= --ppid "$k" 2>/dev/null || true; } | tr -d ' ' | tr '\n' ' ')"
     fi
-    if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
-        kill "$server_pid" 2>/dev/null || true
-        for _ in $(seq 100); do
-            kill -0 "$server_pid" 2>/dev/null || break
-            [ "$(ps -o stat= -p "$server_pid" 2>/dev/null | cut -c1)" = Z ] && break
-            sleep 0.05
-        done
-    fi
+    [ -z "$server_pid" ] || stop_pid "$server_pid"
     # shellcheck disable=SC2086 # a list of PIDs
     [ -z "$left" ] || kill -KILL $left 2>/dev/null || true
     server_pid=

@@ -17,17 +17,6 @@ runs=${PULL_RUNS:-7}
 tmp=$(mktemp -d)
 sock=$tmp/tmux.sock
 server_pid=
-stop_tmux() {
-    if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
-        kill "$server_pid" 2>/dev/null || true
-        for _ in $(seq 100); do
-            kill -0 "$server_pid" 2>/dev/null || break
-            [ "$(ps -o stat= -p "$server_pid" 2>/dev/null | cut -c1)" = Z ] && break
-            sleep 0.05
-        done
-    fi
-    server_pid=
-}
 cleanup() {
     stop_tmux
     ctl delay 0 || true
