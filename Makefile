@@ -49,7 +49,8 @@ asan_FLAGS  := $(SAN)
 core_objs  = $(patsubst core/%.c,$(BUILD)/$(1)/core/%.o,$(CORE_SRC))
 unit_tests = $(patsubst tests/unit/%.c,$(BUILD)/$(1)/tests/%,$(UNIT_SRC))
 
-BENCH_TOOLS := $(BUILD)/tests/vcacd $(BUILD)/tests/pcscwait $(BUILD)/tests/cardprobe
+BENCH_TOOLS := $(BUILD)/tests/vcacd $(BUILD)/tests/pcscwait $(BUILD)/tests/cardprobe \
+               $(BUILD)/tests/libifdbench.so
 PKI_STAMP   := $(BUILD)/pki/.stamp
 
 .PHONY: all check check-unit check-bench bench bench-tools deps install uninstall clean \
@@ -104,6 +105,9 @@ bench-tools: $(BENCH_TOOLS) $(PKI_STAMP)
 
 $(BUILD)/tests/vcacd: tests/bench/vcacd.c | $(BUILD)/tests
 	$(CC) $(ALL_CFLAGS) $(call pkg_cflags,libcacard) $< $(LDFLAGS) $(call pkg_libs,libcacard) -o $@
+
+$(BUILD)/tests/libifdbench.so: tests/bench/ifd-bench.c | $(BUILD)/tests
+	$(CC) $(ALL_CFLAGS) -shared -fPIC $(call pkg_cflags,libpcsclite) $< $(LDFLAGS) -ldl -o $@
 
 $(BUILD)/tests/pcscwait: tests/bench/pcscwait.c | $(BUILD)/tests
 	$(CC) $(ALL_CFLAGS) $(call pkg_cflags,libpcsclite) $< $(LDFLAGS) $(call pkg_libs,libpcsclite) -o $@

@@ -396,14 +396,87 @@ static int connect_vpcd(void)
     return -1;
 }
 
+/* Answers vpcd's messages on fd until it closes the connection. */
+static void serve_vpcd(struct card *c, int fd, int *power_cuts)
+{
+    unsigned char msg[65536], rsp[65536];
+    const char *name = c->name;
+    int one = 1;
+
+    for (;;) {
+        unsigned char hdr[2];
+        size_t len;
+        unsigned long t0;
+        int rlen;
+
+        setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
+        if (read_full(fd, hdr, 2) < 0)
+            return;
+        len = (size_t)hdr[0] << 8 | hdr[1];
+        if (read_full(fd, msg, len) < 0)
+            return;
+        t0 = now_us();
+        if (len == 1) {
+            bool was_verified = c->verified;
+
+            switch (msg[0]) {
+            case 0: /* power off */
+                card_power_off(c);
+                logf_("card %s: power off%s", name, was_verified ? ", PIN login dropped" : "");
+                break;
+            case 1: /* power on */
+                if (!c->powered) {
+                    card_power_on(c);
+                    logf_("card %s: power on", name);
+                }
+                break;
+            case 2: /* reset */
+                card_power_off(c);
+                card_power_on(c);
+                logf_("card %s: reset%s", name, was_verified ? ", PIN login dropped" : "");
+                break;
+            case 4: /* get ATR: from the cache, never by powering on again */
+                if (send_frame(fd, c->atr, (size_t)c->atr_len) < 0)
+                    return;
+                break;
+            default:
+                break;
+            }
+            continue;
+        }
+        if (sh->power_cuts != *power_cuts) { /* power was cut since the last APDU */
+            *power_cuts = sh->power_cuts;
+            card_power_off(c);
+            card_power_on(c);
+            logf_("card %s: power cut: reset, logged out", name);
+        }
+        while (sh->mute)
+            usleep(20000);
+        if (sh->delay_ms > 0)
+            usleep((useconds_t)sh->delay_ms * 1000);
+        sh->now.apdus++;
+        if (len >= 2)
+            sh->now.by_ins[msg[1]]++;
+        sh->now.bytes_in += len;
+        rlen = card_apdu(c, msg, len, rsp, (int)sizeof rsp);
+        sh->now.bytes_out += (unsigned long)rlen;
+        sh->now.busy_us += now_us() - t0;
+        /* The log never holds VERIFY data: it is a PIN. */
+        logf_("apdu %02X %02X %02X %02X len=%zu sw=%02X%02X", msg[0], len > 1 ? msg[1] : 0,
+              len > 2 ? msg[2] : 0, len > 3 ? msg[3] : 0, len, rlen >= 2 ? rsp[rlen - 2] : 0,
+              rlen >= 2 ? rsp[rlen - 1] : 0);
+        if (send_frame(fd, rsp, (size_t)rlen) < 0)
+            return;
+    }
+}
+
 /* The card process: one persona, inserted until killed. */
 static int card_main(const char *name)
 {
     char opts[PATH_MAX + 128];
     struct card c = {.name = name};
     VCardEmulOptions *options;
-    unsigned char msg[65536], rsp[65536];
-    int fd, one = 1, power_cuts = sh->power_cuts;
+    int fd, power_cuts = sh->power_cuts;
 
     if (load_atr(name, &c) == 0) {
         logf_("card %s: not a CAC (ATR from its atr file): every APDU refused", name);
@@ -429,81 +502,24 @@ static int card_main(const char *name)
         }
     }
     card_power_on(&c); /* the ATR is answered from this cache from now on */
-    fd = connect_vpcd();
-    if (fd < 0) {
-        logf_("card %s: cannot reach vpcd: %s", name, strerror(errno));
-        return 2;
-    }
     logf_("card %s: inserted, session %lu", name, sh->now.session);
-    for (;;) {
-        unsigned char hdr[2];
-        size_t len;
-        unsigned long t0;
-        int rlen;
-
-        setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
-        if (read_full(fd, hdr, 2) < 0)
-            break;
-        len = (size_t)hdr[0] << 8 | hdr[1];
-        if (read_full(fd, msg, len) < 0)
-            break;
-        t0 = now_us();
-        if (len == 1) {
-            bool was_verified = c.verified;
-
-            switch (msg[0]) {
-            case 0: /* power off */
-                card_power_off(&c);
-                logf_("card %s: power off%s", name, was_verified ? ", PIN login dropped" : "");
-                break;
-            case 1: /* power on */
-                if (!c.powered) {
-                    card_power_on(&c);
-                    logf_("card %s: power on", name);
-                }
-                break;
-            case 2: /* reset */
-                card_power_off(&c);
-                card_power_on(&c);
-                logf_("card %s: reset%s", name, was_verified ? ", PIN login dropped" : "");
-                break;
-            case 4: /* get ATR: from the cache, never by powering on again */
-                if (send_frame(fd, c.atr, (size_t)c.atr_len) < 0)
-                    goto out;
-                break;
-            default:
-                break;
-            }
-            continue;
+    /* A card stays in its reader until it is pulled (this process is killed):
+     * when vpcd drops the connection (it does after any failed transfer, and
+     * may close a fresh one when a failure of the card before races with it),
+     * the card connects again, as a card still in a real reader is seen again. */
+    for (int connections = 0;; connections++) {
+        fd = connect_vpcd();
+        if (fd < 0) {
+            logf_("card %s: cannot reach vpcd: %s", name, strerror(errno));
+            return 2;
         }
-        if (sh->power_cuts != power_cuts) { /* power was cut since the last APDU */
-            power_cuts = sh->power_cuts;
-            card_power_off(&c);
-            card_power_on(&c);
-            logf_("card %s: power cut: reset, logged out", name);
-        }
-        while (sh->mute)
-            usleep(20000);
-        if (sh->delay_ms > 0)
-            usleep((useconds_t)sh->delay_ms * 1000);
-        sh->now.apdus++;
-        if (len >= 2)
-            sh->now.by_ins[msg[1]]++;
-        sh->now.bytes_in += len;
-        rlen = card_apdu(&c, msg, len, rsp, (int)sizeof rsp);
-        sh->now.bytes_out += (unsigned long)rlen;
-        sh->now.busy_us += now_us() - t0;
-        /* The log never holds VERIFY data: it is a PIN. */
-        logf_("apdu %02X %02X %02X %02X len=%zu sw=%02X%02X", msg[0], len > 1 ? msg[1] : 0,
-              len > 2 ? msg[2] : 0, len > 3 ? msg[3] : 0, len, rlen >= 2 ? rsp[rlen - 2] : 0,
-              rlen >= 2 ? rsp[rlen - 1] : 0);
-        if (send_frame(fd, rsp, (size_t)rlen) < 0)
-            break;
+        if (connections > 0)
+            logf_("card %s: connected to vpcd again (%d)", name, connections);
+        serve_vpcd(&c, fd, &power_cuts);
+        close(fd);
+        logf_("card %s: vpcd closed the connection", name);
+        card_power_off(&c);
     }
-out:
-    logf_("card %s: vpcd closed the connection", name);
-    close(fd);
-    return 0;
 }
 
 /* ---- the supervisor ---- */
@@ -525,12 +541,63 @@ static void counters_close_session(void)
     t->busy_us += n->busy_us;
 }
 
+/* The path of NAME in this program's directory (the bench's build), into
+ * buf[PATH_MAX]; -1 when it cannot be known. */
+static int beside_me(char *buf, const char *name)
+{
+    ssize_t n = readlink("/proc/self/exe", buf, PATH_MAX - 1);
+    char *slash;
+
+    if (n <= 0)
+        return -1;
+    buf[n] = '\0';
+    slash = strrchr(buf, '/');
+    if (!slash || (size_t)(slash - buf) + 2 + strlen(name) > PATH_MAX)
+        return -1;
+    snprintf(slash + 1, PATH_MAX - (size_t)(slash + 1 - buf), "%s", name);
+    return 0;
+}
+
+/* Waits, up to timeout_ms, until pcscd reports the reader without a card, as
+ * a PC/SC client does (tests/bench/pcscwait, beside this program). A real
+ * reader reports a pull at once; vpcd's only between two of pcscd's polls,
+ * 400 ms apart, so a card inserted before that poll would take the place of
+ * the one pulled unseen, and pcscd would keep the reader's state from before
+ * (a failed reset leaves it "mute" for good): the wedged reader of issue 20. */
+static void wait_pull_seen(int timeout_ms)
+{
+    char exe[PATH_MAX], arg[16];
+    pid_t pid;
+    int status;
+
+    if (pcscd_pid <= 0 || beside_me(exe, "pcscwait") < 0)
+        return;
+    snprintf(arg, sizeof arg, "%d", timeout_ms);
+    pid = fork();
+    if (pid == 0) {
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        int null = open("/dev/null", O_WRONLY);
+        dup2(null, 1);
+        dup2(log_fd, 2);
+        /* pcscd's own socket in this namespace, whatever the caller's was */
+        setenv("PCSCLITE_CSOCK_NAME", "/run/pcscd/pcscd.comm", 1);
+        execl(exe, "pcscwait", "absent", arg, (char *)NULL);
+        _exit(127);
+    }
+    if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status) ||
+        WEXITSTATUS(status) != 0)
+        logf_("pcscd did not report the pull within %d ms", timeout_ms);
+}
+
 static void reap_card(void)
 {
     if (card_pid > 0) {
         kill(card_pid, SIGTERM);
         waitpid(card_pid, NULL, 0);
         card_pid = -1;
+        wait_pull_seen(3000);
     }
     if (sh->card[0]) {
         logf_("card %s removed", sh->card);
@@ -630,7 +697,11 @@ static void start_pcscd(void)
         sigprocmask(SIG_SETMASK, &none, NULL);
         dup2(pcscd_log_fd, 1);
         dup2(pcscd_log_fd, 2);
-        execlp("pcscd", "pcscd", "--foreground", "--config", conf_dir, (char *)NULL);
+        if (getenv("VCACD_PCSCD_DEBUG")) /* every driver call in pcscd.log */
+            execlp("pcscd", "pcscd", "--foreground", "--debug", "--config", conf_dir,
+                   (char *)NULL);
+        else
+            execlp("pcscd", "pcscd", "--foreground", "--config", conf_dir, (char *)NULL);
         _exit(127);
     }
     pcscd_pid = pid;
@@ -768,8 +839,11 @@ static int open_ctl_socket(const char *path)
 
 static void write_reader_conf(const char *dir)
 {
-    char path[PATH_MAX];
+    char path[PATH_MAX], driver[PATH_MAX];
     FILE *f;
+
+    if (beside_me(driver, "libifdbench.so") < 0)
+        die("the bench's reader driver (libifdbench.so beside vcacd)");
 
     pathf(path, "%s/run/reader.conf.d", dir);
     if (mkdir(path, 0755) < 0 && errno != EEXIST)
@@ -780,8 +854,8 @@ static void write_reader_conf(const char *dir)
         die(path);
     fprintf(f, "FRIENDLYNAME \"Virtual CAC Reader\"\n"
                "DEVICENAME   /dev/null:%d\n"
-               "LIBPATH      /usr/lib/pcsc/drivers/serial/libifdvpcd.so\n",
-            VPCD_PORT);
+               "LIBPATH      %s\n",
+            VPCD_PORT, driver);
     fclose(f);
 }
 
