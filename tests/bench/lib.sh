@@ -8,6 +8,8 @@ case "$bin" in /*) ;; *) bin=$PWD/$bin ;; esac # the same file from any director
 portal=$here/../portal/portal
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
+# shellcheck source=../lib/wait.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/wait.sh"
 ok() { echo "ok: $*"; }
 ctl() { "$here/bench" ctl "$CACREG_BENCH" "$@" >/dev/null; }
 # counter NAME: one counter of the card session now in the reader.
@@ -16,6 +18,10 @@ counter() { "$here/bench" ctl "$CACREG_BENCH" counters | tr ' ' '\n' | sed -n "s
 json() { /usr/bin/python3 -c 'import json,sys; d=json.load(sys.stdin)
 for k in sys.argv[1].split("."): d = d[int(k)] if isinstance(d, list) else d[k]
 print(d)' "$1"; }
+# bench_mark, then bench_logged PATTERN: whether the bench's log (one line per APDU,
+# power-off and reset: tests/bench/README.md) has a line matching PATTERN since the mark.
+bench_mark() { bench_log_from=$(($(wc -l <"$CACREG_BENCH/vcacd.log") + 1)); }
+bench_logged() { tail -n +"${bench_log_from:-1}" "$CACREG_BENCH/vcacd.log" | grep -qE -- "$1"; }
 # insert NAME: pull whatever card is in, insert NAME, and wait until PC/SC sees it.
 insert() {
     ctl remove
@@ -28,11 +34,7 @@ insert() {
 stop_pid() {
     kill -0 "$1" 2>/dev/null || return 0
     kill "$1" 2>/dev/null || true
-    for _ in $(seq 100); do
-        kill -0 "$1" 2>/dev/null || break
-        [ "$(ps -o stat= -p "$1" 2>/dev/null | cut -c1)" = Z ] && break
-        sleep 0.05
-    done
+    within 5 dead "$1" || true
 }
 # stop_tmux: the test's tmux server ($server_pid, if any), by PID.
 stop_tmux() {

@@ -60,19 +60,14 @@ CONF
 chmod 644 "$tmp/etc/cacreg/"*.conf
 "$here/logsink" "$tmp/log.sock" "$tmp/log" &
 sink_pid=$!
-for _ in $(seq 100); do [ -S "$tmp/log.sock" ] && break; sleep 0.05; done
+within 5 [ -S "$tmp/log.sock" ] || fail "the syslog sink did not start"
 
-screen() { tmux -S "$sock" capture-pane -p; }
-keys() { tmux -S "$sock" send-keys "$@"; }
-typed() { tmux -S "$sock" send-keys -l -- "$1"; }
-wait_for() { # TEXT [SECONDS]
-    for _ in $(seq $((${2:-10} * 20))); do screen | grep -qF -- "$1" && return 0; sleep 0.05; done
-    screen
-    tail -5 "$tmp/log"
-    fail "never on screen: $1"
-}
+# shellcheck source=../lib/screen.sh
+. "$here/../lib/screen.sh"
+on_wait_failure() { tail -5 "$tmp/log"; }
+_in_log() { grep -qE -- "$1" "$tmp/log"; }
 logged() { # PATTERN [SECONDS]: a line of the system log matching PATTERN
-    for _ in $(seq $((${2:-5} * 20))); do grep -qE -- "$1" "$tmp/log" && return 0; sleep 0.05; done
+    within "${2:-$WAIT_SECONDS}" _in_log "$1" && return 0
     cat "$tmp/log"
     fail "never in the log: $1"
 }
@@ -88,9 +83,7 @@ RUN
     tmux -S "$sock" -f /dev/null new-session -d -x 80 -y 24 "bash $tmp/run.sh"
     server_pid=$(tmux -S "$sock" display -p '#{pid}')
 }
-kiosk_pid() { # the launcher: the child of the pane's shell
-    ps -o pid= --ppid "$(tmux -S "$sock" display -p '#{pane_pid}')" | tr -d ' ' | head -1
-}
+kiosk_pid() { pane_child; } # the launcher: the child of the pane's shell
 session_pid() { ps -o pid= --ppid "$(kiosk_pid)" | tr -d ' ' | head -1 || true; }
 # no_shell: under the station there is the launcher and at most its one session, cacreg.
 no_shell() {
@@ -129,8 +122,11 @@ ok "idle screen: the station's name, its help text, insert your card"
 keys q C-c C-z 'C-\' C-d Escape Escape F1 F10 M-x
 tmux -S "$sock" send-keys -l -- "$(head -c 4000 /dev/zero | tr '\0' 'x')"
 kill -INT "$(kiosk_pid)"; kill -QUIT "$(kiosk_pid)"; kill -TSTP "$(kiosk_pid)"; kill -HUP "$(kiosk_pid)"
-sleep 0.5
-[ -s "$tmp/exit" ] && fail "a key or a signal ended the station: $(cat "$tmp/exit")"
+# The signals handled, the launcher back at its wait; then nothing may happen (the idle
+# screen has no key that shows anything, so this one is watched for half a second).
+quiet "$(kiosk_pid)"
+no_exit() { [ ! -s "$tmp/exit" ]; }
+stays 0.5 no_exit || fail "a key or a signal ended the station: $(cat "$tmp/exit")"
 wait_for "Insert your CAC to begin."
 no_shell "idle"
 ok "idle: q, Ctrl-C/Z/\\/D, Esc, F-keys, Alt, a paste, SIGINT, SIGQUIT, SIGTSTP, SIGHUP: still there, no shell"
@@ -156,14 +152,16 @@ ctl insert valid
 hold
 wait_for "Card ready: JANE Q DOE"
 first=$(session_pid)
-keys q Q # Q quits cacreg at its start: not in a station's session
-sleep 0.3
+keys q Q h # Q quits cacreg at its start, not in a station's session; h, read after them, opens help
+wait_for "The two ways to register"
 [ -n "$first" ] && [ "$(session_pid)" = "$first" ] || fail "q ended the session at its start"
-screen | grep -qF "Card ready: JANE Q DOE" || fail "q: the session's start screen is gone"
+keys Escape
+wait_for "Card ready: JANE Q DOE"
 cac_login
-keys C-c C-z 'C-\' q
-sleep 0.3
-screen | grep -qF "You are logged in" || fail "keys ended the session"
+keys C-c C-z 'C-\' q h # h, read after the others, opens help from the Done screen
+wait_for "The two ways to register"
+keys Escape
+wait_for "You are logged in"
 [ "$(session_pid)" = "$first" ] || fail "keys ended the session (a new one runs)"
 no_shell "in a session"
 keys Enter
@@ -320,7 +318,7 @@ ctl remove
 station
 wait_for "Insert your CAC to begin."
 kill -TERM "$(kiosk_pid)"
-for _ in $(seq 40); do [ -s "$tmp/exit" ] && break; sleep 0.05; done
+within 2 [ -s "$tmp/exit" ] || true
 [ "$(cat "$tmp/exit" 2>/dev/null)" = 0 ] || fail "SIGTERM: $(cat "$tmp/exit" 2>/dev/null)"
 logged "event=station_stop"
 ok "SIGTERM from the service manager: the station stops, logged"

@@ -19,6 +19,8 @@ cleanup() {
 trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 ok() { echo "ok: $*"; }
+# shellcheck source=../lib/wait.sh
+. "$here/../lib/wait.sh"
 
 cc -std=c11 -O0 -Wall -Wextra -Werror -pthread -o "$tmp/victim" "$here/memscan_victim.c"
 
@@ -31,10 +33,7 @@ start_victim() {
     printf '%s' "$b_text" | "$tmp/victim" "$RANDOM" "$1" >"$tmp/victim.out" &
     victim=$!
     victims+=("$victim")
-    for _ in $(seq 200); do
-        [ -s "$tmp/victim.out" ] && break
-        sleep 0.05
-    done
+    within 10 [ -s "$tmp/victim.out" ] || true
     read -r word a_hex c_hex d_hex <"$tmp/victim.out" || true
     [ "$word" = ready ] || fail "victim did not start"
 }

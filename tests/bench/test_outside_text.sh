@@ -139,12 +139,8 @@ RUN
     server_pid=$(tmux -S "$sock" display -p '#{pid}')
     tmux -S "$sock" select-pane -T cacreg-test
 }
-screen() { tmux -S "$sock" capture-pane -p; }
-wait_for() {
-    for _ in $(seq 200); do screen | grep -qF -- "$1" && return 0; sleep 0.05; done
-    screen
-    fail "never on screen: $1"
-}
+# shellcheck source=../lib/screen.sh
+. "$here/../lib/screen.sh"
 border() { # WHAT: every panel row ends at column 80 with its border
     local bad
     bad=$(screen | sed -n '4,18p' | /usr/bin/python3 -c '
@@ -166,23 +162,24 @@ LC_ALL=C grep -qP '\x1b\]|\x07|\x1b\[2J|\x1b\[31m' "$tmp/raw" && { cat -A "$tmp/
 screen | grep -qF 'EVE\e]0;pwned' || { screen; fail "screen: the escapes not shown visibly"; }
 ok "screen, escape card: its sequences shown visibly, none sent to the terminal, the title untouched"
 for persona in cjk combining emoji longcn; do
-    insert "$persona"
+    swap "$persona"
     wait_for "3 read, identity found"
     border "$persona"
 done
 ok "screen, CJK, combining accents, emoji and a 2 KB name: the panel's border at column 80"
-insert mismatch
+swap mismatch
 wait_for "3 read, identity found"
+wait_for "names two EDIPIs"
 screen | grep -qF "Card ready" && { screen; fail "screen: a card with two EDIPIs is 'ready'"; }
-screen | grep -qF "names two EDIPIs" || { screen; fail "screen: the panel does not say why"; }
 ok "screen, two EDIPIs: no 'Card ready', the panel says 'names two EDIPIs'"
 tui "$hostile"
-insert valid
+wait_for "names two EDIPIs"
+swap valid
 wait_for "Card ready"
-tmux -S "$sock" send-keys c
+keys c
 wait_for "enter your CAC PIN"
-tmux -S "$sock" send-keys -l 123456
-tmux -S "$sock" send-keys Enter
+typed 123456
+keys Enter
 wait_for "You are logged in as"
 tmux -S "$sock" capture-pane -p -e >"$tmp/raw"
 LC_ALL=C grep -qP '\x1b\]|\x07|\x1b\[2J|\xc2\x9b|\xe2\x80\xae' "$tmp/raw" && { cat -A "$tmp/raw" | head; fail "screen: the portal's sequences reached the terminal"; }

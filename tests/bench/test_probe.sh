@@ -32,17 +32,6 @@ signatures() { counter signatures; }
 expect_signatures() {
     [ "$(signatures)" = "$1" ] || fail "$2: signatures=$(signatures), want $1"
 }
-# wait_for COMMAND...: up to 10 s for COMMAND to succeed.
-wait_for() {
-    for _ in $(seq 200); do
-        "$@" && return 0
-        sleep 0.05
-    done
-    return 1
-}
-# log_mark, then log_has TEXT: whether the bench logged TEXT since the mark.
-log_mark() { log_from=$(($(wc -l <"$CACREG_BENCH/vcacd.log") + 1)); }
-log_has() { tail -n +"$log_from" "$CACREG_BENCH/vcacd.log" | grep -q "$1"; }
 logged_in() { [ "$(counter verifies)" = 1 ]; }
 
 # An attacker's connection held open (cardprobe --hold) keeps the card powered,
@@ -97,7 +86,7 @@ mkfifo "$tmp/in"
 pkcs11-tool --module "$module" --login --pin 123456 --sign --id 0001 -m SHA256-RSA-PKCS \
     -i "$tmp/in" -o "$tmp/sig" >"$tmp/p11.out" 2>&1 &
 p11_pid=$!
-wait_for logged_in || fail "pkcs11-tool did not log in: $(cat "$tmp/p11.out")"
+within 10 logged_in || fail "pkcs11-tool did not log in: $(cat "$tmp/p11.out")"
 probe 0 "verify=9000 sign=9000"
 expect_signatures 1 "probe while pkcs11-tool holds its login"
 ok "while pkcs11-tool is logged in: verify=9000 sign=9000, the probe's signature counted"
@@ -122,9 +111,9 @@ insert valid
 hold_start
 probe 0 "pin=9000 verify=9000 sign=9000" --verify 123456
 probe 0 "verify=9000 sign=9000"
-log_mark
+bench_mark
 probe 0 "reset=ok" --reset
-log_has "card valid: reset, PIN login dropped" || fail "vcacd did not see the reset"
+bench_logged "card valid: reset, PIN login dropped" || fail "vcacd did not see the reset"
 probe 1 "verify=63C3 sign=6982"
 hold_end 1 "verify=63C3 sign=6982 reset_seen=1"
 expect_signatures 2 "probes after a warm reset"
@@ -132,9 +121,9 @@ ok "warm reset: the card forgets its PIN (verify=63C3 sign=6982), the held clien
 
 # With nobody connected, pcscd powers the card down and it forgets its PIN.
 insert valid
-log_mark
+bench_mark
 probe 0 "pin=9000 verify=9000 sign=9000" --verify 123456
-wait_for log_has "card valid: power off, PIN login dropped" || fail "pcscd did not power the card down"
+within 10 bench_logged "card valid: power off, PIN login dropped" || fail "pcscd did not power the card down"
 probe 1 "verify=63C3 sign=6982"
 ok "idle power-down by pcscd: the card forgets its PIN"
 

@@ -50,12 +50,11 @@ one() {
         ;;
     esac
     pid=$!
-    sleep "$(printf '0.%03d' "$after")"
-    [ "$after" -ge 1000 ] && sleep "$((after / 1000))"
-    ctl remove
+    sleep "$((after / 1000)).$(printf '%03d' $((after % 1000)))" # the pull's moment: the experiment
     t0=$(ms)
-    for _ in $(seq 200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
-    if kill -0 "$pid" 2>/dev/null; then
+    ctl remove
+    within 10 dead "$pid" || true
+    if ! dead "$pid"; then
         kill -KILL "$pid" 2>/dev/null || true
         wait "$pid" 2>/dev/null || true
         hangs=$((hangs + 1))
@@ -79,20 +78,20 @@ one() {
 }
 
 # The front end: a card in, pulled while it is read or used; back at the start, no hang.
-screen() { tmux -S "$sock" capture-pane -p; }
+# shellcheck source=../lib/screen.sh
+. "$here/../lib/screen.sh"
 tui_one() {
     local delay=$((20 + RANDOM % 31)) after=$((100 + RANDOM % 3500)) t0 t
     ctl remove
     "$here/bench" wait "$CACREG_BENCH" absent >/dev/null
     ctl delay "$delay"
     ctl insert valid
-    sleep "$(printf '0.%03d' "$after")"
-    [ "$after" -ge 1000 ] && sleep "$((after / 1000))"
-    ctl remove
+    sleep "$((after / 1000)).$(printf '%03d' $((after % 1000)))" # the pull's moment: the experiment
     t0=$(ms)
-    for _ in $(seq 200); do screen | grep -qF "not inserted" && break; sleep 0.05; done
+    ctl remove
+    within 10 _shown "not inserted" || true
     t=$(($(ms) - t0))
-    if ! screen | grep -qF "not inserted"; then
+    if ! _shown "not inserted"; then
         hangs=$((hangs + 1))
         echo "HANG: front end, $delay ms/APDU, pulled after $after ms"
         screen
@@ -116,7 +115,7 @@ sleep 600
 RUN
 tmux -S "$sock" -f /dev/null new-session -d -x 80 -y 24 "bash $tmp/run.sh"
 server_pid=$(tmux -S "$sock" display -p '#{pid}')
-for _ in $(seq 100); do screen | grep -qF "Reader status" && break; sleep 0.05; done
+wait_for "Reader status"
 for _ in $(seq "$runs"); do
     tmux -S "$sock" send-keys c
     tmux -S "$sock" send-keys -l 123456
@@ -126,7 +125,7 @@ for _ in $(seq "$runs"); do
 done
 tmux -S "$sock" send-keys C-c
 t0=$(ms)
-for _ in $(seq 40); do [ -s "$tmp/exit" ] && break; sleep 0.05; done
+within 2 [ -s "$tmp/exit" ] || true
 [ -s "$tmp/exit" ] || fail "the front end did not end on Ctrl-C within 2 s after the pulls"
 echo "front end: Ctrl-C after the pulls ended it in $(($(ms) - t0)) ms"
 

@@ -24,14 +24,8 @@ cleanup() {
 trap cleanup EXIT
 port=$("$portal" start "$tmp/portal" --crl "$pki/inter.crl")
 
-screen() { tmux -S "$sock" capture-pane -p; }
-keys() { tmux -S "$sock" send-keys "$@"; }
-typed() { tmux -S "$sock" send-keys -l -- "$1"; }
-wait_for() {
-    for _ in $(seq 200); do screen | grep -qF -- "$1" && return 0; sleep 0.05; done
-    screen
-    fail "never on screen: $1"
-}
+# shellcheck source=../lib/screen.sh
+. "$here/../lib/screen.sh"
 
 ctl unblock valid
 insert valid
@@ -43,8 +37,7 @@ RUN
 tmux -S "$sock" -f /dev/null new-session -d -x 80 -y 24 "bash $tmp/run.sh"
 server_pid=$(tmux -S "$sock" display -p '#{pid}')
 wait_for "Card ready"
-pane=$(tmux -S "$sock" display -p '#{pane_pid}')
-pid=$(ps -o pid= --ppid "$pane" | tr -d ' ' | head -1)
+pid=$(pane_child)
 
 # The PIN, its VERIFY APDU as OpenSC's CAC driver sends it (P2 00, padded with FF),
 # the right password and a wrong one.
@@ -54,7 +47,7 @@ printf '%-34s %5s %7s %9s %6s\n' moment pin verify password wrong
 declare -A count=()
 scan() { # MOMENT: one row of the table; the counts in count[]
     local line
-    sleep 0.3 # whatever the front end does after drawing, done
+    quiet "$pid" # whatever the front end does after drawing, done: it waits for keys again
     while read -r label n; do count[$label]=$n; done < <("$here/memscan" "$pid" "${patterns[@]}")
     [ -z "${SECRETS_VERBOSE:-}" ] || "$here/memscan" -v "$pid" "${patterns[@]}" 2>&1 | grep -E "^  " >&2
     line=$(printf '%-34s %5s %7s %9s %6s' "$1" "${count[pin]}" "${count[verify]}" \

@@ -102,11 +102,12 @@ ctl remove
 "$here/bench" wait "$CACREG_BENCH" absent >/dev/null
 "$bin" status --watch --ca-bundle "$pki/ca-bundle.pem" --reader "Virtual CAC" >"$tmp/watch" 2>&1 &
 watch_pid=$!
-for _ in $(seq 100); do grep -q "^Reader:" "$tmp/watch" && break; sleep 0.05; done
+within 5 grep -q "^Reader:" "$tmp/watch" || true
 ctl insert valid
-for _ in $(seq 100); do grep -q "card_in" "$tmp/watch" && grep -q "^Card:" "$tmp/watch" && break; sleep 0.05; done
+card_shown() { grep -q "card_in" "$tmp/watch" && grep -q "^Card:" "$tmp/watch"; }
+within 5 card_shown || true
 ctl remove
-for _ in $(seq 100); do grep -q "card_out" "$tmp/watch" && break; sleep 0.05; done
+within 5 grep -q "card_out" "$tmp/watch" || true
 kill -INT "$watch_pid"
 rc=0
 wait "$watch_pid" || rc=$?
@@ -123,7 +124,7 @@ openssl ocsp -index "$pki/inter/index.txt" -port "$port" -rsigner "$pki/ocsp.pem
     -rkey "$pki/ocsp.key" -CA "$pki/inter/cert.pem" >"$tmp/ocsp.log" 2>&1 &
 ocsp_pid=$!
 trap 'kill "$ocsp_pid" 2>/dev/null || true; cleanup' EXIT
-for _ in $(seq 100); do grep -q "waiting for OCSP client connections" "$tmp/ocsp.log" && break; sleep 0.05; done
+within 5 grep -q "waiting for OCSP client connections" "$tmp/ocsp.log" || true
 ocsp_status() { # expected-exit persona
     local rc=0
     insert "$2"
@@ -158,7 +159,7 @@ while True:
 PY
 refuser_pid=$!
 trap 'kill "$refuser_pid" 2>/dev/null || true; cleanup' EXIT
-for _ in $(seq 100); do [ -e "$tmp/refusing.comm.ready" ] && break; sleep 0.05; done
+within 5 [ -e "$tmp/refusing.comm.ready" ] || true
 rc=0
 PCSCLITE_CSOCK_NAME=$tmp/refusing.comm USER=jdoe "$bin" status --wait 3000 >"$tmp/out" 2>&1 || rc=$?
 kill "$refuser_pid"

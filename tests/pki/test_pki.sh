@@ -103,7 +103,9 @@ openssl ocsp -index "$pki/inter/index.txt" -port "$port" -rsigner "$pki/ocsp.pem
     -rkey "$pki/ocsp.key" -CA "$pki/inter/cert.pem" >"$tmp/ocsp.log" 2>&1 &
 ocsp_pid=$!
 # It says when it listens; probing it with a connection would use up a request.
-for _ in $(seq 100); do grep -q "waiting for OCSP client connections" "$tmp/ocsp.log" && break; sleep 0.05; done
+# shellcheck source=../lib/wait.sh
+. "$(dirname "$0")/../lib/wait.sh"
+within 5 grep -q "waiting for OCSP client connections" "$tmp/ocsp.log" || true
 ask() {
     openssl ocsp -issuer "$pki/inter/cert.pem" -cert "$pki/cards/$1/id.pem" \
         -url "http://127.0.0.1:$port" -CAfile "$pki/ca-bundle.pem" 2>&1 || true

@@ -131,7 +131,8 @@ EOF
 unshare --mount --propagation private sh -c "mount -t tmpfs tmpfs ${client_so%/*} &&
     exec /usr/sbin/sshd -f '$T/sshd_config' -E '$T/sshd2.log' -o PidFile='$T/sshd2.pid' \
         -o ListenAddress=127.0.0.1:2226"
-for _ in $(seq 100); do [ -s "$T/sshd.pid" ] && [ -s "$T/sshd2.pid" ] && break; sleep 0.05; done
+sshds_up() { [ -s "$T/sshd.pid" ] && [ -s "$T/sshd2.pid" ]; }
+within 5 sshds_up || true
 listeners=" $(cat "$T/sshd.pid") $(cat "$T/sshd2.pid") "
 
 cat >"$T/client/config" <<EOF

@@ -22,6 +22,8 @@ set -euo pipefail
 
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
+# shellcheck source=../lib/screen.sh
+. "$(dirname "$0")/../lib/screen.sh"
 
 ca=(--ca-bundle "$pki/ca-bundle.pem" --crl "$pki/inter.crl")
 # cssh [cacreg ssh arguments...]: cacreg ssh with the test's client settings; exit in $rc,
@@ -37,7 +39,7 @@ want() { # exit-status message...: CACREG_TEST_VERBOSE=1 shows every output
 has() { grep -qF -- "$1" "$T/out" || { cat "$T/out"; fail "no '$1' in the output"; }; }
 # wait_exit PID LABEL: its exit status in $rc, within 20 s (else it is killed: a failure).
 wait_exit() {
-    for _ in $(seq 400); do alive_pid "$1" || break; sleep 0.05; done
+    within 20 dead "$1" || true
     alive_pid "$1" && { kill -KILL "$1"; cat "$T/out"; fail "$2: cacreg ssh did not end within 20 s"; }
     rc=0
     wait "$1" || rc=$?
@@ -54,7 +56,7 @@ clean() {
     pids=$(sed -n 's/^proc \([0-9]*\) .*/\1/p; s/^call \([0-9]*\) \([0-9]*\) .*/\1 \2/p' \
         "$T/rlog/calls" | tr ' ' '\n' | sort -u)
     sock=$(sed -n 's/^call [0-9]* [0-9]* [^ ]* \([^ ]*\) .*/\1/p' "$T/rlog/calls" | tail -1)
-    for _ in $(seq 100); do
+    leftovers() {
         left=
         for p in $pids; do
             case "$listeners" in *" $p "*) continue ;; esac
@@ -67,9 +69,9 @@ clean() {
         [ -n "$sock" ] && [ -e "$sock" ] && left="$left remote socket $sock"
         [ -n "$(ls -A "$T/xdg")" ] && left="$left local $(ls -A "$T/xdg")"
         compgen -G "/tmp/cacreg-ssh-*.sock" >/dev/null && left="$left $(echo /tmp/cacreg-ssh-*.sock)"
-        [ -z "$left" ] && break
-        sleep 0.05
-    done
+        [ -z "$left" ]
+    }
+    within 5 leftovers || true
     [ -z "$left" ] || fail "$1: left behind:$left"
     rm -f "$T/rlog/calls"
 }
@@ -109,7 +111,7 @@ ok "status through cacreg ssh: the card, via p11-kit-client.so (remote socket 06
 XDG_RUNTIME_DIR=$T/xdg env --default-signal=INT "$bin" ssh -F "$T/client/config" \
     --remote-cacreg "$T/remote-cacreg" -tt box -- status --watch "${ca[@]}" </dev/null >"$T/out2" 2>&1 &
 p2=$!
-for _ in $(seq 200); do grep -q "Pre-flight" "$T/out2" 2>/dev/null && break; sleep 0.05; done
+within 10 grep -q "Pre-flight" "$T/out2" || true
 grep -q "Pre-flight" "$T/out2" || { cat "$T/out2"; fail "first of two sessions did not report"; }
 cssh --remote-cacreg "$T/remote-cacreg" box -- status "${ca[@]}"
 want 0 "second of two sessions"
@@ -127,7 +129,7 @@ ok "two sessions at once: two remote sockets, both list the card; nothing left"
 XDG_RUNTIME_DIR=$T/xdg env --default-signal=INT "$bin" ssh -F "$T/client/config" --remote-cacreg "$T/remote-cacreg" -tt box \
     -- status --watch "${ca[@]}" </dev/null >"$T/out" 2>&1 &
 pid=$!
-for _ in $(seq 200); do grep -q "Pre-flight" "$T/out" 2>/dev/null && break; sleep 0.05; done
+within 10 grep -q "Pre-flight" "$T/out" || true
 grep -q "Pre-flight" "$T/out" || { cat "$T/out"; fail "status --watch did not report"; }
 ldir=$(echo "$T"/xdg/cacreg-ssh.*)
 [ "$(stat -c %a "$ldir")" = 700 ] || fail "local directory mode $(stat -c %a "$ldir")"
@@ -143,7 +145,7 @@ ok "local socket 0600 in a 0700 directory; Ctrl-C: exit 130, nothing left on eit
 XDG_RUNTIME_DIR=$T/xdg "$bin" ssh -F "$T/client/config" --remote-cacreg "$T/remote-cacreg" -tt box \
     -- status --watch "${ca[@]}" </dev/null >"$T/out" 2>&1 &
 pid=$!
-for _ in $(seq 200); do grep -q "Pre-flight" "$T/out" 2>/dev/null && break; sleep 0.05; done
+within 10 grep -q "Pre-flight" "$T/out" || true
 sshpid=$(ps -o pid=,comm= --ppid "$pid" | awk '$2 == "ssh" { print $1 }')
 [ -n "$sshpid" ] || fail "no ssh under cacreg ssh"
 kill -KILL "$sshpid"
@@ -157,7 +159,7 @@ ok "ssh killed: exit 255, said so, nothing left on either side"
 XDG_RUNTIME_DIR=$T/xdg "$bin" ssh -F "$T/client/config" --remote-cacreg "$T/remote-cacreg" -tt box \
     -- status --watch "${ca[@]}" </dev/null >"$T/out" 2>&1 &
 pid=$!
-for _ in $(seq 200); do grep -q "Pre-flight" "$T/out" 2>/dev/null && break; sleep 0.05; done
+within 10 grep -q "Pre-flight" "$T/out" || true
 session_sshd=
 while read -r _ p comm; do
     [ "$comm" = sshd ] || continue
@@ -271,53 +273,75 @@ mkdir -m 700 "$T/p11"
 p11-kit server --foreground --provider /usr/lib/x86_64-linux-gnu/pkcs11/opensc-pkcs11.so \
     --name "$T/p11/sock" 'pkcs11:manufacturer=Common%20Access%20Card' >"$T/p11/out" 2>&1 &
 server=$!
-for _ in $(seq 100); do [ -S "$T/p11/sock" ] && break; sleep 0.05; done
-probe() { env -u PCSCLITE_CSOCK_NAME P11_KIT_SERVER_ADDRESS="unix:path=$T/p11/sock" \
+within 5 [ -S "$T/p11/sock" ] || fail "p11-kit server: no socket"
+# probe ARGS...: slotevents through the p11-kit server; in the background as its own PID
+# (exec), so that stopping it stops it.
+probe() { exec env -u PCSCLITE_CSOCK_NAME P11_KIT_SERVER_ADDRESS="unix:path=$T/p11/sock" \
     "$T/slotevents" "$client_so" "$@"; }
 insert valid
-probe poll 300 9 >"$T/poll" &
+# The probe polls until its count runs out; each step below waits for the probe to have
+# seen the last one (its lines are flushed as they are written).
+polled() { grep -q "$1" "$T/poll" 2>/dev/null; }
+(probe poll 150 200 >"$T/poll") &
 pp=$!
-sleep 0.8; ctl remove; sleep 1; ctl insert valid2
-wait "$pp"
+within 15 polled 'present=1' || { cat "$T/poll"; fail "card in: never seen"; }
+ctl remove
+within 15 polled 'present=0' || { cat "$T/poll"; fail "card out: never seen"; }
+ctl insert valid2
+"$bench_dir/bench" wait "$CACREG_BENCH" present >/dev/null
+n=$(wc -l <"$T/poll")
+back() { tail -n +"$((n + 1))" "$T/poll" | grep -q 'present=1 token=CKR_OK'; }
+within 15 back || { cat "$T/poll"; fail "card back: never seen"; }
+kill "$pp"
+wait "$pp" || true
 sed -n 2p "$T/poll" | grep -q 'slots=1 present=1 token=CKR_OK event=CKR_FUNCTION_NOT_SUPPORTED' ||
     { cat "$T/poll"; fail "card in: $(sed -n 2p "$T/poll")"; }
 grep -q 'slots=1 present=0 token=CKR_TOKEN_NOT_PRESENT' "$T/poll" || { cat "$T/poll"; fail "card out"; }
 tail -1 "$T/poll" | grep -q 'slots=1 present=1 token=CKR_OK' || { cat "$T/poll"; fail "card back"; }
-probe wait 1500 >"$T/wait"
+(probe wait 1500 >"$T/wait")
 grep -q 'wait=CKR_FUNCTION_NOT_SUPPORTED' "$T/wait" || { cat "$T/wait"; fail "blocking wait: $(cat "$T/wait")"; }
 ctl remove
 "$bench_dir/bench" wait "$CACREG_BENCH" absent >/dev/null
-probe poll 300 6 >"$T/poll" &
+(probe poll 150 200 >"$T/poll") &
 pp=$!
-sleep 0.8; ctl insert valid
-wait "$pp"
-[ "$(grep -c 'slots=0 present=0' "$T/poll")" = 6 ] || { cat "$T/poll"; fail "no card at connect"; }
+within 15 polled 'slots=' || { cat "$T/poll"; fail "no card at connect: the probe never polled"; }
+ctl insert valid
+"$bench_dir/bench" wait "$CACREG_BENCH" present >/dev/null
+n=$(wc -l <"$T/poll")
+more() { [ "$(wc -l <"$T/poll")" -ge $((n + 6)) ]; } # six polls with the card in PC/SC's view
+within 15 more || { cat "$T/poll"; fail "no card at connect: the probe stopped polling"; }
+kill "$pp"
+wait "$pp" || true
+[ "$(grep -c 'slots=[1-9]' "$T/poll")" = 0 ] || { cat "$T/poll"; fail "no card at connect: a slot came"; }
 # The forwarding gone mid-session (the server and its p11-kit remote stopped): the next
 # call dies of SIGPIPE unless it is ignored; ignored, CKR_DEVICE_ERROR from then on.
 insert valid
 for pipe in default ignored; do
     rc=0
     if [ "$pipe" = ignored ]; then
-        (trap '' PIPE; probe poll 300 8 >"$T/poll") &
+        (trap '' PIPE; probe poll 150 40 >"$T/poll") &
     else
-        probe poll 300 8 >"$T/poll" &
+        (probe poll 150 40 >"$T/poll") &
     fi
     pp=$!
-    sleep 0.8
+    within 15 polled 'slots=1' || { cat "$T/poll"; fail "forwarding gone: the probe never saw the card"; }
+    # The server's p11-kit remote for this probe: its child, by PID (the server hands
+    # each connection to one).
+    remotes=$(ps -o pid= --ppid "$server" | tr -d ' ')
+    [ -n "$remotes" ] || fail "forwarding gone: no p11-kit remote under the server"
     if [ "$pipe" = default ]; then
         kill "$server"
         wait "$server" || true
-        pkill -x p11-kit-remote || true # this PID namespace is the test's
-    else
-        pkill -x p11-kit-remote || true
     fi
+    # shellcheck disable=SC2086 # one or more PIDs
+    kill $remotes 2>/dev/null || true
     wait "$pp" || rc=$?
     if [ "$pipe" = default ]; then
         [ "$rc" = 141 ] || { cat "$T/poll"; fail "forwarding gone, SIGPIPE default: exit $rc, want 141"; }
         p11-kit server --foreground --provider /usr/lib/x86_64-linux-gnu/pkcs11/opensc-pkcs11.so \
             --name "$T/p11/sock" 'pkcs11:manufacturer=Common%20Access%20Card' >"$T/p11/out" 2>&1 &
         server=$!
-        for _ in $(seq 100); do [ -S "$T/p11/sock" ] && break; sleep 0.05; done
+        within 5 [ -S "$T/p11/sock" ] || fail "p11-kit server: no socket"
     else
         if [ "$rc" != 0 ] || ! grep -q 'slots_rv=CKR_DEVICE_ERROR' "$T/poll"; then
             cat "$T/poll"
@@ -391,9 +415,8 @@ card_pulled() { # the card pulled on this computer while the remote flow waits f
         -- login --cac --pin-fd 0 "${ca[@]}" --portal "$portal_url" <"$fifo" >"$T/out" 2>&1 &
     local p=$!
     exec 7>"$fifo"
-    for _ in $(seq 200); do grep -q "checked" "$T/out" && break; sleep 0.05; done
-    ctl remove
-    sleep 1
+    within 10 grep -q "checked" "$T/out" || true
+    ctl remove # returns once PC/SC here has seen the pull: whatever asks the card from now on finds it gone
     (trap '' PIPE; echo 123456 >&7) 2>/dev/null || true # the remote side may be gone
     exec 7>&-
     wait "$p" || rc=$?
@@ -438,24 +461,20 @@ RUN
     tmux -S "$sock" -f /dev/null new-session -d -x 100 -y 30 \
         "env LANG=C.UTF-8 TERM=xterm-256color bash $T/tui.sh"
     server=$(tmux -S "$sock" display -p '#{pid}')
-    screen_has() { # TEXT: within 15 s
-        for _ in $(seq 300); do tmux -S "$sock" capture-pane -p | grep -qF -- "$1" && return 0; sleep 0.05; done
-        tmux -S "$sock" capture-pane -p
-        kill "$server"
-        fail "full-screen through cacreg ssh: never on screen: $1"
-    }
+    on_wait_failure() { kill "$server"; }
+    screen_has() { wait_for "$1" 15; }
     screen_has "Your computer's card"
     screen_has "forwarded over SSH"
     screen_has "Card ready: JANE Q DOE"
-    tmux -S "$sock" send-keys c
+    keys c
     screen_has "enter your CAC PIN"
-    tmux -S "$sock" send-keys -l 123456
-    tmux -S "$sock" send-keys Enter
+    typed 123456
+    keys Enter
     screen_has "You are logged in as jane.doe"
-    tmux -S "$sock" send-keys Enter
+    keys Enter
     screen_has "Card ready: JANE Q DOE"
-    tmux -S "$sock" send-keys q
-    for _ in $(seq 200); do [ -s "$T/tui.exit" ] && break; sleep 0.05; done
+    keys q
+    within 10 [ -s "$T/tui.exit" ] || true
     kill "$server" 2>/dev/null || true
     [ "$(cat "$T/tui.exit" 2>/dev/null)" = 0 ] || fail "full-screen through cacreg ssh: exit $(cat "$T/tui.exit" 2>/dev/null)"
 }
