@@ -591,13 +591,16 @@ static void wait_pull_seen(int timeout_ms)
         logf_("pcscd did not report the pull within %d ms", timeout_ms);
 }
 
-static void reap_card(void)
+/* Ends the card process, if any; pull_seen_ms > 0: then waits that long at most
+ * for PC/SC to see the reader empty (a pull, as the remove command makes one). */
+static void reap_card(int pull_seen_ms)
 {
     if (card_pid > 0) {
         kill(card_pid, SIGTERM);
         waitpid(card_pid, NULL, 0);
         card_pid = -1;
-        wait_pull_seen(3000);
+        if (pull_seen_ms > 0)
+            wait_pull_seen(pull_seen_ms);
     }
     if (sh->card[0]) {
         logf_("card %s removed", sh->card);
@@ -731,7 +734,7 @@ static int command(char *line, char *reply, size_t size)
         if (!sh->card[0]) {
             snprintf(reply, size, "ok no card");
         } else {
-            reap_card();
+            reap_card(3000);
             snprintf(reply, size, "ok removed");
         }
     } else if (strcmp(line, "status") == 0) {
@@ -998,7 +1001,7 @@ int main(int argc, char **argv)
                         if (pid == card_pid) {
                             logf_("card process ended (status %d)", status);
                             card_pid = -1;
-                            reap_card();
+                            reap_card(0);
                         } else if (pid == pcscd_pid) {
                             logf_("pcscd ended (status %d)", status);
                             pcscd_pid = -1;
@@ -1057,7 +1060,7 @@ int main(int argc, char **argv)
             }
         }
     }
-    reap_card();
+    reap_card(0);
     stop_pcscd(SIGTERM);
     unlinkat(run_fd, "ctl.sock", 0);
     logf_("vcacd stopped");
