@@ -39,6 +39,8 @@ TUI_SRC   := $(wildcard tui/*.c)
 TUI_PKGS  := jansson ncursesw formw
 KIOSK_SRC := $(wildcard kiosk/*.c)
 KIOSK_PKGS := ncursesw libsystemd
+PORTAL_SRC := $(wildcard portal/*.c)
+PORTAL_PKGS := libmicrohttpd gnutls sqlite3 libargon2 jansson libsystemd
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 
 # Two builds of everything we test: plain, and under ASan+UBSan.
@@ -57,7 +59,7 @@ PKI_STAMP   := $(BUILD)/pki/.stamp
 .DELETE_ON_ERROR:
 
 all: $(foreach v,$(VARIANTS),$(BUILD)/$(v)/libcacreg.a $(BUILD)/$(v)/cacreg \
-       $(BUILD)/$(v)/cacreg-kiosk) bench-tools
+       $(BUILD)/$(v)/cacreg-kiosk $(BUILD)/$(v)/cacreg-portald) bench-tools
 
 # Installs the Debian packages when one is missing (quick when none is).
 deps:
@@ -78,6 +80,11 @@ $(BUILD)/$(1)/cacreg: $(TUI_SRC) $(wildcard tui/*.h) $(wildcard core/*.h) VERSIO
 $(BUILD)/$(1)/cacreg-kiosk: $(KIOSK_SRC) $(wildcard core/*.h) $(BUILD)/$(1)/libcacreg.a
 	$$(CC) $$(ALL_CFLAGS) $$($(1)_FLAGS) $$(call pkg_cflags,$$(KIOSK_PKGS) $$(CORE_PKGS)) $(KIOSK_SRC) \
 	    $(BUILD)/$(1)/libcacreg.a $$(LDFLAGS) $$(call pkg_libs,$$(KIOSK_PKGS) $$(CORE_PKGS)) -o $$@
+
+$(BUILD)/$(1)/cacreg-portald: $(PORTAL_SRC) $(wildcard portal/*.h) $(wildcard core/*.h) VERSION $(BUILD)/$(1)/libcacreg.a
+	$$(CC) $$(ALL_CFLAGS) $$($(1)_FLAGS) $$(VERSION_DEFS) -Iportal \
+	    $$(call pkg_cflags,$$(PORTAL_PKGS) $$(CORE_PKGS)) $(PORTAL_SRC) \
+	    $(BUILD)/$(1)/libcacreg.a $$(LDFLAGS) $$(call pkg_libs,$$(PORTAL_PKGS) $$(CORE_PKGS)) -o $$@
 
 $(BUILD)/$(1)/tests/test_%: tests/unit/test_%.c $(BUILD)/$(1)/libcacreg.a | $(BUILD)/$(1)/tests
 	$$(CC) $$(ALL_CFLAGS) $$($(1)_FLAGS) $$(call pkg_cflags,$$(TEST_PKGS) $$(CORE_PKGS)) $$< \
@@ -163,9 +170,9 @@ mutate: deps
 # Nothing else in tui/ may print.
 lint: lint-output
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability --std=c11 \
-	    --suppress=missingIncludeSystem -Icore -Itui core tui kiosk tests/bench tests/unit tests/fuzz
-	clang-tidy --quiet $(CORE_SRC) $(TUI_SRC) $(KIOSK_SRC) -- -std=c11 -D_POSIX_C_SOURCE=200809L -Icore -Itui \
-	    $(call pkg_cflags,$(CORE_PKGS) $(TUI_PKGS))
+	    --suppress=missingIncludeSystem -Icore -Itui -Iportal core tui kiosk portal tests/bench tests/unit tests/fuzz
+	clang-tidy --quiet $(CORE_SRC) $(TUI_SRC) $(KIOSK_SRC) $(PORTAL_SRC) -- -std=c11 -D_POSIX_C_SOURCE=200809L \
+	    -Icore -Itui -Iportal -DCACREG_VERSION='"lint"' $(call pkg_cflags,$(CORE_PKGS) $(TUI_PKGS) $(PORTAL_PKGS))
 
 lint-output:
 	@bad=$$(grep -nE '(^|[^_a-z])(printf|fprintf|vprintf|vfprintf|puts|fputs|putchar|putc|fputc|fwrite)[[:space:]]*\(' \

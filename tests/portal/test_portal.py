@@ -153,6 +153,37 @@ class TestRootAndConventions(PortalTest):
                                         timeout=5).request("GET", "/api/v1/")
 
 
+class TestUnknownIssuer(PortalTest):
+    """A client certificate from a CA the TLS layer does not know at all ends the
+    handshake with the alert unknown_ca (one it knows but does not accept for
+    registration is a 403 untrusted_issuer, above)."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.tmp = tempfile.mkdtemp(prefix="cacreg-unknown-ca-")
+        key, ca, ckey, csr, cert = (os.path.join(cls.tmp, n) for n in
+                                    ("ca.key", "ca.pem", "id.key", "id.csr", "id.pem"))
+        run = lambda *a: subprocess.run(a, check=True, capture_output=True)  # noqa: E731
+        run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key,
+            "-subj", "/CN=Nobody Knows This CA", "-days", "2", "-out", ca)
+        run("openssl", "req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", ckey,
+            "-subj", "/CN=DOE.JANE.Q.1000000001", "-out", csr)
+        run("openssl", "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", key,
+            "-CAcreateserial", "-days", "2", "-out", cert)
+        cls.cert = (cert, ckey)
+
+    @classmethod
+    def tearDownClass(cls):
+        super().tearDownClass()
+        shutil.rmtree(cls.tmp)
+
+    def test_unknown_ca_alert(self):
+        with self.assertRaises((ssl.SSLError, ConnectionError)) as e:
+            self.call("POST", "cac-login", cert=self.cert)
+        self.assertIn("UNKNOWN_CA", str(e.exception).upper())
+
+
 class TestPasswordLogin(PortalTest):
     def test_login_logout(self):
         status, body, _ = self.call("POST", "session", {"username": "jane.doe",
