@@ -367,7 +367,7 @@ static api_error api_login(struct call *c)
         return e;
     rc = store_account_get(c->ctx->store, username, &account);
     if (rc == STORE_NOT_FOUND) {
-        password_dummy_check(password, plen);
+        password_dummy_check(password, plen, c->ctx->cost);
         e = fail(401, "invalid_credentials", json_pack("{s:i}", "attempts_left", API_LOCK_AFTER),
                  "The username or password is wrong.");
     } else if (rc != STORE_OK) {

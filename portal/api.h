@@ -31,7 +31,7 @@ typedef struct api_context {
     cacreg_checker *checker;
     limits *password_per_address; /* password attempts per client address */
     limits *password_per_account; /* password attempts per username */
-    password_cost cost;           /* for passwords set through the API (none in v1) */
+    password_cost cost;           /* the site's hash cost: an unknown username costs as much */
 } api_context;
 
 /* One request, as the HTTP layer read it. */

@@ -6,9 +6,12 @@
 
 #include "audit.h"
 
+static bool opened; /* set before any thread starts */
+
 void audit_open(void)
 {
     openlog("cacreg-portald", LOG_PID | LOG_NDELAY, LOG_AUTHPRIV);
+    opened = true;
 }
 
 static void put(audit_line *l, const char *s, size_t n)
@@ -81,5 +84,7 @@ void audit_add_cert(audit_line *l, const cacreg_cert *cert)
 
 void audit_send(const audit_line *l, int warn)
 {
+    if (!opened)
+        return;
     syslog(warn ? LOG_WARNING : LOG_NOTICE, "%s", l->text);
 }

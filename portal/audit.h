@@ -16,7 +16,7 @@ typedef struct audit_line {
     size_t len;
 } audit_line;
 
-/* Opens the system log for the daemon's lines. */
+/* Opens the system log for the daemon's lines; before it, lines go nowhere (the fuzzer). */
 void audit_open(void);
 
 /* Starts a line with event=NAME and, when there is one, addr=ADDRESS. */

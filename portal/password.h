@@ -20,7 +20,7 @@ bool password_hash(const char *password, size_t len, password_cost cost, char *o
 /* True when password matches stored; a stored "" (no password set) matches nothing. */
 bool password_check(const char *password, size_t len, const char *stored);
 
-/* Spends a check's time on nothing, for an unknown username (no probing by time). */
-void password_dummy_check(const char *password, size_t len);
+/* Spends a check's time at cost on nothing, for an unknown username (no probing by time). */
+void password_dummy_check(const char *password, size_t len, password_cost cost);
 
 #endif
