@@ -77,6 +77,7 @@ void audit_add_cert(audit_line *l, const cacreg_cert *cert)
     if (!cert)
         return;
     audit_add(l, "edipi", cert->edipi[0] ? cert->edipi : NULL);
+    audit_add(l, "subject", cert->subject);
     audit_add(l, "issuer", cert->issuer);
     audit_add(l, "serial", cert->serial);
     audit_add(l, "sha256", cert->sha256);

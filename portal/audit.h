@@ -25,7 +25,7 @@ void audit_begin(audit_line *l, const char *event, const char *addr);
 /* Adds key=value (skipped when value is NULL). */
 void audit_add(audit_line *l, const char *key, const char *value);
 
-/* Adds the certificate's issuer, serial and SHA-256 (and its EDIPI). */
+/* Adds the certificate's EDIPI, subject, issuer, serial and SHA-256. */
 void audit_add_cert(audit_line *l, const cacreg_cert *cert);
 
 /* Sends the line, at LOG_NOTICE, or LOG_WARNING when warn. */

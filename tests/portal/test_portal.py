@@ -135,6 +135,11 @@ class TestRootAndConventions(PortalTest):
         self.assertError(self.call("POST", "session", raw=b"x" * 10240,
                                    headers={"Content-Type": "application/json"}),
                          413, "too_large")
+        self.assertError(self.call("POST", "session",
+                                   raw=b'{"username": "jane.doe", "username": "x", "password": "p"}',
+                                   headers={"Content-Type": "application/json"}),
+                         400, "bad_request")
+        self.assertError(self.call("PATCH", "session", {}), 405, "method_not_allowed")
 
     def test_keep_alive(self):
         conn = self.portal.conn()
