@@ -33,7 +33,8 @@ static void usage(FILE *out)
             "  --config FILE    the configuration (default %s, if it exists)\n"
             "  --check-config   check the configuration and its files, then exit\n"
             "  --KEY VALUE      any configuration key (portald.conf(5)), '-' for '_'\n"
-            "  --help, --version\n\n"
+            "  --help           this text\n"
+            "  --version        the version\n\n"
             "Commands on the embedded store:\n%s",
             PORTALD_CONFIG_FILE, admin_usage);
 }
