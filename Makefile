@@ -207,9 +207,11 @@ KIOSK_UNITS := $(wildcard kiosk/*.service)
 KIOSK_SSHD  := $(wildcard kiosk/sshd-*.conf)
 KIOSK_CONF  := $(wildcard kiosk/kiosk.conf)
 
-PROGRAMS := $(BUILD)/plain/cacreg $(if $(KIOSK_SRC),$(BUILD)/plain/cacreg-kiosk)
+PROGRAMS := $(BUILD)/plain/cacreg $(if $(KIOSK_SRC),$(BUILD)/plain/cacreg-kiosk) \
+            $(BUILD)/plain/cacreg-portald
 MANPAGES := $(BUILD)/man/cacreg.1.gz $(BUILD)/man/cacreg.conf.5.gz \
-            $(if $(KIOSK_SRC),$(BUILD)/man/cacreg-kiosk.8.gz)
+            $(if $(KIOSK_SRC),$(BUILD)/man/cacreg-kiosk.8.gz) \
+            $(BUILD)/man/cacreg-portald.8.gz $(BUILD)/man/portald.conf.5.gz
 
 # What install installs, and only that (the package builds this, not `all`).
 programs: $(PROGRAMS) $(MANPAGES)
@@ -255,6 +257,14 @@ ifneq ($(KIOSK_SSHD),)
 else
 	@echo "install: kiosk/ has no sshd_config snippet yet (sshd-*.conf): skipped"
 endif
+	mkdir -p $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(UNITDIR)
+	install -m 755 $(BUILD)/plain/cacreg-portald $(DESTDIR)$(SBINDIR)/
+	install -m 644 $(BUILD)/man/cacreg-portald.8.gz $(DESTDIR)$(MANDIR)/man8/
+	install -m 644 $(BUILD)/man/portald.conf.5.gz $(DESTDIR)$(MANDIR)/man5/
+	install -m 644 portal/cacreg-portald.service $(DESTDIR)$(UNITDIR)/
+	@set -e; conf=$(DESTDIR)$(SYSCONFDIR)/cacreg/portald.conf; \
+	if [ -e $$conf ]; then echo "install: $$conf exists: kept"; \
+	else echo "install -m 644 portal/portald.conf $$conf"; install -m 644 portal/portald.conf $$conf; fi
 ifneq ($(KIOSK_CONF),)
 	@set -e; conf=$(DESTDIR)$(SYSCONFDIR)/cacreg/kiosk.conf; \
 	if [ -e $$conf ]; then echo "install: $$conf exists: kept"; \
@@ -265,6 +275,8 @@ endif
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/cacreg $(DESTDIR)$(SBINDIR)/cacreg-kiosk \
+	    $(DESTDIR)$(SBINDIR)/cacreg-portald $(DESTDIR)$(MANDIR)/man8/cacreg-portald.8.gz \
+	    $(DESTDIR)$(MANDIR)/man5/portald.conf.5.gz $(DESTDIR)$(UNITDIR)/cacreg-portald.service \
 	    $(DESTDIR)$(MANDIR)/man1/cacreg.1.gz $(DESTDIR)$(MANDIR)/man5/cacreg.conf.5.gz \
 	    $(DESTDIR)$(MANDIR)/man8/cacreg-kiosk.8.gz $(DESTDIR)$(COMPLETIONDIR)/cacreg \
 	    $(DESTDIR)$(POLKITDIR)/50-cacreg-group.rules \
@@ -272,7 +284,8 @@ uninstall:
 	    $(addprefix $(DESTDIR)$(KIOSKDATADIR)/,$(notdir $(KIOSK_SSHD)))
 	rm -rf $(DESTDIR)$(DOCDIR)
 	[ ! -d $(DESTDIR)$(KIOSKDATADIR) ] || rmdir --ignore-fail-on-non-empty $(DESTDIR)$(KIOSKDATADIR)
-	@set -e; for pair in data/cacreg.conf:cacreg.conf $(addsuffix :kiosk.conf,$(KIOSK_CONF)); do \
+	@set -e; for pair in data/cacreg.conf:cacreg.conf portal/portald.conf:portald.conf \
+	    $(addsuffix :kiosk.conf,$(KIOSK_CONF)); do \
 	    conf=$(DESTDIR)$(SYSCONFDIR)/cacreg/$${pair#*:}; \
 	    if cmp -s $${pair%%:*} $$conf; then echo "rm -f $$conf"; rm -f $$conf; \
 	    elif [ -e $$conf ]; then echo "uninstall: $$conf was changed: kept"; fi; \
