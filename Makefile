@@ -142,7 +142,7 @@ check-bench: bench-tools $(TEST_PROGS)
 
 # The full-screen front end on the bench and the reference portal.
 demo: deps
-	$(MAKE) --no-print-directory bench-tools $(BUILD)/plain/cacreg
+	$(MAKE) --no-print-directory bench-tools $(BUILD)/plain/cacreg $(BUILD)/plain/cacreg-portald
 	CACREG_BUILD=$(abspath $(BUILD)) tests/bench/demo
 
 # Long runs: the card pulled at random moments, 210 times per binary (PULL_RUNS x 3).
