@@ -259,6 +259,24 @@ static int import_json_account(store *s, const portald_config *cfg, json_t *o, s
     return rc;
 }
 
+/* The next line of text (cut at its newline, in place), *rest after it; NULL at the end. */
+static char *next_line(char **rest)
+{
+    char *line = *rest, *nl;
+
+    if (!line || !*line)
+        return NULL;
+    nl = strchr(line, '\n');
+    if (nl) {
+        *nl = '\0';
+        *rest = nl + 1;
+    } else {
+        *rest = line + strlen(line);
+    }
+    line[strcspn(line, "\r")] = '\0';
+    return line;
+}
+
 /* The fields of one CSV line (RFC 4180 quotes), in place; their count. */
 static size_t csv_fields(char *line, char **fields, size_t max)
 {
@@ -309,17 +327,16 @@ static int import_csv(store *s, const portald_config *cfg, char *text)
                                         "password_expires_in_days", "password"};
     enum { NCOL = sizeof names / sizeof names[0] };
     int col[NCOL], failed = 0, done = 0;
-    char *fields[32], *line, *save = NULL;
+    char *fields[32], *line, *rest = text;
     size_t n, lineno = 1;
 
     for (size_t k = 0; k < NCOL; k++)
         col[k] = -1;
-    line = strtok_r(text, "\n", &save);
+    line = next_line(&rest);
     if (!line) {
         fprintf(stderr, "cacreg-portald: the CSV file is empty\n");
         return ADMIN_FAILED;
     }
-    line[strcspn(line, "\r")] = '\0';
     n = csv_fields(line, fields, 32);
     for (size_t i = 0; i < n; i++)
         for (size_t k = 0; k < NCOL; k++)
@@ -329,10 +346,9 @@ static int import_csv(store *s, const portald_config *cfg, char *text)
         fprintf(stderr, "cacreg-portald: the CSV header must name username, edipi and display_name\n");
         return ADMIN_FAILED;
     }
-    while ((line = strtok_r(NULL, "\n", &save)) != NULL) {
+    while ((line = next_line(&rest)) != NULL) {
         json_t *o = json_object();
         lineno++;
-        line[strcspn(line, "\r")] = '\0';
         if (!*line) {
             json_decref(o);
             continue;
