@@ -39,6 +39,8 @@ TUI_SRC   := $(wildcard tui/*.c)
 TUI_PKGS  := jansson ncursesw formw
 KIOSK_SRC := $(wildcard kiosk/*.c)
 KIOSK_PKGS := ncursesw libsystemd
+PORTAL_SRC := $(wildcard portal/*.c)
+PORTAL_PKGS := libmicrohttpd gnutls sqlite3 libargon2 jansson libsystemd
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 
 # Two builds of everything we test: plain, and under ASan+UBSan.
@@ -58,7 +60,7 @@ PKI_STAMP   := $(BUILD)/pki/.stamp
 .DELETE_ON_ERROR:
 
 all: $(foreach v,$(VARIANTS),$(BUILD)/$(v)/libcacreg.a $(BUILD)/$(v)/cacreg \
-       $(BUILD)/$(v)/cacreg-kiosk) bench-tools
+       $(BUILD)/$(v)/cacreg-kiosk $(BUILD)/$(v)/cacreg-portald) bench-tools
 
 # Installs the Debian packages when one is missing (quick when none is).
 deps:
@@ -79,6 +81,11 @@ $(BUILD)/$(1)/cacreg: $(TUI_SRC) $(wildcard tui/*.h) $(wildcard core/*.h) VERSIO
 $(BUILD)/$(1)/cacreg-kiosk: $(KIOSK_SRC) $(wildcard core/*.h) $(BUILD)/$(1)/libcacreg.a
 	$$(CC) $$(ALL_CFLAGS) $$($(1)_FLAGS) $$(call pkg_cflags,$$(KIOSK_PKGS) $$(CORE_PKGS)) $(KIOSK_SRC) \
 	    $(BUILD)/$(1)/libcacreg.a $$(LDFLAGS) $$(call pkg_libs,$$(KIOSK_PKGS) $$(CORE_PKGS)) -o $$@
+
+$(BUILD)/$(1)/cacreg-portald: $(PORTAL_SRC) $(wildcard portal/*.h) $(wildcard core/*.h) VERSION $(BUILD)/$(1)/libcacreg.a
+	$$(CC) $$(ALL_CFLAGS) $$($(1)_FLAGS) $$(VERSION_DEFS) -Iportal \
+	    $$(call pkg_cflags,$$(PORTAL_PKGS) $$(CORE_PKGS)) $(PORTAL_SRC) \
+	    $(BUILD)/$(1)/libcacreg.a $$(LDFLAGS) $$(call pkg_libs,$$(PORTAL_PKGS) $$(CORE_PKGS)) -o $$@
 
 $(BUILD)/$(1)/tests/test_%: tests/unit/test_%.c $(BUILD)/$(1)/libcacreg.a | $(BUILD)/$(1)/tests
 	$$(CC) $$(ALL_CFLAGS) $$($(1)_FLAGS) $$(call pkg_cflags,$$(TEST_PKGS) $$(CORE_PKGS)) $$< \
@@ -139,7 +146,7 @@ check-bench: bench-tools $(TEST_PROGS)
 
 # The full-screen front end on the bench and the reference portal.
 demo: deps
-	$(MAKE) --no-print-directory bench-tools $(BUILD)/plain/cacreg
+	$(MAKE) --no-print-directory bench-tools $(BUILD)/plain/cacreg $(BUILD)/plain/cacreg-portald
 	CACREG_BUILD=$(abspath $(BUILD)) tests/bench/demo
 
 # Long runs: the card pulled at random moments, 210 times per binary (PULL_RUNS x 3).
@@ -167,9 +174,9 @@ mutate: deps
 # Nothing else in tui/ may print.
 lint: lint-output
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability --std=c11 \
-	    --suppress=missingIncludeSystem -Icore -Itui core tui kiosk tests/bench tests/unit tests/fuzz
-	clang-tidy --quiet $(CORE_SRC) $(TUI_SRC) $(KIOSK_SRC) -- -std=c11 -D_POSIX_C_SOURCE=200809L -Icore -Itui \
-	    $(call pkg_cflags,$(CORE_PKGS) $(TUI_PKGS))
+	    --suppress=missingIncludeSystem -Icore -Itui -Iportal core tui kiosk portal tests/bench tests/unit tests/fuzz
+	clang-tidy --quiet $(CORE_SRC) $(TUI_SRC) $(KIOSK_SRC) $(PORTAL_SRC) -- -std=c11 -D_POSIX_C_SOURCE=200809L \
+	    -Icore -Itui -Iportal -DCACREG_VERSION='"lint"' $(call pkg_cflags,$(CORE_PKGS) $(TUI_PKGS) $(PORTAL_PKGS))
 
 lint-output:
 	@bad=$$(grep -nE '(^|[^_a-z])(printf|fprintf|vprintf|vfprintf|puts|fputs|putchar|putc|fputc|fwrite)[[:space:]]*\(' \
@@ -204,9 +211,11 @@ KIOSK_UNITS := $(wildcard kiosk/*.service)
 KIOSK_SSHD  := $(wildcard kiosk/sshd-*.conf)
 KIOSK_CONF  := $(wildcard kiosk/kiosk.conf)
 
-PROGRAMS := $(BUILD)/plain/cacreg $(if $(KIOSK_SRC),$(BUILD)/plain/cacreg-kiosk)
+PROGRAMS := $(BUILD)/plain/cacreg $(if $(KIOSK_SRC),$(BUILD)/plain/cacreg-kiosk) \
+            $(BUILD)/plain/cacreg-portald
 MANPAGES := $(BUILD)/man/cacreg.1.gz $(BUILD)/man/cacreg.conf.5.gz \
-            $(if $(KIOSK_SRC),$(BUILD)/man/cacreg-kiosk.8.gz)
+            $(if $(KIOSK_SRC),$(BUILD)/man/cacreg-kiosk.8.gz) \
+            $(BUILD)/man/cacreg-portald.8.gz $(BUILD)/man/portald.conf.5.gz
 
 # What install installs, and only that (the package builds this, not `all`).
 programs: $(PROGRAMS) $(MANPAGES)
@@ -252,6 +261,14 @@ ifneq ($(KIOSK_SSHD),)
 else
 	@echo "install: kiosk/ has no sshd_config snippet yet (sshd-*.conf): skipped"
 endif
+	mkdir -p $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(UNITDIR)
+	install -m 755 $(BUILD)/plain/cacreg-portald $(DESTDIR)$(SBINDIR)/
+	install -m 644 $(BUILD)/man/cacreg-portald.8.gz $(DESTDIR)$(MANDIR)/man8/
+	install -m 644 $(BUILD)/man/portald.conf.5.gz $(DESTDIR)$(MANDIR)/man5/
+	install -m 644 portal/cacreg-portald.service $(DESTDIR)$(UNITDIR)/
+	@set -e; conf=$(DESTDIR)$(SYSCONFDIR)/cacreg/portald.conf; \
+	if [ -e $$conf ]; then echo "install: $$conf exists: kept"; \
+	else echo "install -m 644 portal/portald.conf $$conf"; install -m 644 portal/portald.conf $$conf; fi
 ifneq ($(KIOSK_CONF),)
 	@set -e; conf=$(DESTDIR)$(SYSCONFDIR)/cacreg/kiosk.conf; \
 	if [ -e $$conf ]; then echo "install: $$conf exists: kept"; \
@@ -262,6 +279,8 @@ endif
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/cacreg $(DESTDIR)$(SBINDIR)/cacreg-kiosk \
+	    $(DESTDIR)$(SBINDIR)/cacreg-portald $(DESTDIR)$(MANDIR)/man8/cacreg-portald.8.gz \
+	    $(DESTDIR)$(MANDIR)/man5/portald.conf.5.gz $(DESTDIR)$(UNITDIR)/cacreg-portald.service \
 	    $(DESTDIR)$(MANDIR)/man1/cacreg.1.gz $(DESTDIR)$(MANDIR)/man5/cacreg.conf.5.gz \
 	    $(DESTDIR)$(MANDIR)/man8/cacreg-kiosk.8.gz $(DESTDIR)$(COMPLETIONDIR)/cacreg \
 	    $(DESTDIR)$(POLKITDIR)/50-cacreg-group.rules \
@@ -269,7 +288,8 @@ uninstall:
 	    $(addprefix $(DESTDIR)$(KIOSKDATADIR)/,$(notdir $(KIOSK_SSHD)))
 	rm -rf $(DESTDIR)$(DOCDIR)
 	[ ! -d $(DESTDIR)$(KIOSKDATADIR) ] || rmdir --ignore-fail-on-non-empty $(DESTDIR)$(KIOSKDATADIR)
-	@set -e; for pair in data/cacreg.conf:cacreg.conf $(addsuffix :kiosk.conf,$(KIOSK_CONF)); do \
+	@set -e; for pair in data/cacreg.conf:cacreg.conf portal/portald.conf:portald.conf \
+	    $(addsuffix :kiosk.conf,$(KIOSK_CONF)); do \
 	    conf=$(DESTDIR)$(SYSCONFDIR)/cacreg/$${pair#*:}; \
 	    if cmp -s $${pair%%:*} $$conf; then echo "rm -f $$conf"; rm -f $$conf; \
 	    elif [ -e $$conf ]; then echo "uninstall: $$conf was changed: kept"; fi; \

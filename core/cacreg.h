@@ -256,6 +256,58 @@ const char *cacreg_verdict_name(cacreg_verdict v);
 /* A verdict in a few words, for a panel: "valid", "revoked", "names two EDIPIs", ... */
 const char *cacreg_verdict_words(cacreg_verdict v);
 
+/* ---- a portal's check of a TLS client certificate (core/check.c) ---- */
+
+/*
+ * What a portal (cacreg-portald) asks of the same certificate code the client
+ * uses: is this the person's identity certificate, whose EDIPI, and its chain,
+ * dates and revocation, in docs/portal-api.md's 403 order. Thread-safe: one
+ * checker serves every connection. Free with cacreg_checker_free().
+ */
+typedef struct cacreg_checker cacreg_checker;
+
+/* What the checker is given; "" (or 0) leaves a part out. */
+typedef struct cacreg_checker_options {
+    const char *ca_bundle;   /* PEM: the issuers accepted for CAC registration */
+    const char *crl_file;    /* PEM or DER CRLs, re-read by cacreg_checker_refresh() */
+    const char *ocsp_url;    /* http:// responder */
+    int ocsp_timeout_s;      /* one OCSP exchange at most this long (0: 3 s) */
+    int ocsp_cache_max_s;    /* an answer is kept until its nextUpdate, at most this (0: 3600) */
+    int ocsp_cache_bare_s;   /* an answer without nextUpdate is kept this long (0: none) */
+    bool soft_fail;          /* revocation that cannot be had counts as good (said in the result) */
+} cacreg_checker_options;
+
+/* One certificate checked: the verdict, the parsed fields, what revocation said. */
+typedef struct cacreg_check {
+    cacreg_verdict verdict;   /* OK, UNTRUSTED, NOT_YET_VALID, EXPIRED, REVOKED,
+                                 REVOCATION_UNKNOWN or WRONG_KIND (never EDIPI_MISMATCH:
+                                 a portal takes the UPN's EDIPI) */
+    bool readable;            /* cert below holds the certificate's fields */
+    cacreg_cert cert;
+    const char *revoked_by;   /* REVOKED: "crl" or "ocsp" */
+    long long revoked_at;     /* REVOKED: when, 0 if the source did not say */
+    bool ocsp_cached;         /* the OCSP answer came from the cache */
+    bool soft_failed;         /* revocation could not be had and soft_fail let it pass */
+} cacreg_check;
+
+/* Loads the bundle and CRL; CACREG_ERR_NOT_FOUND (and why in err) when one cannot be read. */
+cacreg_err cacreg_checker_new(cacreg_checker **out, const cacreg_checker_options *opt, char *err,
+                              size_t err_size);
+
+/* Stops using the checker; NULL is allowed. No check may be running. */
+void cacreg_checker_free(cacreg_checker *c);
+
+/*
+ * Re-reads the CRL file when it changed on disk (its inode, size or time), and
+ * forgets the cached OCSP answers that are past their time. *reloaded says
+ * whether it was read; on an error the CRL before stays in use and err says why.
+ */
+cacreg_err cacreg_checker_refresh(cacreg_checker *c, bool *reloaded, char *err, size_t err_size);
+
+/* Checks a DER certificate at time now (seconds since the epoch); may ask OCSP (blocks). */
+void cacreg_checker_check(cacreg_checker *c, const unsigned char *der, size_t len, long long now,
+                          cacreg_check *out);
+
 #define CACREG_MAX_CERTS 6
 
 typedef enum {

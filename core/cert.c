@@ -476,8 +476,10 @@ static int connect_once(const char *host, const char *port, int timeout_s)
     return fd;
 }
 
-/* Asks the configured OCSP responder about x; the answer must verify against the anchors. */
-static enum ocsp_answer ocsp_ask(const cacreg_trust *trust, X509 *x)
+/* Asks the configured OCSP responder about x; the answer must verify against the anchors.
+ * revoked_at and next_update (0: none given) are filled when not NULL. */
+static enum ocsp_answer ocsp_ask(const cacreg_trust *trust, X509 *x, long long *revoked_at_out,
+                                 long long *next_update_out)
 {
     enum ocsp_answer answer = OCSP_NO_ANSWER;
     char *host = NULL, *port = NULL, *path = NULL;
@@ -530,6 +532,10 @@ static enum ocsp_answer ocsp_ask(const cacreg_trust *trust, X509 *x)
         answer = OCSP_GOOD;
     else if (status == V_OCSP_CERTSTATUS_REVOKED)
         answer = OCSP_REVOKED;
+    if (revoked_at_out)
+        *revoked_at_out = answer == OCSP_REVOKED ? asn1_time_to_epoch(revoked_at) : 0;
+    if (next_update_out)
+        *next_update_out = next_update ? asn1_time_to_epoch(next_update) : 0;
 out:
     ERR_clear_error();
     OCSP_BASICRESP_free(basic);
@@ -577,7 +583,7 @@ static cacreg_verdict revocation(const cacreg_trust *trust, X509 *x, long long n
         answered = rc == 0;
     }
     if (trust->ocsp_url[0]) {
-        enum ocsp_answer a = ocsp_ask(trust, x);
+        enum ocsp_answer a = ocsp_ask(trust, x, NULL, NULL);
         if (a == OCSP_REVOKED) {
             cacreg_errf(detail, detail_size, "It has been revoked (the OCSP responder says so).");
             return CACREG_VERDICT_REVOKED;
@@ -643,4 +649,39 @@ cacreg_verdict cacreg_cert_preflight(const cacreg_cert *cert, const cacreg_cert_
     }
     X509_free(x);
     return v;
+}
+
+int cacreg_cert_ocsp(const cacreg_trust *trust, const cacreg_cert_der *der, long long *revoked_at,
+                     long long *next_update)
+{
+    const unsigned char *p = der->bytes;
+    X509 *x = d2i_X509(NULL, &p, (long)der->len);
+    enum ocsp_answer a;
+
+    *revoked_at = 0;
+    *next_update = 0;
+    if (!x || !trust->ocsp_url[0]) {
+        X509_free(x);
+        ERR_clear_error();
+        return -1;
+    }
+    a = ocsp_ask(trust, x, revoked_at, next_update);
+    X509_free(x);
+    return a == OCSP_GOOD ? 0 : a == OCSP_REVOKED ? 1 : -1;
+}
+
+long long cacreg_cert_crl_revoked_at(const cacreg_trust *trust, const cacreg_cert_der *der)
+{
+    const unsigned char *p = der->bytes;
+    X509 *x = d2i_X509(NULL, &p, (long)der->len);
+    long long at = 0;
+
+    for (int i = 0; x && trust->crls && i < sk_X509_CRL_num(trust->crls) && !at; i++) {
+        X509_REVOKED *entry = NULL;
+        if (X509_CRL_get0_by_cert(sk_X509_CRL_value(trust->crls, i), &entry, x) == 1 && entry)
+            at = asn1_time_to_epoch(X509_REVOKED_get0_revocationDate(entry));
+    }
+    X509_free(x);
+    ERR_clear_error();
+    return at;
 }

@@ -26,4 +26,15 @@ void cacreg_portal_parse(cacreg_request kind, long http_status, const char *cont
                          const char *body, size_t len, cacreg_secret *session,
                          cacreg_portal_result *r);
 
+/*
+ * For a portal's check (core/check.c): asks trust's OCSP responder about der
+ * (1 revoked, 0 good, -1 no answer or none configured), with when it was
+ * revoked and the answer's nextUpdate (0: none given).
+ */
+int cacreg_cert_ocsp(const cacreg_trust *trust, const cacreg_cert_der *der, long long *revoked_at,
+                     long long *next_update);
+
+/* When trust's CRL says der was revoked; 0 when no CRL lists it. */
+long long cacreg_cert_crl_revoked_at(const cacreg_trust *trust, const cacreg_cert_der *der);
+
 #endif

@@ -18,6 +18,7 @@ pki=${CACREG_PKI:-$build/pki}
 tmp=$(mktemp -d)
 installed=()
 group_made=false
+portal_user_made=false
 failed=0
 
 fail() { echo "FAIL: $*" >&2; failed=$((failed + 1)); }
@@ -27,6 +28,10 @@ skip() { echo "skip: $*"; }
 cleanup() {
     if [ ${#installed[@]} -gt 0 ]; then
         dpkg --purge "${installed[@]}" >/dev/null 2>&1 || true
+    fi
+    if $portal_user_made && getent passwd cacreg-portal >/dev/null; then
+        deluser --system --quiet cacreg-portal || true
+        delgroup --system --quiet cacreg-portal 2>/dev/null || true
     fi
     if $group_made && getent group cacreg >/dev/null; then
         getent passwd cacreg-kiosk >/dev/null && deluser --system --quiet cacreg-kiosk
@@ -63,6 +68,7 @@ if [ -z "$debs" ]; then
 fi
 deb=$(ls "$debs"/cacreg_*.deb)
 kiosk_deb=$(ls "$debs"/cacreg-kiosk_*.deb 2>/dev/null || true)
+portal_deb=$(ls "$debs"/cacreg-portal_*.deb)
 version=$(cat "$top/VERSION")
 [ "$(dpkg-deb -f "$deb" Version)" = "$version" ] && ok "package version $version, as VERSION says" ||
     fail "package version $(dpkg-deb -f "$deb" Version), VERSION $version"
@@ -75,7 +81,7 @@ if [ "$(id -u)" != 0 ]; then
 elif dpkg-query -W -f='${db:Status-Status}' cacreg 2>/dev/null | grep -qv '^not-installed$'; then
     why_not="a cacreg package is installed here"
 else
-    for d in $deb $kiosk_deb; do
+    for d in $deb $kiosk_deb $portal_deb; do
         while read -r path; do
             [ -e "$path" ] && [ ! -d "$path" ] && why_not="$path is already there" && break 2
         done < <(dpkg-deb --fsys-tarfile "$d" | tar -t | sed 's|^\./|/|')
@@ -85,13 +91,16 @@ fi
 if [ -z "$why_not" ]; then
     root=
     getent group cacreg >/dev/null || group_made=true
+    getent passwd cacreg-portal >/dev/null || portal_user_made=true
     files >"$tmp/before"
     t0=$(date +%s%N)
     installed=(cacreg)
     to_install=("$deb")
     [ -z "$kiosk_deb" ] || { installed+=(cacreg-kiosk); to_install+=("$kiosk_deb"); }
+    installed+=(cacreg-portal)
+    to_install+=("$portal_deb")
     if dpkg -i "${to_install[@]}" >"$tmp/dpkg.log" 2>&1; then
-        ok "dpkg -i $(basename "$deb") $(basename "${kiosk_deb:-}") ($((($(date +%s%N) - t0) / 1000000)) ms)"
+        ok "dpkg -i $(basename "$deb") $(basename "${kiosk_deb:-}") $(basename "$portal_deb") ($((($(date +%s%N) - t0) / 1000000)) ms)"
     else
         cat "$tmp/dpkg.log"
         fail "dpkg -i"
@@ -104,8 +113,20 @@ else
     root=$tmp/root
     dpkg-deb -x "$deb" "$root"
     [ -z "$kiosk_deb" ] || dpkg-deb -x "$kiosk_deb" "$root"
+    dpkg-deb -x "$portal_deb" "$root"
 fi
 bin=$root/usr/bin/cacreg
+portald=$root/usr/sbin/cacreg-portald
+[ "$("$portald" --version)" = "cacreg-portald $version" ] && ok "cacreg-portald --version: $version" ||
+    fail "cacreg-portald --version says '$("$portald" --version)'"
+# The shipped configuration, the test PKI's files in place of the site's: --check-config passes.
+sed -e "s|^#tls_cert = .*|tls_cert = $pki/server.pem|" -e "s|^#tls_key = .*|tls_key = $pki/server.key|" \
+    -e "s|^#tls_client_ca = .*|tls_client_ca = $pki/tls-accept.pem|" \
+    -e "s|^#ca_bundle = .*|ca_bundle = $pki/ca-bundle.pem|" "$root/etc/cacreg/portald.conf" >"$tmp/portald.conf"
+chmod o-r "$pki/server.key"
+"$portald" --config "$tmp/portald.conf" --check-config >"$tmp/check" 2>&1 &&
+    ok "the shipped portald.conf with a site's files: --check-config passes" ||
+    fail "cacreg-portald --check-config: $(cat "$tmp/check")"
 
 # ---- what it says about itself ----
 "$bin" --version >"$tmp/version"
@@ -180,6 +201,11 @@ if [ -z "$root" ]; then
         enabled=$(systemctl list-unit-files 'cacreg-kiosk*' --state=enabled --no-legend 2>/dev/null || true)
         [ -z "$enabled" ] && ok "no kiosk unit enabled" || fail "kiosk units enabled: $enabled"
     fi
+    getent passwd cacreg-portal >/dev/null && ok "the user cacreg-portal exists" || fail "no user cacreg-portal"
+    echo "$conffiles" | grep -qx /etc/cacreg/portald.conf && ok "/etc/cacreg/portald.conf is a conffile" ||
+        fail "/etc/cacreg/portald.conf is not a conffile"
+    enabled=$(systemctl list-unit-files 'cacreg-portald*' --state=enabled --no-legend 2>/dev/null || true)
+    [ -z "$enabled" ] && ok "cacreg-portald.service not enabled" || fail "enabled: $enabled"
     if [ -r /usr/share/bash-completion/bash_completion ]; then
         # shellcheck disable=SC2016 # expanded by the inner bash
         got=$(bash -c '. /usr/share/bash-completion/bash_completion

@@ -13,6 +13,7 @@ top=$(cd "$(dirname "$0")/../.." && pwd)
 build=${CACREG_BUILD:-$top/build}
 bin=${CACREG_BIN:-$build/plain/cacreg}
 kiosk_bin=${CACREG_KIOSK_BIN:-$build/plain/cacreg-kiosk}
+portald_bin=${CACREG_PORTALD:-$build/plain/cacreg-portald}
 man=$top/docs/man
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -104,6 +105,27 @@ else
     echo "skip: cacreg-kiosk options ($kiosk_bin not built)"
 fi
 
+# The portal: cacreg-portald(8)'s options and --help; portal/config.c's keys,
+# portald.conf(5)'s and portal/portald.conf's (which, uncommented, must pass the
+# syntax check: --check-config then speaks of files, not of keys).
+if [ -x "$portald_bin" ]; then
+    same "cacreg-portald options" "--help" "$("$portald_bin" --help | help_table | grep -v -- '--KEY')" \
+        "cacreg-portald.8" "$(man_options "$man/cacreg-portald.8" - | grep -vx -- '--')"
+    sed -n 's/^#\([a-z_][a-z_0-9]* =\)/\1/p' "$top/portal/portald.conf" >"$tmp/portald.conf"
+    if "$portald_bin" --config "$tmp/portald.conf" --check-config 2>&1 | grep -q "unknown key\|is not"; then
+        fail "portal/portald.conf's defaults are refused"
+    else
+        ok "portal/portald.conf's defaults, uncommented, are taken"
+    fi
+else
+    echo "skip: cacreg-portald options ($portald_bin not built)"
+fi
+portald_code=$(sed -n 's/^ *[A-Z]*_KEY("\([a-z_0-9]*\)".*/\1/p' "$top/portal/config.c")
+same "portald.conf keys" "portal/config.c" "$portald_code" "portald.conf.5" \
+    "$(awk '/^\.Sh / { keys = ($2 == "KEYS") } keys && /^\.It Cm / { print $3 }' "$man/portald.conf.5")"
+same "example portald.conf keys" "portal/config.c" "$portald_code" "portal/portald.conf" \
+    "$(sed -n 's/^#\{0,1\}\([a-z_][a-z_0-9]*\) =.*/\1/p' "$top/portal/portald.conf")"
+
 # The polkit rule shipped for a group allows what cacreg status suggests for a user.
 same "polkit actions" "core/reader.c" "$(grep -o 'org\.debian\.pcsc-lite\.[a-z_]*' "$top/core/reader.c")" \
     "50-cacreg-group.rules" "$(grep -o 'org\.debian\.pcsc-lite\.[a-z_]*' "$top/data/50-cacreg-group.rules")"
@@ -111,7 +133,7 @@ same "polkit actions" "core/reader.c" "$(grep -o 'org\.debian\.pcsc-lite\.[a-z_]
 # mandoc -Tlint, in the pages' directory so that they find each other. A page of
 # another package (pcscd(8) ...) that this machine lacks is not the pages' fault.
 cd "$man"
-lint=$(mandoc -Tlint cacreg.1 cacreg.conf.5 cacreg-kiosk.8 2>&1 | grep -E '^mandoc: [^ ]+:[0-9]+:[0-9]+: ' |
+lint=$(mandoc -Tlint cacreg.1 cacreg.conf.5 cacreg-kiosk.8 cacreg-portald.8 portald.conf.5 2>&1 | grep -E '^mandoc: [^ ]+:[0-9]+:[0-9]+: ' |
     grep -vE 'referenced manual not found: Xr (pcscd|pkcs11-tool|polkit|ssh|sshd_config|p11-kit|systemd\.exec|bash) ') || true
 if [ -z "$lint" ]; then ok "mandoc -Tlint: clean"; else fail "mandoc -Tlint: $lint"; fi
 

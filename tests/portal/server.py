@@ -417,6 +417,14 @@ def hostile_strings(obj):
 
 # ---- HTTP ----
 
+def unique_keys(pairs):
+    """A JSON object whose keys are all different (a key twice is not JSON we take)."""
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        raise ValueError("a key twice")
+    return obj
+
+
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     # Headers and body go out in two writes: without this, Nagle and the
@@ -439,6 +447,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def do_PUT(self):
         self.dispatch("PUT")
+
+    def do_PATCH(self):
+        self.dispatch("PATCH")
 
     ROUTES = {
         "": {"GET": "root"},
@@ -530,7 +541,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if ctype != "application/json":
             raise Refusal(415, "unsupported_media_type", "Send the body as application/json.")
         try:
-            body = json.loads(raw)
+            body = json.loads(raw, object_pairs_hook=unique_keys)
         except (ValueError, UnicodeDecodeError):
             raise Refusal(400, "bad_request", "The body is not JSON.")
         if not isinstance(body, dict):

@@ -135,6 +135,11 @@ class TestRootAndConventions(PortalTest):
         self.assertError(self.call("POST", "session", raw=b"x" * 10240,
                                    headers={"Content-Type": "application/json"}),
                          413, "too_large")
+        self.assertError(self.call("POST", "session",
+                                   raw=b'{"username": "jane.doe", "username": "x", "password": "p"}',
+                                   headers={"Content-Type": "application/json"}),
+                         400, "bad_request")
+        self.assertError(self.call("PATCH", "session", {}), 405, "method_not_allowed")
 
     def test_keep_alive(self):
         conn = self.portal.conn()
@@ -151,6 +156,44 @@ class TestRootAndConventions(PortalTest):
         with self.assertRaises(ssl.SSLError):
             http.client.HTTPSConnection("localhost", self.portal.port, context=ctx,
                                         timeout=5).request("GET", "/api/v1/")
+
+
+class TestUnknownIssuer(PortalTest):
+    """A client certificate from a CA the TLS layer does not know at all ends the
+    handshake with the alert unknown_ca (one it knows but does not accept for
+    registration is a 403 untrusted_issuer, above)."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.tmp = tempfile.mkdtemp(prefix="cacreg-unknown-ca-")
+        key, ca, ckey, csr, cert = (os.path.join(cls.tmp, n) for n in
+                                    ("ca.key", "ca.pem", "id.key", "id.csr", "id.pem"))
+        run = lambda *a: subprocess.run(a, check=True, capture_output=True)  # noqa: E731
+        run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key,
+            "-subj", "/CN=Nobody Knows This CA", "-days", "2", "-out", ca)
+        run("openssl", "req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", ckey,
+            "-subj", "/CN=DOE.JANE.Q.1000000001", "-out", csr)
+        run("openssl", "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", key,
+            "-CAcreateserial", "-days", "2", "-out", cert)
+        cls.cert = (cert, ckey)
+
+    @classmethod
+    def tearDownClass(cls):
+        super().tearDownClass()
+        shutil.rmtree(cls.tmp)
+
+    def test_unknown_ca_alert(self):
+        ctx = ssl.create_default_context(cafile=CA)
+        ctx.load_cert_chain(*self.cert)
+        # The alert is read, not raced by a request: with TLS 1.3 the server's
+        # verdict on the client certificate arrives after the client's handshake
+        # is over, and data sent into a closed connection can get a reset instead.
+        with socket.create_connection(("127.0.0.1", self.portal.port), timeout=10) as raw:
+            with ctx.wrap_socket(raw, server_hostname="localhost") as tls:
+                with self.assertRaises(ssl.SSLError) as e:
+                    tls.recv(1)
+        self.assertIn("UNKNOWN_CA", str(e.exception).upper())
 
 
 class TestPasswordLogin(PortalTest):
