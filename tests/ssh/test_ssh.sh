@@ -278,6 +278,9 @@ within 5 [ -S "$T/p11/sock" ] || fail "p11-kit server: no socket"
 # (exec), so that stopping it stops it.
 probe() { exec env -u PCSCLITE_CSOCK_NAME P11_KIT_SERVER_ADDRESS="unix:path=$T/p11/sock" \
     "$T/slotevents" "$client_so" "$@"; }
+# server_ready: a module initialised through it (its socket is there before it listens).
+server_ready() { (probe list >/dev/null 2>&1); }
+within 10 server_ready || fail "p11-kit server: never answered"
 insert valid
 # The probe polls until its count runs out; each step below waits for the probe to have
 # seen the last one (its lines are flushed as they are written).
@@ -341,7 +344,7 @@ for pipe in default ignored; do
         p11-kit server --foreground --provider /usr/lib/x86_64-linux-gnu/pkcs11/opensc-pkcs11.so \
             --name "$T/p11/sock" 'pkcs11:manufacturer=Common%20Access%20Card' >"$T/p11/out" 2>&1 &
         server=$!
-        within 5 [ -S "$T/p11/sock" ] || fail "p11-kit server: no socket"
+        within 10 server_ready || fail "p11-kit server: never answered"
     else
         if [ "$rc" != 0 ] || ! grep -q 'slots_rv=CKR_DEVICE_ERROR' "$T/poll"; then
             cat "$T/poll"
