@@ -44,7 +44,7 @@ wait_exit() {
     rc=0
     wait "$1" || rc=$?
 }
-alive_pid() { [ -r "/proc/$1/stat" ] && ! sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | grep -q '^Z'; }
+alive_pid() { ! dead "$1"; }
 
 # clean LABEL: nothing of the last session is left, on either side, within 5 s: the
 # local private directory, the remote socket (by the path the remote side saw), every
@@ -427,15 +427,31 @@ card_pulled() { # the card pulled on this computer while the remote flow waits f
     grep -q "The card was removed" "$T/out" || fail "card pulled: $(tr '\n' ' ' <"$T/out")"
     [ "$(counter verifies)" = 0 ] || fail "a VERIFY after the card was pulled"
 }
+# forwarded PID: cacreg ssh PID's p11-kit server has a p11-kit remote for the far side (in $remote).
+forwarded() {
+    local c
+    remote=
+    for c in $(ps -o pid= --ppid "$1"); do
+        [ "$(cat "/proc/$c/comm" 2>/dev/null)" = p11-kit-server ] || continue
+        remote=$(first_child "$c")
+    done
+    [ -n "$remote" ]
+}
 late_card() { # no card when the remote cacreg starts; it comes in while login --wait waits
-    local rc=0 p
+    local rc=0 p first
     ctl remove
     "$here/bench" wait "$CACREG_BENCH" absent >/dev/null
     printf '123456\n' | XDG_RUNTIME_DIR=$T/xdg "$bin" ssh -F "$T/client/config" \
         --remote-cacreg "$T/remote-cacreg" box -- login --cac --pin-fd 0 --wait 15000 "${ca[@]}" \
         --portal "$portal_url" >"$T/out" 2>&1 &
     p=$!
-    sleep 3
+    # The far side looked and saw no slot: it loads the module again while there is
+    # none, so the p11-kit remote this side's server handed its first connection to
+    # gives way to another one.
+    within 20 forwarded "$p" || fail "card inserted late: the far side never used the forwarding"
+    first=$remote
+    another() { forwarded "$p"; [ "$remote" != "$first" ]; }
+    within 20 another || fail "card inserted late: the far side never looked again"
     ctl insert valid
     wait "$p" || rc=$?
     [ "$rc" = 0 ] || fail "card inserted late: exit $rc: $(tr '\n' ' ' <"$T/out")"
