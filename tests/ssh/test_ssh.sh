@@ -281,7 +281,11 @@ probe() { exec env -u PCSCLITE_CSOCK_NAME P11_KIT_SERVER_ADDRESS="unix:path=$T/p
 # server_ready: a module initialised through it (its socket is there before it listens).
 server_ready() { (probe list >/dev/null 2>&1); }
 within 10 server_ready || fail "p11-kit server: never answered"
+# card_served: a module initialised through the server now has the card's slot (OpenSC
+# in a new p11-kit remote may look before pcscd's card is ready for it).
+card_served() { (probe list 2>/dev/null) | grep -q 'slots=1 present=1'; }
 insert valid
+within 15 card_served || fail "the server never offered the card"
 # The probe polls until its count runs out; each step below waits for the probe to have
 # seen the last one (its lines are flushed as they are written).
 polled() { grep -q "$1" "$T/poll" 2>/dev/null; }
@@ -321,6 +325,7 @@ wait "$pp" || true
 insert valid
 for pipe in default ignored; do
     rc=0
+    within 15 card_served || fail "forwarding gone: the server never offered the card"
     if [ "$pipe" = ignored ]; then
         (trap '' PIPE; probe poll 150 40 >"$T/poll") &
     else
