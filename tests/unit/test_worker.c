@@ -1,6 +1,7 @@
 /* Unit tests for core/worker.c and core/event.c: jobs finish as events, in order. */
 #include <poll.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -90,14 +91,24 @@ static void test_queue_full_and_stop(void **state)
 }
 
 /* A job that never ends (a card that stopped answering): stop gives up in time, and says so. */
-static atomic_bool release;
+static atomic_bool release, stuck_started, stuck_ended;
 
 static cacreg_err job_stuck(void *arg)
 {
     (void)arg;
+    atomic_store(&stuck_started, true);
     while (!atomic_load(&release))
         nanosleep(&(struct timespec){.tv_nsec = 10000000}, NULL);
+    atomic_store(&stuck_ended, true);
     return CACREG_OK;
+}
+
+/* Waits up to 5 s for flag to be set; whether it was. */
+static bool wait_flag(atomic_bool *flag)
+{
+    for (int i = 0; i < 500 && !atomic_load(flag); i++)
+        nanosleep(&(struct timespec){.tv_nsec = 10000000}, NULL);
+    return atomic_load(flag);
 }
 
 static void test_stop_gives_up_on_a_stuck_job(void **state)
@@ -111,14 +122,14 @@ static void test_stop_gives_up_on_a_stuck_job(void **state)
     assert_int_equal(cacreg_event_pipe(fds), CACREG_OK);
     assert_int_equal(cacreg_worker_start(&w, fds[1]), CACREG_OK);
     assert_true(cacreg_worker_submit(w, job_stuck, NULL) > 0);
-    nanosleep(&(struct timespec){.tv_nsec = 20000000}, NULL);
+    assert_true(wait_flag(&stuck_started)); /* the worker is in the job */
     clock_gettime(CLOCK_MONOTONIC, &t0);
     assert_false(cacreg_worker_stop(w, 200));
     clock_gettime(CLOCK_MONOTONIC, &t1);
     ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
     assert_true(ms >= 190 && ms < 1000);
     atomic_store(&release, true); /* let the abandoned thread end, for the sanitizers */
-    nanosleep(&(struct timespec){.tv_nsec = 50000000}, NULL);
+    assert_true(wait_flag(&stuck_ended));
 }
 
 int main(void)
