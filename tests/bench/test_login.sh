@@ -144,6 +144,7 @@ ok "portal not listening: cannot be reached, exit 6"
 # The card pulled while the portal takes its time: cancelled, back to the start.
 dport=$("$portal" start "$tmp/portal-slow" --fault delay=3000)
 insert valid
+: >"$tmp/out" # emptied here: what is polled for must come from this run
 printf '123456\n' | "$bin" login --cac --pin-fd 0 --ca-bundle "$pki/ca-bundle.pem" \
     --reader "Virtual CAC" --portal "https://localhost:$dport/api/v1/" >"$tmp/out" 2>&1 &
 login_pid=$!
@@ -181,6 +182,7 @@ ok "https_proxy and ALL_PROXY in the environment: not taken"
 # The card pulled while the PIN is being typed: nothing is sent anywhere.
 insert valid
 mkfifo "$tmp/pin"
+: >"$tmp/out" # emptied here: what is polled for must come from this run
 "$bin" login --cac --pin-fd 3 --ca-bundle "$pki/ca-bundle.pem" --reader "Virtual CAC" \
     --portal "https://localhost:$port/api/v1/" 3<"$tmp/pin" >"$tmp/out" 2>&1 &
 login_pid=$!

@@ -86,6 +86,7 @@ ok "suspended account: refused by the portal; expired card: stopped before its P
 # The card pulled while the portal registers it: cancelled, nothing half done.
 dport=$("$portal" start "$tmp/slow" --crl "$pki/inter.crl" --fault delay=1500)
 insert emailonly
+: >"$tmp/out" # emptied here: what is polled for must come from this run
 printf 'Email-Only-3\n246802\n' | "$bin" register --user linda.loe --password-fd 0 --pin-fd 0 \
     --portal "https://localhost:$dport/api/v1/" --ca-bundle "$pki/ca-bundle.pem" \
     --reader "Virtual CAC" >"$tmp/out" 2>&1 &

@@ -64,6 +64,7 @@ slow=$("$portal" start "$tmp/slow" --crl "$pki/inter.crl" --fault delay=5000)
 fresh valid
 hold_start
 printf '123456\n' >"$tmp/pin"
+: >"$tmp/out" # emptied here: what is polled for must come from this run
 "$bin" login --cac --pin-fd 3 --ca-bundle "$pki/ca-bundle.pem" --crl "$pki/inter.crl" \
     --reader "Virtual CAC" --portal "https://localhost:$slow/api/v1/" >"$tmp/out" 2>&1 3<"$tmp/pin" &
 pid=$!

@@ -108,6 +108,7 @@ ok "status through cacreg ssh: the card, via p11-kit-client.so (remote socket 06
 # up: two sessions that start at the same instant can deadlock OpenSC 0.23 in the second's
 # C_Initialize when the first resets the card at its end (1 in 15 such pairs here); 4c
 # shows that such a session then ends, and says so, rather than hang.
+: >"$T/out2" # emptied here: what is polled for must come from this run
 XDG_RUNTIME_DIR=$T/xdg env --default-signal=INT "$bin" ssh -F "$T/client/config" \
     --remote-cacreg "$T/remote-cacreg" -tt box -- status --watch "${ca[@]}" </dev/null >"$T/out2" 2>&1 &
 p2=$!
@@ -126,6 +127,7 @@ ok "two sessions at once: two remote sockets, both list the card; nothing left"
 
 # 3. the local socket: mode 0600 in a 0700 directory; Ctrl-C ends it all (a background job
 # of a script ignores SIGINT unless told otherwise)
+: >"$T/out" # emptied here: what is polled for must come from this run
 XDG_RUNTIME_DIR=$T/xdg env --default-signal=INT "$bin" ssh -F "$T/client/config" --remote-cacreg "$T/remote-cacreg" -tt box \
     -- status --watch "${ca[@]}" </dev/null >"$T/out" 2>&1 &
 pid=$!
@@ -142,6 +144,7 @@ clean "Ctrl-C"
 ok "local socket 0600 in a 0700 directory; Ctrl-C: exit 130, nothing left on either side"
 
 # 4. ssh killed mid-session
+: >"$T/out" # emptied here: what is polled for must come from this run
 XDG_RUNTIME_DIR=$T/xdg "$bin" ssh -F "$T/client/config" --remote-cacreg "$T/remote-cacreg" -tt box \
     -- status --watch "${ca[@]}" </dev/null >"$T/out" 2>&1 &
 pid=$!
@@ -156,6 +159,7 @@ clean "ssh killed"
 ok "ssh killed: exit 255, said so, nothing left on either side"
 
 # 4b. the connection drops: the remote session's sshd goes away
+: >"$T/out" # emptied here: what is polled for must come from this run
 XDG_RUNTIME_DIR=$T/xdg "$bin" ssh -F "$T/client/config" --remote-cacreg "$T/remote-cacreg" -tt box \
     -- status --watch "${ca[@]}" </dev/null >"$T/out" 2>&1 &
 pid=$!
@@ -185,6 +189,7 @@ printf 'card_timeout = 2\n' >"$T/fast.conf"
 chmod 644 "$T/fast.conf"
 for at in initialize finalize; do
     t0=$(date +%s%N)
+    : >"$T/out" # emptied here: what is polled for must come from this run
     XDG_RUNTIME_DIR=$T/xdg STUCKMOD_AT=$at "$bin" ssh -F "$T/client/config" --module "$T/stuckmod.so" \
         --remote-cacreg "$T/remote-cacreg" box -- status --config "$T/fast.conf" "${ca[@]}" \
         </dev/null >"$T/out" 2>&1 &
@@ -419,6 +424,7 @@ card_pulled() { # the card pulled on this computer while the remote flow waits f
     insert valid
     rm -f "$fifo"
     mkfifo "$fifo"
+    : >"$T/out" # emptied here: what is polled for must come from this run
     XDG_RUNTIME_DIR=$T/xdg "$bin" ssh -F "$T/client/config" --remote-cacreg "$T/remote-cacreg" box \
         -- login --cac --pin-fd 0 "${ca[@]}" --portal "$portal_url" <"$fifo" >"$T/out" 2>&1 &
     local p=$!
@@ -446,6 +452,7 @@ late_card() { # no card when the remote cacreg starts; it comes in while login -
     local rc=0 p first
     ctl remove
     "$here/bench" wait "$CACREG_BENCH" absent >/dev/null
+    : >"$T/out" # emptied here: what is polled for must come from this run
     printf '123456\n' | XDG_RUNTIME_DIR=$T/xdg "$bin" ssh -F "$T/client/config" \
         --remote-cacreg "$T/remote-cacreg" box -- login --cac --pin-fd 0 --wait 15000 "${ca[@]}" \
         --portal "$portal_url" >"$T/out" 2>&1 &
