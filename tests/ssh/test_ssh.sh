@@ -34,7 +34,12 @@ cssh() {
 }
 want() { # exit-status message...: CACREG_TEST_VERBOSE=1 shows every output
     [ -z "${CACREG_TEST_VERBOSE:-}" ] || { echo "--- ${*:2}: exit $rc"; cat "$T/out"; }
-    [ "$rc" = "$1" ] || { cat "$T/out"; fail "exit $rc, want $1: ${*:2}"; }
+    [ "$rc" = "$1" ] || {
+        cat "$T/out"
+        echo "--- sshd's last words"
+        tail -n 15 "$T/sshd.log" "$T/sshd2.log" 2>/dev/null
+        fail "exit $rc, want $1: ${*:2}"
+    }
 }
 has() { grep -qF -- "$1" "$T/out" || { cat "$T/out"; fail "no '$1' in the output"; }; }
 # wait_exit PID LABEL: its exit status in $rc, within 20 s (else it is killed: a failure).
