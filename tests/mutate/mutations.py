@@ -7,7 +7,9 @@
 # Tests: "unit:NAME" is build/plain/tests/NAME (cmocka, no bench);
 # "bench:NAME" is tests/bench/NAME.sh and "portal:NAME" tests/portal/NAME.sh,
 # each run on a fresh bench with the mutated plain binaries; "ssh:NAME" is
-# tests/ssh/NAME.sh (its own bench and sshd).
+# tests/ssh/NAME.sh (its own bench and sshd); "directory:NAME" is tests/directory/NAME.sh
+# (its own bench, slapd and sssd); "portald:NAME [SELECTOR]" is tests/portal/NAME.py,
+# with an optional unittest selector (its own daemons, no bench).
 #
 # Add one whenever a guarantee lands: the cheapest test that should notice,
 # and the end-to-end test where the guarantee is one a person sees.
@@ -214,6 +216,15 @@ MUTATIONS += [
       "    if (true || pthread_mutex_init(&u->lock, NULL) != 0) {",
       ["bench:test_pull"],
       "a module whose C_Finalize never returns keeps cacreg from ending"),
+]
+
+# -- the portal server (cacreg-portald) --
+MUTATIONS += [
+    M("portald-tls-spins", "portal/server.c",
+      "MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ERROR_LOG",
+      "MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG",
+      ["portald:test_portald TestHostileClients.test_half_a_handshake_costs_no_cpu"],
+      "half a TLS handshake makes a server thread spin (libmicrohttpd 0.9.75's epoll mode)"),
 ]
 
 # `make check` runs these through --self-test: the first must be caught by its

@@ -226,6 +226,29 @@ class TestHostileClients(unittest.TestCase):
         self.assertLess(time.monotonic() - t0, 5)
         s.close()
 
+    def test_half_a_handshake_costs_no_cpu(self):
+        # A TLS record header promising a ClientHello, then nothing: the daemon waits for
+        # the rest without spinning (libmicrohttpd 0.9.75's epoll mode spun one core for
+        # the whole connection_timeout on this; make bench found it).
+        def cpu_ticks():
+            with open("/proc/%d/stat" % self.p.proc.pid) as f:  # with-etc execs the daemon
+                fields = f.read().rsplit(")", 1)[1].split()
+            return int(fields[11]) + int(fields[12])
+        held = [socket.create_connection(("127.0.0.1", self.p.port), timeout=10)
+                for _ in range(2)]
+        try:
+            for s in held:
+                s.sendall(b"\x16\x03\x01\x02\x00\x01")
+            # Nothing may happen for a second (no event ends this early): the CPU stays unspent.
+            before, end = cpu_ticks(), time.monotonic() + 1.0
+            while time.monotonic() < end:
+                spent = (cpu_ticks() - before) / os.sysconf("SC_CLK_TCK")
+                self.assertLess(spent, 0.2, "%.2f s of CPU for two half handshakes" % spent)
+                time.sleep(0.05)
+        finally:
+            for s in held:
+                s.close()
+
     def test_connections_per_address(self):
         held = [self.p.tls_socket() for _ in range(4)]
         try:
