@@ -225,6 +225,11 @@ MUTATIONS += [
       "MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG",
       ["portald:test_portald TestHostileClients.test_half_a_handshake_costs_no_cpu"],
       "half a TLS handshake makes a server thread spin (libmicrohttpd 0.9.75's epoll mode)"),
+    M("portald-replace-unwritten", "portal/store_sqlite.c",
+      "if (old.registered && strcmp(old.sha256, sha256) == 0) {",
+      "if (old.registered) {",
+      ["portal:soak_portald"],
+      "a newer card is answered 200 (unchanged) and never written: the old card stays"),
 ]
 
 # `make check` runs these through --self-test: the first must be caught by its
