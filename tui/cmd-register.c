@@ -20,12 +20,17 @@ static void print_registration(const cacreg_flow_state *s)
 
     out_printf(stdout, "Account:        %s (%s, %s account), password good until %.10s\n", a->username,
            a->display_name, strcmp(a->account_type, "email_only") == 0 ? "email-only" : "full",
-           a->password_expires);
-    if (r->registered)
+           a->password_expires[0] ? a->password_expires : "the directory says");
+    if (r->registered) {
         out_printf(stdout, "Current registered information: %s, serial %s, expires %.10s, "
                "registered %.10s\n",
                r->cert_subject, r->cert_serial, r->cert_not_after, r->registered_at);
-    else
+        /* What a directory matches on (sssd, AD), for a help desk to compare. */
+        if (r->cert_issuer[0])
+            out_printf(stdout, "  issuer  %s\n", r->cert_issuer);
+        if (r->cert_sha256[0])
+            out_printf(stdout, "  SHA-256 %s\n", r->cert_sha256);
+    } else
         out_printf(stdout, "Not registered: no CAC is registered to this account.\n");
 }
 

@@ -195,16 +195,19 @@ static void page_registration(const struct tui *t, const struct tui_layout *l)
     tui_put(t, y++, x, w, ROLE_NORMAL, "Logged in as %s (%s)", a->username, a->display_name);
     tui_put(t, y++, x, w, ROLE_DIM, "%s account, password good until %.10s",
             strcmp(a->account_type, "email_only") == 0 ? "Email-only" : "Full",
-            a->password_expires);
+            a->password_expires[0] ? a->password_expires : "the directory says");
     y++;
     if (s->notice.diagnosis.cause)
         tui_put(t, y++, x, w, ROLE_GOOD, "%s", s->notice.diagnosis.cause);
     if (r->registered) {
         tui_put(t, y++, x, w, ROLE_NORMAL, "Current registered information:");
         y += tui_text(t, y, x + 2, w - 2, 3, r->cert_subject, ROLE_NORMAL);
-        tui_put(t, y++, x + 2, w - 2, ROLE_DIM, "Serial %s", r->cert_serial);
-        tui_put(t, y++, x + 2, w - 2, ROLE_DIM, "Expires %.10s, registered %.10s",
-                r->cert_not_after, r->registered_at);
+        if (r->cert_issuer[0])
+            y += tui_text(t, y, x + 2, w - 2, 2, r->cert_issuer, ROLE_DIM);
+        tui_put(t, y++, x + 2, w - 2, ROLE_DIM, "Serial %s, expires %.10s, registered %.10s",
+                r->cert_serial, r->cert_not_after, r->registered_at);
+        if (r->cert_sha256[0])
+            tui_put(t, y++, x + 2, w - 2, ROLE_DIM, "SHA-256 %s", r->cert_sha256);
     } else {
         y += tui_text(t, y, x, w, 2, "Not registered: no CAC is registered to this account.",
                       ROLE_WARN);
@@ -302,7 +305,7 @@ static void page_done(const struct tui *t, const struct tui_layout *l)
     if (r->replaced_serial[0])
         tui_put(t, y++, x + 2, w - 2, ROLE_DIM, "Replaced: serial %s", r->replaced_serial);
     y++;
-    if (s->done == CACREG_DONE_CAC_LOGIN) {
+    if (s->done == CACREG_DONE_CAC_LOGIN && r->password_expires[0]) {
         char line[128];
         snprintf(line, sizeof line, "Your portal password is good until %.10s (150 days).",
                  r->password_expires);
