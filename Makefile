@@ -40,7 +40,7 @@ TUI_PKGS  := jansson ncursesw formw
 KIOSK_SRC := $(wildcard kiosk/*.c)
 KIOSK_PKGS := ncursesw libsystemd
 PORTAL_SRC := $(wildcard portal/*.c)
-PORTAL_PKGS := libmicrohttpd gnutls sqlite3 libargon2 jansson libsystemd
+PORTAL_PKGS := libmicrohttpd gnutls sqlite3 libargon2 jansson libsystemd ldap
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 
 # Two builds of everything we test: plain, and under ASan+UBSan.

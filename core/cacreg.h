@@ -448,6 +448,7 @@ typedef struct cacreg_portal_result {
     cacreg_registration registration;
     char cert_subject[512], cert_serial[80], cert_not_after[32], registered_at[32];
     char cert_issuer[512], cert_sha256[65]; /* what a directory matches on, with the serial */
+    char note[512];           /* the portal's words after a card left its directory, or "" */
     char replaced_serial[80];
 } cacreg_portal_result;
 

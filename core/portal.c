@@ -272,7 +272,6 @@ static void copy_str(char *dst, size_t size, const char *src)
     cacreg_text_utf8_repair(dst, size, src ? src : "", src ? strlen(src) : 0);
 }
 
-/* Reads an account object; false if it is not one. */
 /* A time field that may be null: a portal whose directory keeps its own expiry does not know it. */
 static bool time_or_null(json_t *obj, const char *key)
 {
@@ -281,6 +280,7 @@ static bool time_or_null(json_t *obj, const char *key)
     return json_is_string(v) || json_is_null(v);
 }
 
+/* Reads an account object; false if it is not one. */
 static bool read_account(json_t *acct, cacreg_portal_result *r)
 {
     if (!json_is_object(acct) || !jstr(acct, "username") || !jstr(acct, "type") ||
@@ -395,6 +395,7 @@ static bool read_success(cacreg_request kind, cacreg_secret *session, json_t *ro
             return false;
         r->registration = registration_of(jstr(reg, "result"));
         copy_str(r->password_expires, sizeof r->password_expires, jstr(root, "password_expires"));
+        copy_str(r->note, sizeof r->note, jstr(reg, "note"));
         r->registered = true;
         {
             char unused[8];
@@ -416,6 +417,7 @@ static bool read_success(cacreg_request kind, cacreg_secret *session, json_t *ro
                (!r->registered || r->cert_serial[0]);
     case CACREG_REQ_CLEAR_REGISTRATION:
         r->registered = false;
+        copy_str(r->note, sizeof r->note, jstr(root, "note"));
         return json_is_false(json_object_get(root, "registered"));
     case CACREG_REQ_REGISTER:
         if (!registration_of(jstr(root, "result")) ||
@@ -423,6 +425,7 @@ static bool read_success(cacreg_request kind, cacreg_secret *session, json_t *ro
             return false;
         r->registration = registration_of(jstr(root, "result"));
         copy_str(r->registered_at, sizeof r->registered_at, jstr(root, "registered_at"));
+        copy_str(r->note, sizeof r->note, jstr(root, "note"));
         r->registered = true;
         return true;
     case CACREG_REQ_LOGOUT:

@@ -77,6 +77,9 @@ static const char *status_words(store_status rc, store *s)
         return "the account may not use a CAC";
     case STORE_OTHER_OWNER:
         return "the certificate is registered to another account";
+    case STORE_UNSUPPORTED:
+        return "the accounts are the directory's (store = ldap): manage them there";
+    case STORE_UNAVAILABLE:
     case STORE_ERROR:
         break;
     }
@@ -559,7 +562,7 @@ int admin_run(const portald_config *cfg, int argc, char **argv)
     store *s;
     int rc;
 
-    if (store_open(&s, cfg->database, err, sizeof err) != STORE_OK) {
+    if (config_open_store(cfg, false, &s, err, sizeof err) != STORE_OK) {
         fprintf(stderr, "cacreg-portald: %s\n", err);
         return ADMIN_FAILED;
     }

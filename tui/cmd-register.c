@@ -99,6 +99,8 @@ static int register_card(cacreg_engine *e, const cacreg_secret *password, int pi
     else
         out_printf(stdout, "Your CAC is registered.\n");
     out_printf(stdout, "Registered now: %s, serial %s.\n", s->last.cert_subject, s->last.cert_serial);
+    if (s->last.note[0])
+        out_printf(stdout, "%s\n", s->last.note);
     return CLI_OK;
 }
 
@@ -146,6 +148,8 @@ static int run(cacreg_engine *e, const struct cli_opts *o, const cacreg_config *
             goto out;
         }
         out_printf(stdout, "Registered information cleared.\n");
+        if (s->notice.detail[0])
+            out_printf(stdout, "%s\n", s->notice.detail);
     }
     code = o->state_only ? CLI_OK : register_card(e, password, o->pin_fd, idle_s,
                                                       cfg->card_timeout_s * 1000);

@@ -232,6 +232,46 @@ MUTATIONS += [
       "a newer card is answered 200 (unchanged) and never written: the old card stays"),
 ]
 
+# -- the directory store (store = ldap) --
+MUTATIONS += [
+    M("ldap-clear-everything", "portal/store_ldap.c",
+      "    cleared = remove_noted(&e, noted, n, NULL, c);",
+      "    cleared = remove_noted(&e, noted, n, NULL, c);\n"
+      "    change_string(c, LDAP_MOD_DELETE, ATTR_ALTSEC, NULL);",
+      ["directory:test_sssd"],
+      "a clear removes mappings this portal never wrote (the unrelated one on the entry)"),
+    M("ldap-replace-keeps-old", "portal/store_ldap.c",
+      "if (keep_sha256 && strcmp(r->sha256, keep_sha256) == 0)",
+      "if (keep_sha256)",
+      ["directory:test_sssd"],
+      "a newer card is added and the old one's values stay: the old card still logs in"),
+    M("ldap-owner-unchecked", "portal/store_ldap.c",
+      "        *other |= found && strcasecmp(found, dn) != 0;",
+      "        (void)dn;",
+      ["directory:test_sssd"],
+      "one card lands on two accounts: the directory is not asked who holds it"),
+    M("ldap-tls-unverified", "portal/store_ldap.c",
+      "demand = LDAP_OPT_X_TLS_DEMAND",
+      "demand = LDAP_OPT_X_TLS_NEVER",
+      ["directory:test_sssd"],
+      "the directory's certificate is not verified (a man in the middle gets the service password)"),
+    M("ldap-no-reconnect", "portal/store_ldap.c",
+      "    if (*ld && connection_lost(code)) {",
+      "    if (*ld && connection_lost(code) && false) {",
+      ["directory:test_sssd"],
+      "after the directory restarts, the portal keeps its dead connection: 503 for ever"),
+    M("ldap-149-days", "portal/store_ldap.c",
+      "#define EXTENSION_DAYS 150",
+      "#define EXTENSION_DAYS 149",
+      ["directory:test_sssd"],
+      "a CAC login gives the password 149 days in the directory"),
+    M("portald-directory-words", "portal/api.c",
+      "    if (rc == STORE_UNAVAILABLE)",
+      "    if (rc == STORE_UNAVAILABLE && false)",
+      ["directory:test_sssd"],
+      "the directory down is answered as a plain 'unavailable': cacreg cannot say what is down"),
+]
+
 # `make check` runs these through --self-test: the first must be caught by its
 # test, the second must be reported as no longer applying.
 SELF_TEST = [
