@@ -24,6 +24,8 @@
 #include <strings.h>
 #include <time.h>
 
+#include <sys/socket.h>
+
 #include <ldap.h>
 #include <openssl/crypto.h>
 #include <sqlite3.h>
@@ -57,6 +59,7 @@ struct ldap_store {
     enum expiry expiry;
     int timeout_s;
     int lockout_attempts;
+    struct ldap_conncb on_connect; /* bounds each connection's blocking reads and writes */
     pthread_mutex_t lock;       /* the service connection */
     LDAP *ld;
     pthread_mutex_t bind_lock;  /* the connection passwords are checked on */
@@ -142,6 +145,35 @@ static store_status ldap_failed(struct ldap_store *s, LDAP **ld, const char *wha
     return STORE_UNAVAILABLE;
 }
 
+/*
+ * Each new connection's socket waits at most ldap_timeout for a read or a
+ * write: libldap bounds its operations, but not a TLS handshake with a
+ * directory that accepted the connection and never answers (a hung slapd).
+ */
+static int bound_socket(LDAP *ld, Sockbuf *sb, LDAPURLDesc *srv, struct sockaddr *addr,
+                        struct ldap_conncb *ctx)
+{
+    const struct ldap_store *s = ctx->lc_arg;
+    struct timeval tv = {.tv_sec = s->timeout_s};
+    int fd = -1;
+
+    (void)ld;
+    (void)srv;
+    (void)addr;
+    if (ber_sockbuf_ctrl(sb, LBER_SB_OPT_GET_FD, &fd) != 1 || fd < 0)
+        return 0;
+    (void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    (void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    return 0;
+}
+
+static void unbound_socket(LDAP *ld, Sockbuf *sb, struct ldap_conncb *ctx)
+{
+    (void)ld;
+    (void)sb;
+    (void)ctx;
+}
+
 /* A new connection's handle with TLS verified against the CA, StartTLS done when asked. */
 static store_status open_connection(struct ldap_store *s, LDAP **out)
 {
@@ -158,12 +190,16 @@ static store_status open_connection(struct ldap_store *s, LDAP **out)
     if (ldap_set_option(ld, LDAP_OPT_PROTOCOL_VERSION, &version) != LDAP_OPT_SUCCESS ||
         ldap_set_option(ld, LDAP_OPT_REFERRALS, LDAP_OPT_OFF) != LDAP_OPT_SUCCESS ||
         ldap_set_option(ld, LDAP_OPT_RESTART, LDAP_OPT_ON) != LDAP_OPT_SUCCESS ||
+        /* Without it libldap 2.5's TLS handshake spins on a directory that never
+         * answers; with it, the handshake waits in poll() within the network timeout. */
+        ldap_set_option(ld, LDAP_OPT_CONNECT_ASYNC, LDAP_OPT_ON) != LDAP_OPT_SUCCESS ||
         ldap_set_option(ld, LDAP_OPT_NETWORK_TIMEOUT, &tv) != LDAP_OPT_SUCCESS ||
         ldap_set_option(ld, LDAP_OPT_TIMEOUT, &tv) != LDAP_OPT_SUCCESS ||
         ldap_set_option(ld, LDAP_OPT_X_TLS_CACERTFILE, s->ca_file) != LDAP_OPT_SUCCESS ||
         ldap_set_option(ld, LDAP_OPT_X_TLS_REQUIRE_CERT, &demand) != LDAP_OPT_SUCCESS ||
         ldap_set_option(ld, LDAP_OPT_X_TLS_PROTOCOL_MIN, &tls_min) != LDAP_OPT_SUCCESS ||
-        ldap_set_option(ld, LDAP_OPT_X_TLS_NEWCTX, &newctx) != LDAP_OPT_SUCCESS) {
+        ldap_set_option(ld, LDAP_OPT_X_TLS_NEWCTX, &newctx) != LDAP_OPT_SUCCESS ||
+        ldap_set_option(ld, LDAP_OPT_CONNECT_CB, &s->on_connect) != LDAP_OPT_SUCCESS) {
         ldap_unbind_ext_s(ld, NULL, NULL);
         return say(STORE_UNAVAILABLE, "ldap_ca_file: TLS to the directory cannot be set up with %s",
                    s->ca_file);
@@ -317,8 +353,10 @@ static store_status find_entry(struct ldap_store *s, const char *filter, struct 
             return rc;
         code = ldap_search_ext_s(s->ld, s->base_dn, LDAP_SCOPE_SUBTREE, filter, attrs, 0, NULL,
                                  NULL, &tv, 2, &res);
-        if (code == LDAP_SUCCESS || code == LDAP_SIZELIMIT_EXCEEDED || code == LDAP_NO_SUCH_OBJECT ||
-            !connection_lost(code) || attempt == 1)
+        /* Once more only for a connection found gone (the directory restarted): a
+         * directory that is slow to answer is not asked twice, so a request stays
+         * within one ldap_timeout. */
+        if (code != LDAP_SERVER_DOWN || attempt == 1)
             break;
         ldap_msgfree(res);
         res = NULL;
@@ -1184,6 +1222,8 @@ store_status store_open_ldap(store **out, const store_ldap_options *opt, char *e
         return STORE_ERROR;
     }
     s->base.backend = &ldap_backend;
+    s->on_connect = (struct ldap_conncb){.lc_add = bound_socket, .lc_del = unbound_socket,
+                                         .lc_arg = s};
     pthread_mutex_init(&s->lock, NULL);
     pthread_mutex_init(&s->bind_lock, NULL);
     pthread_mutex_init(&s->write_lock, NULL);
@@ -1204,7 +1244,7 @@ store_status store_open_ldap(store **out, const store_ldap_options *opt, char *e
     s->expiry = strcmp(opt->password_expiry, "none") == 0         ? EXPIRY_NONE
                 : strcmp(opt->password_expiry, "pwdlastset") == 0 ? EXPIRY_PWDLASTSET
                                                                    : EXPIRY_SHADOW;
-    s->timeout_s = opt->timeout_s > 0 ? opt->timeout_s : 5;
+    s->timeout_s = opt->timeout_s > 0 ? opt->timeout_s : 3;
     s->lockout_attempts = opt->lockout_attempts;
     hole = strstr(s->user_filter, "%s");
     if (!uris_secure(s->uri, s->starttls, error, error_size))

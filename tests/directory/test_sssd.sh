@@ -475,6 +475,23 @@ has "registered"
 accepted jane.doe 24681357 "after slapd came back"
 ok "slapd stopped: 503 directory_unavailable, cacreg says so in words, nothing written; back, the next login works"
 
+# --- a directory that hangs (slapd stopped with SIGSTOP: connections accepted, never answered):
+# every operation is bounded by ldap_timeout (3 s here), then 503; SIGCONT, and it works again.
+kill -STOP "$slapd_pid"
+t0=$(date +%s%N)
+cacreg 5 '24681357\n' login --cac --pin-fd 0 # on the open connection: the search times out
+has "cannot reach the directory"
+hung_ms=$((($(date +%s%N) - t0) / 1000000))
+t0=$(date +%s%N)
+cacreg 5 '24681357\n' login --cac --pin-fd 0 # a new connection: TLS never answered
+has "cannot reach the directory"
+hung2_ms=$((($(date +%s%N) - t0) / 1000000))
+kill -CONT "$slapd_pid"
+[ "$hung_ms" -lt 6000 ] && [ "$hung2_ms" -lt 6000 ] ||
+    fail "a hung directory held a login $hung_ms ms, then $hung2_ms ms"
+cacreg 0 '24681357\n' login --cac --pin-fd 0
+ok "a hung directory: 503 directory_unavailable after $hung_ms ms, then $hung2_ms ms on a new connection (ldap_timeout 3 s); fine once it answers again"
+
 # --- the service account's password wrong in its file: --check-config and the log say which
 printf 'not-the-password\n' >"$T/wrong.secret"
 chmod 600 "$T/wrong.secret"

@@ -260,6 +260,12 @@ MUTATIONS += [
       "    if (*ld && connection_lost(code) && false) {",
       ["directory:test_sssd"],
       "after the directory restarts, the portal keeps its dead connection: 503 for ever"),
+    M("ldap-handshake-unbounded", "portal/store_ldap.c",
+      "ldap_set_option(ld, LDAP_OPT_CONNECT_ASYNC, LDAP_OPT_ON) != LDAP_OPT_SUCCESS ||",
+      "",
+      ["directory:test_sssd"],
+      "a directory that accepts the connection and never answers holds the request (the TLS "
+      "handshake spins past ldap_timeout)"),
     M("ldap-149-days", "portal/store_ldap.c",
       "#define EXTENSION_DAYS 150",
       "#define EXTENSION_DAYS 149",
