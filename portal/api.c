@@ -177,11 +177,11 @@ static api_error field(struct call *c, const char *name, const char **out, size_
 }
 
 /* The session's account, from Authorization: Bearer. */
-static api_error session_account(struct call *c, store_account *account, const char **token)
+/* The session of Authorization: Bearer: its token and username. */
+static api_error session_of(struct call *c, const char **token,
+                            char username[STORE_USERNAME_MAX + 1])
 {
-    char username[STORE_USERNAME_MAX + 1];
     const char *auth = c->req->authorization;
-    store_status rc;
 
     if (!auth || strncmp(auth, "Bearer ", 7) != 0)
         return fail(401, "no_session", NULL, "Log in first.");
@@ -198,12 +198,24 @@ static api_error session_account(struct call *c, store_account *account, const c
     default:
         return fail(401, "no_session", NULL, "That session is not known; log in again.");
     }
+    *token = auth;
+    return no_error;
+}
+
+/* The session's account, from Authorization: Bearer. */
+static api_error session_account(struct call *c, store_account *account, const char **token)
+{
+    char username[STORE_USERNAME_MAX + 1];
+    store_status rc;
+    api_error e = session_of(c, token, username);
+
+    if (e.status)
+        return e;
     rc = store_account_get(c->ctx->store, username, account);
     if (rc == STORE_NOT_FOUND)
         return fail(401, "no_session", NULL, "That session is not known; log in again.");
     if (rc != STORE_OK)
         return store_failed(c, "reading the session's account", rc);
-    *token = auth;
     return no_error;
 }
 
@@ -443,9 +455,9 @@ static api_error api_login(struct call *c)
 
 static api_error api_logout(struct call *c)
 {
-    store_account account;
+    char username[STORE_USERNAME_MAX + 1];
     const char *token;
-    api_error e = session_account(c, &account, &token);
+    api_error e = session_of(c, &token, username); /* the store is not asked: nothing to read */
 
     if (e.status)
         return e;

@@ -5,11 +5,9 @@
  * certificate as userCertificate;binary and/or AD's strong mapping
  * altSecurityIdentities X509:<I>..<SR>.., in one modify of the entry.
  *
- * Beside it, a ledger in SQLite (the portal's database) notes what this
+ * Beside it, the ledger (ledger.c, in the portal's database) notes what this
  * portal wrote for whom, so that replace and clear remove only those values
- * and leave every other certificate on the entry. A value is noted before it
- * is written and forgotten after it is removed: the ledger holds at least what
- * this portal may have written, and the directory says what is there.
+ * and leave every other certificate on the entry.
  *
  * TLS always, verified against the configured CA (ldaps://, or ldap:// with
  * StartTLS); the URIs are tried in order; a connection found gone is made
@@ -17,6 +15,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stdarg.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,8 +27,8 @@
 
 #include <ldap.h>
 #include <openssl/crypto.h>
-#include <sqlite3.h>
 
+#include "ledger.h"
 #include "store_backend.h"
 
 #define PASSWORD_MAX 512
@@ -37,7 +36,6 @@
 #define FILTER_MAX 8192
 #define DAY_S 86400LL
 #define EXTENSION_DAYS 150     /* written as shadowMax: the days a CAC login gives */
-#define LEDGER_BUSY_MS 5000
 #define ATTR_CERT "userCertificate;binary"
 #define ATTR_ALTSEC "altSecurityIdentities"
 
@@ -65,8 +63,7 @@ struct ldap_store {
     pthread_mutex_t bind_lock;  /* the connection passwords are checked on */
     LDAP *binder;
     pthread_mutex_t write_lock; /* one registration or clear at a time: look, then write */
-    pthread_mutex_t ledger_lock;
-    sqlite3 *ledger;            /* NULL for --check-config */
+    ledger *ledger;             /* what this portal wrote; NULL for --check-config */
 };
 
 /* The last failure's sentence, per thread (store_error's promise). */
@@ -84,25 +81,13 @@ struct entry {
     int failures;                             /* pwdFailureTime values or badPwdCount; -1 none */
 };
 
-/* One ledger row: a certificate this portal may have written to username's entry. */
+/* A ledger row, and whether its values are on the entry now. */
 struct noted {
-    char sha256[65];
-    char json[STORE_CERT_JSON_MAX];
-    unsigned char der[8192];
-    size_t der_len;
-    char ad_mapping[1024];
-    long long written_at;
-    bool cert_present, altsec_present; /* on the entry now */
+    ledger_row row;
+    bool cert_present, altsec_present;
 };
 
 #define NOTED_MAX 8
-
-static const char ledger_schema[] =
-    "PRAGMA journal_mode = WAL;"
-    "CREATE TABLE IF NOT EXISTS directory_writes ("
-    "  username TEXT NOT NULL, sha256 TEXT NOT NULL, certificate TEXT NOT NULL,"
-    "  der BLOB NOT NULL, ad_mapping TEXT NOT NULL, written_at INTEGER NOT NULL,"
-    "  PRIMARY KEY (username, sha256));";
 
 static struct ldap_store *of(store *s)
 {
@@ -590,101 +575,65 @@ static int ldap_lockout_attempts(const store *base)
 
 /* ---- the ledger: what this portal wrote ---- */
 
-static store_status ledger_failed(struct ldap_store *s, const char *what)
-{
-    return say(STORE_ERROR, "%s: %s", what, sqlite3_errmsg(s->ledger));
-}
-
 /* The rows noted for username, with whether each is on the entry now. */
 static store_status noted_for(struct ldap_store *s, const char *username, const struct entry *e,
                               struct noted *out, size_t *n)
 {
-    sqlite3_stmt *st = NULL;
-    store_status rc = STORE_OK;
-    int step;
+    ledger_row *rows = calloc(NOTED_MAX, sizeof *rows);
+    char err[512];
 
     *n = 0;
-    pthread_mutex_lock(&s->ledger_lock);
-    if (sqlite3_prepare_v2(s->ledger,
-                           "SELECT sha256, certificate, der, ad_mapping, written_at FROM "
-                           "directory_writes WHERE username = ? ORDER BY written_at DESC",
-                           -1, &st, NULL) != SQLITE_OK ||
-        sqlite3_bind_text(st, 1, username, -1, SQLITE_TRANSIENT) != SQLITE_OK) {
-        rc = ledger_failed(s, "reading what the portal wrote");
-        goto out;
+    if (!rows)
+        return say(STORE_ERROR, "out of memory");
+    if (!ledger_rows(s->ledger, username, rows, NOTED_MAX, n, err, sizeof err)) {
+        free(rows);
+        return say(STORE_ERROR, "%s", err);
     }
-    while ((step = sqlite3_step(st)) == SQLITE_ROW && *n < NOTED_MAX) {
-        struct noted *r = &out[*n];
-        const void *der = sqlite3_column_blob(st, 2);
-        int der_len = sqlite3_column_bytes(st, 2);
-        memset(r, 0, sizeof *r);
-        snprintf(r->sha256, sizeof r->sha256, "%s", (const char *)sqlite3_column_text(st, 0));
-        snprintf(r->json, sizeof r->json, "%s", (const char *)sqlite3_column_text(st, 1));
-        if (der && der_len > 0 && (size_t)der_len <= sizeof r->der) {
-            memcpy(r->der, der, (size_t)der_len);
-            r->der_len = (size_t)der_len;
-        }
-        snprintf(r->ad_mapping, sizeof r->ad_mapping, "%s", (const char *)sqlite3_column_text(st, 3));
-        r->written_at = sqlite3_column_int64(st, 4);
-        for (size_t i = 0; i < e->ncerts && r->der_len; i++)
-            r->cert_present |= e->certs[i]->bv_len == r->der_len &&
-                               memcmp(e->certs[i]->bv_val, r->der, r->der_len) == 0;
-        for (size_t i = 0; i < e->naltsecs && r->ad_mapping[0]; i++)
-            r->altsec_present |= strcasecmp(e->altsecs[i], r->ad_mapping) == 0;
-        (*n)++;
+    for (size_t k = 0; k < *n; k++) {
+        struct noted *r = &out[k];
+        r->row = rows[k];
+        r->cert_present = r->altsec_present = false;
+        for (size_t i = 0; i < e->ncerts && r->row.der_len; i++)
+            r->cert_present |= e->certs[i]->bv_len == r->row.der_len &&
+                               memcmp(e->certs[i]->bv_val, r->row.der, r->row.der_len) == 0;
+        for (size_t i = 0; i < e->naltsecs && r->row.ad_mapping[0]; i++)
+            r->altsec_present |= strcasecmp(e->altsecs[i], r->row.ad_mapping) == 0;
     }
-    if (step != SQLITE_ROW && step != SQLITE_DONE)
-        rc = ledger_failed(s, "reading what the portal wrote");
-out:
-    sqlite3_finalize(st);
-    pthread_mutex_unlock(&s->ledger_lock);
-    return rc;
+    free(rows);
+    return STORE_OK;
 }
 
 /* Notes that cert may be written to username's entry (before it is), at when. */
 static store_status note(struct ldap_store *s, const char *username, const store_cert *cert,
                          long long when)
 {
-    sqlite3_stmt *st = NULL;
+    ledger_row *row = calloc(1, sizeof *row);
     store_status rc = STORE_OK;
+    char err[512];
 
-    pthread_mutex_lock(&s->ledger_lock);
-    if (sqlite3_prepare_v2(s->ledger,
-                           "INSERT INTO directory_writes (username, sha256, certificate, der,"
-                           " ad_mapping, written_at) VALUES (?, ?, ?, ?, ?, ?)"
-                           " ON CONFLICT (username, sha256) DO UPDATE SET"
-                           " written_at = excluded.written_at",
-                           -1, &st, NULL) != SQLITE_OK ||
-        sqlite3_bind_text(st, 1, username, -1, SQLITE_TRANSIENT) != SQLITE_OK ||
-        sqlite3_bind_text(st, 2, cert->sha256, -1, SQLITE_TRANSIENT) != SQLITE_OK ||
-        sqlite3_bind_text(st, 3, cert->json, -1, SQLITE_TRANSIENT) != SQLITE_OK ||
-        sqlite3_bind_blob(st, 4, cert->der, (int)cert->der_len, SQLITE_TRANSIENT) != SQLITE_OK ||
-        sqlite3_bind_text(st, 5, cert->ad_mapping, -1, SQLITE_TRANSIENT) != SQLITE_OK ||
-        sqlite3_bind_int64(st, 6, when) != SQLITE_OK || sqlite3_step(st) != SQLITE_DONE)
-        rc = ledger_failed(s, "noting what the portal writes");
-    sqlite3_finalize(st);
-    pthread_mutex_unlock(&s->ledger_lock);
+    if (!row || cert->der_len > sizeof row->der) {
+        free(row);
+        return say(STORE_ERROR, "the certificate cannot be noted");
+    }
+    snprintf(row->sha256, sizeof row->sha256, "%s", cert->sha256);
+    snprintf(row->json, sizeof row->json, "%s", cert->json);
+    memcpy(row->der, cert->der, cert->der_len);
+    row->der_len = cert->der_len;
+    snprintf(row->ad_mapping, sizeof row->ad_mapping, "%s", cert->ad_mapping);
+    row->written_at = when;
+    if (!ledger_note(s->ledger, username, row, err, sizeof err))
+        rc = say(STORE_ERROR, "%s", err);
+    free(row);
     return rc;
 }
 
 /* Forgets every row of username but keep_sha256's (NULL: all), once they are off the entry. */
-static store_status forget(struct ldap_store *s, const char *username, const char *keep_sha256)
+static void forget(struct ldap_store *s, const char *username, const char *keep_sha256)
 {
-    sqlite3_stmt *st = NULL;
-    store_status rc = STORE_OK;
+    char err[512];
 
-    pthread_mutex_lock(&s->ledger_lock);
-    if (sqlite3_prepare_v2(s->ledger,
-                           "DELETE FROM directory_writes WHERE username = ? AND sha256 != ?", -1,
-                           &st, NULL) != SQLITE_OK ||
-        sqlite3_bind_text(st, 1, username, -1, SQLITE_TRANSIENT) != SQLITE_OK ||
-        sqlite3_bind_text(st, 2, keep_sha256 ? keep_sha256 : "", -1, SQLITE_TRANSIENT) !=
-            SQLITE_OK ||
-        sqlite3_step(st) != SQLITE_DONE)
-        rc = ledger_failed(s, "forgetting what the portal removed");
-    sqlite3_finalize(st);
-    pthread_mutex_unlock(&s->ledger_lock);
-    return rc;
+    /* Removed from the entry already: a row left over only widens what counts as ours. */
+    (void)ledger_forget(s->ledger, username, keep_sha256, err, sizeof err);
 }
 
 /* ---- registrations ---- */
@@ -865,14 +814,14 @@ static const struct noted *remove_noted(const struct entry *e, const struct note
 
     for (size_t i = 0; i < n; i++) {
         const struct noted *r = &noted[i];
-        const char *spelled = r->altsec_present ? altsec_on_entry(e, r->ad_mapping) : NULL;
-        if (keep_sha256 && strcmp(r->sha256, keep_sha256) == 0)
+        const char *spelled = r->altsec_present ? altsec_on_entry(e, r->row.ad_mapping) : NULL;
+        if (keep_sha256 && strcmp(r->row.sha256, keep_sha256) == 0)
             continue;
         if (r->cert_present)
-            change_bytes(c, LDAP_MOD_DELETE, r->der, r->der_len);
+            change_bytes(c, LDAP_MOD_DELETE, r->row.der, r->row.der_len);
         if (spelled)
             change_string(c, LDAP_MOD_DELETE, ATTR_ALTSEC, spelled);
-        if ((r->cert_present || spelled) && (!newest || r->written_at > newest->written_at))
+        if ((r->cert_present || spelled) && (!newest || r->row.written_at > newest->row.written_at))
             newest = r;
     }
     return newest;
@@ -916,7 +865,7 @@ static store_status ldap_register(store *base, const char *username, const store
                       memcmp(e.certs[i]->bv_val, cert->der, cert->der_len) == 0;
     altsec_there = cert->ad_mapping[0] && altsec_on_entry(&e, cert->ad_mapping);
     for (size_t i = 0; i < n; i++)
-        if (strcmp(noted[i].sha256, cert->sha256) == 0)
+        if (strcmp(noted[i].row.sha256, cert->sha256) == 0)
             same = &noted[i];
     replaced = remove_noted(&e, noted, n, cert->sha256, c);
     if (s->write_cert && !cert_there)
@@ -924,7 +873,7 @@ static store_status ldap_register(store *base, const char *username, const store
     if (s->write_altsec && !altsec_there && cert->ad_mapping[0])
         change_string(c, LDAP_MOD_ADD, ATTR_ALTSEC, cert->ad_mapping);
     out->result = replaced ? "replaced" : c->n == 0 ? "unchanged" : "registered";
-    out->registered_at = c->n == 0 && same ? same->written_at : now;
+    out->registered_at = c->n == 0 && same ? same->row.written_at : now;
     out->password_expires = e.account.password_expires;
     if (password_expires > 0 && s->expiry == EXPIRY_SHADOW) {
         long long today = now / DAY_S;
@@ -945,11 +894,9 @@ static store_status ldap_register(store *base, const char *username, const store
         goto out;
     if (replaced) {
         out->replaced = true;
-        snprintf(out->replaced_json, sizeof out->replaced_json, "%s", replaced->json);
+        snprintf(out->replaced_json, sizeof out->replaced_json, "%s", replaced->row.json);
     }
-    rc = forget(s, username, cert->sha256);
-    if (rc != STORE_OK) /* written: the rows left over only widen what counts as ours */
-        rc = STORE_OK;
+    forget(s, username, cert->sha256);
 out:
     pthread_mutex_unlock(&s->lock);
     pthread_mutex_unlock(&s->write_lock);
@@ -981,9 +928,9 @@ static store_status ldap_registration_get(store *base, const char *username,
         if (!noted[i].cert_present && !noted[i].altsec_present)
             continue;
         out->registered = true;
-        snprintf(out->sha256, sizeof out->sha256, "%s", noted[i].sha256);
-        snprintf(out->cert_json, sizeof out->cert_json, "%s", noted[i].json);
-        out->registered_at = noted[i].written_at;
+        snprintf(out->sha256, sizeof out->sha256, "%s", noted[i].row.sha256);
+        snprintf(out->cert_json, sizeof out->cert_json, "%s", noted[i].row.json);
+        out->registered_at = noted[i].row.written_at;
     }
     entry_free(&e);
     free(noted);
@@ -1017,12 +964,11 @@ static store_status ldap_registration_clear(store *base, const char *username,
         goto out;
     if (cleared) {
         out->registered = true;
-        snprintf(out->sha256, sizeof out->sha256, "%s", cleared->sha256);
-        snprintf(out->cert_json, sizeof out->cert_json, "%s", cleared->json);
-        out->registered_at = cleared->written_at;
+        snprintf(out->sha256, sizeof out->sha256, "%s", cleared->row.sha256);
+        snprintf(out->cert_json, sizeof out->cert_json, "%s", cleared->row.json);
+        out->registered_at = cleared->row.written_at;
     }
-    if (forget(s, username, NULL) != STORE_OK)
-        rc = STORE_OK; /* removed from the entry: what is left over only widens what counts as ours */
+    forget(s, username, NULL);
 out:
     pthread_mutex_unlock(&s->lock);
     pthread_mutex_unlock(&s->write_lock);
@@ -1032,53 +978,47 @@ out:
     return rc;
 }
 
+/* One account of ldap_registration_each's walk. */
+struct each {
+    struct ldap_store *s;
+    void (*fn)(const char *username, const store_registration *r, void *ctx);
+    void *ctx;
+    store_registration *r;
+    store_status rc;
+};
+
+static store_status ldap_registration_get(store *base, const char *username,
+                                          store_registration *out);
+
+static void each_username(const char *username, void *ctx)
+{
+    struct each *w = ctx;
+    store_status rc;
+
+    if (w->rc != STORE_OK)
+        return;
+    rc = ldap_registration_get(&w->s->base, username, w->r);
+    if (rc == STORE_OK && w->r->registered)
+        w->fn(username, w->r, w->ctx);
+    else if (rc != STORE_OK && rc != STORE_NOT_FOUND) /* gone from the directory: skipped */
+        w->rc = rc;
+}
+
 /* What this portal wrote and the directory still holds, account by account (administration). */
 static store_status ldap_registration_each(store *base,
                                            void (*fn)(const char *username,
                                                       const store_registration *r, void *ctx),
                                            void *ctx)
 {
-    struct ldap_store *s = of(base);
-    store_registration *r = malloc(sizeof *r);
-    char username[STORE_USERNAME_MAX + 1];
-    sqlite3_stmt *st = NULL;
-    store_status rc = STORE_OK;
-    char (*names)[STORE_USERNAME_MAX + 1] = NULL;
-    size_t count = 0, cap = 0;
+    struct each w = {.s = of(base), .fn = fn, .ctx = ctx, .r = malloc(sizeof *w.r), .rc = STORE_OK};
+    char err[512];
 
-    if (!r)
+    if (!w.r)
         return say(STORE_ERROR, "out of memory");
-    pthread_mutex_lock(&s->ledger_lock);
-    if (sqlite3_prepare_v2(s->ledger,
-                           "SELECT DISTINCT username FROM directory_writes ORDER BY username", -1,
-                           &st, NULL) != SQLITE_OK) {
-        rc = ledger_failed(s, "listing what the portal wrote");
-        pthread_mutex_unlock(&s->ledger_lock);
-        free(r);
-        return rc;
-    }
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        if (count == cap) {
-            void *more = realloc(names, (cap = cap ? cap * 2 : 64) * sizeof *names);
-            if (!more)
-                break;
-            names = more;
-        }
-        snprintf(names[count++], sizeof names[0], "%s", (const char *)sqlite3_column_text(st, 0));
-    }
-    sqlite3_finalize(st);
-    pthread_mutex_unlock(&s->ledger_lock);
-    for (size_t i = 0; i < count && rc == STORE_OK; i++) {
-        snprintf(username, sizeof username, "%s", names[i]);
-        rc = ldap_registration_get(base, username, r);
-        if (rc == STORE_NOT_FOUND)
-            rc = STORE_OK; /* gone from the directory */
-        else if (rc == STORE_OK && r->registered)
-            fn(username, r, ctx);
-    }
-    free(names);
-    free(r);
-    return rc;
+    if (!ledger_each_username(w.s->ledger, each_username, &w, err, sizeof err))
+        w.rc = say(STORE_ERROR, "%s", err);
+    free(w.r);
+    return w.rc;
 }
 
 static store_status ldap_check(store *base)
@@ -1116,11 +1056,10 @@ static void ldap_close(store *base)
         ldap_unbind_ext_s(s->ld, NULL, NULL);
     if (s->binder)
         ldap_unbind_ext_s(s->binder, NULL, NULL);
-    sqlite3_close(s->ledger);
+    ledger_close(s->ledger);
     pthread_mutex_destroy(&s->lock);
     pthread_mutex_destroy(&s->bind_lock);
     pthread_mutex_destroy(&s->write_lock);
-    pthread_mutex_destroy(&s->ledger_lock);
     OPENSSL_cleanse(s->password, sizeof s->password);
     free(s);
 }
@@ -1214,7 +1153,6 @@ store_status store_open_ldap(store **out, const store_ldap_options *opt, char *e
 {
     struct ldap_store *s = calloc(1, sizeof *s);
     const char *hole;
-    char *msg = NULL;
 
     *out = NULL;
     if (!s) {
@@ -1227,7 +1165,6 @@ store_status store_open_ldap(store **out, const store_ldap_options *opt, char *e
     pthread_mutex_init(&s->lock, NULL);
     pthread_mutex_init(&s->bind_lock, NULL);
     pthread_mutex_init(&s->write_lock, NULL);
-    pthread_mutex_init(&s->ledger_lock, NULL);
     snprintf(s->uri, sizeof s->uri, "%s", opt->uri);
     s->starttls = opt->starttls;
     snprintf(s->ca_file, sizeof s->ca_file, "%s", opt->ca_file);
@@ -1263,19 +1200,8 @@ store_status store_open_ldap(store **out, const store_ldap_options *opt, char *e
     }
     if (!read_password(s, error, error_size))
         goto fail;
-    if (opt->ledger) {
-        if (sqlite3_open_v2(opt->ledger, &s->ledger,
-                            SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
-                            NULL) != SQLITE_OK ||
-            sqlite3_busy_timeout(s->ledger, LEDGER_BUSY_MS) != SQLITE_OK ||
-            sqlite3_exec(s->ledger, "PRAGMA synchronous = FULL;", NULL, NULL, &msg) != SQLITE_OK ||
-            sqlite3_exec(s->ledger, ledger_schema, NULL, NULL, &msg) != SQLITE_OK) {
-            snprintf(error, error_size, "database: %s cannot hold what the portal writes: %s",
-                     opt->ledger, msg ? msg : s->ledger ? sqlite3_errmsg(s->ledger) : "out of memory");
-            sqlite3_free(msg);
-            goto fail;
-        }
-    }
+    if (opt->ledger && !ledger_open(&s->ledger, opt->ledger, error, error_size))
+        goto fail;
     *out = &s->base;
     return STORE_OK;
 fail:

@@ -11,7 +11,7 @@
 #
 #   BENCH_PORTAL_SECONDS   seconds per row (10)
 #   BENCH_PORTAL_CLIENTS   the client counts ("1 16 64")
-#   BENCH_PORTAL_PARTS     which parts: "compare memory breakdown ecdsa" (all)
+#   BENCH_PORTAL_PARTS     which parts: "compare memory breakdown ecdsa directory" (all)
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -27,7 +27,7 @@ ip link set lo up
 
 seconds=${BENCH_PORTAL_SECONDS:-10}
 client_counts=${BENCH_PORTAL_CLIENTS:-1 16 64}
-parts=${BENCH_PORTAL_PARTS:-compare memory breakdown ecdsa}
+parts=${BENCH_PORTAL_PARTS:-compare memory breakdown ecdsa directory}
 pki=${CACREG_PKI:-$CACREG_BUILD/pki}
 personas=$CACREG_BUILD/personas
 load=$CACREG_BUILD/tests/portal-load
@@ -44,6 +44,7 @@ pids=()
 cleanup() {
     for d in "$T"/portal-*; do [ -d "$d" ] && "$portal" stop "$d"; done
     ! mountpoint -q "$T/tmpfs" || umount "$T/tmpfs"
+    [ -z "${slapd_pid:-}" ] || pids+=("$slapd_pid")
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
     for p in "${pids[@]}"; do within 5 dead "$p" || true; done
     rm -rf "$T"
@@ -298,5 +299,58 @@ if [[ " $parts " == *" ecdsa "* ]]; then
             print_row "$impl ($mode)" 16
         done
         stop
+    done
+fi
+
+# The directory store (store = ldap, Debian's slapd on loopback, tests/directory/lib.sh)
+# beside the embedded one: a CAC login's rate and latency, and the directory's round
+# trips per login (slapd's own count of operations, over 20 logins after a first).
+if [[ " $parts " == *" directory "* ]]; then
+    # shellcheck source=../directory/lib.sh
+    . "$top/tests/directory/lib.sh"
+    slapd_setup "$T/slapd" 256 # stats: one line per operation
+    slapd_start
+    slapd_seed
+    while read -r name edipi username password _; do
+        slapd_person "$username" "PERSONA, LOAD $name" "$edipi" $((70000 + 10#$name)) "$password"
+    done <"$personas/bench.list" | slapd_add
+    printf '%s\n' "$service_password" >"$T/service.secret"
+    chmod 600 "$T/service.secret"
+    echo "a CAC login through the directory store (slapd on loopback, ldaps) beside the embedded store:"
+    header "logins/s"
+    for store in sqlite ldap; do
+        if [ "$store" = ldap ]; then
+            start_portald ldap --store ldap --ldap-uri "$ldap_uri" --ldap-ca-file "$pki/ca-bundle.pem" \
+                --ldap-bind-dn "$service_dn" --ldap-bind-password-file "$T/service.secret" \
+                --ldap-base "$people"
+        else
+            start_portald sqlite
+        fi
+        impl=cacreg-portald
+        for clients in 1 16; do
+            run_load login "$clients"
+            print_row "store = $store" "$clients"
+        done
+        if [ "$store" = ldap ]; then
+            # One per operation (slapd's stats log has two lines for some, e.g. SRCH base= and attr=).
+            op_lines() {
+                grep -E ' op=[0-9]+ (BIND|SRCH|MOD|ADD|DEL|EXT) ' "$T/slapd/slapd.log" |
+                    sed -E 's/.*(conn=[0-9]+ op=[0-9]+ [A-Z]+) .*/\1/' | uniq
+            }
+            ops() { op_lines | wc -l; }
+            "$load" --url "$url" --ca "$pki/ca-bundle.pem" --personas "$personas" \
+                --list "$personas/bench.list" --clients 1 --mode login --count 1 >/dev/null
+            before=$(ops)
+            "$load" --url "$url" --ca "$pki/ca-bundle.pem" --personas "$personas" \
+                --list "$personas/bench.list" --clients 1 --mode login --count 20 >/dev/null
+            after=$(ops)
+            op_lines | tail -n $((after - before)) | sed -E 's/.* ([A-Z]+)$/\1/' | sort | uniq -c |
+                awk '{ printf "%s %s, ", $1 / 20, $2 }' >"$T/kinds"
+            echo "  directory round trips per CAC login (POST cac-login, GET registration, DELETE session):" \
+                "$(awk -v n=$((after - before)) 'BEGIN { print n / 20 }') ($(sed 's/, $//' "$T/kinds"))"
+            stop_server ldap
+        else
+            stop_server sqlite
+        fi
     done
 fi

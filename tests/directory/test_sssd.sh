@@ -475,6 +475,14 @@ has "registered"
 accepted jane.doe 24681357 "after slapd came back"
 ok "slapd stopped: 503 directory_unavailable, cacreg says so in words, nothing written; back, the next login works"
 
+# --- administration on a directory: what this portal wrote and the directory holds; accounts are the directory's
+"$portald" --config "$T/portald.conf" registration list >"$T/admin.out" 2>&1 || fail "registration list: $(cat "$T/admin.out")"
+grep -q "^jane.doe	.*sha256=$(sha_of valid2)" "$T/admin.out" && grep -q "^linda.loe	" "$T/admin.out" ||
+    fail "registration list: $(cat "$T/admin.out")"
+! "$portald" --config "$T/portald.conf" account list >"$T/admin.out" 2>&1 &&
+    grep -q "the accounts are the directory's" "$T/admin.out" || fail "account list: $(cat "$T/admin.out")"
+ok "registration list shows what the portal wrote (jane's valid2, linda's); account commands say the accounts are the directory's"
+
 # --- a directory that hangs (slapd stopped with SIGSTOP: connections accepted, never answered):
 # every operation is bounded by ldap_timeout (3 s here), then 503; SIGCONT, and it works again.
 kill -STOP "$slapd_pid"
