@@ -846,6 +846,11 @@ static store_status ldap_register(store *base, const char *username, const store
         free(c);
         return say(STORE_ERROR, "out of memory");
     }
+    if (!s->write_cert && !cert->ad_mapping[0]) {
+        free(noted);
+        free(c);
+        return say(STORE_ERROR, "the certificate has no AD mapping to write (ldap_write = altsecid)");
+    }
     pthread_mutex_lock(&s->write_lock);
     pthread_mutex_lock(&s->lock);
     if ((rc = entry_by_username(s, username, &e)) != STORE_OK)
@@ -886,8 +891,9 @@ static store_status ldap_register(store *base, const char *username, const store
         change_string(c, LDAP_MOD_REPLACE, "pwdLastSet", "-1"); /* AD: now; its policy counts */
         out->password_expires = 0;
     }
-    /* Noted before it is written: a write whose answer is lost is still known as ours. */
-    if (strcmp(out->result, "unchanged") != 0 &&
+    /* Noted before it is written: a write whose answer is lost is still known as ours.
+     * A card on the entry already but not noted (put there by hand) becomes ours too. */
+    if ((strcmp(out->result, "unchanged") != 0 || !same) &&
         (rc = note(s, username, cert, out->registered_at)) != STORE_OK)
         goto out;
     if ((rc = modify(s, e.dn, c, "writing the registration")) != STORE_OK)
