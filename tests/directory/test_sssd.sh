@@ -288,6 +288,14 @@ ctl remove # no card: sssd asks for the password
 "$bench_dir/bench" wait "$CACREG_BENCH" absent >/dev/null
 sssd_login jane.doe Correct-Horse-1 || { cat "$T/sssctl"; fail "jane's password does not log in through sssd"; }
 grep -q "Password:" "$T/sssctl" || fail "sssd did not ask for a password"
+# A username is a value in the filter, never a part of it: wildcards and parentheses find nobody.
+for name in '*' 'jane.doe)(uid=*' 'j*' '*)(objectClass=*'; do
+    code=$(curl -sS -o "$T/answer" -w '%{http_code}' --cacert "$pki/ca-bundle.pem" \
+        -H 'Content-Type: application/json' \
+        -d "{\"username\": \"$name\", \"password\": \"Correct-Horse-1\"}" "${url}session")
+    [ "$code" = 401 ] && grep -q '"error":"invalid_credentials"' "$T/answer" ||
+        fail "username '$name': $code $(cat "$T/answer")"
+done
 ok "shadowLastChange $today, shadowMax 150; the password logs in to the portal (a bind as jane) and through sssd; the view shows issuer and SHA-256"
 
 # --- a password-path registration for another person

@@ -266,6 +266,11 @@ MUTATIONS += [
       ["directory:test_sssd"],
       "a directory that accepts the connection and never answers holds the request (the TLS "
       "handshake spins past ldap_timeout)"),
+    M("ldap-filter-unescaped", "portal/store_ldap.c",
+      "(int)(hole - template), template, esc.bv_val, hole + 2);",
+      "(int)(hole - template), template, value, hole + 2);",
+      ["directory:test_sssd"],
+      "a username is put into the filter as it is: 'j*' logs in as jane.doe with her password"),
     M("ldap-149-days", "portal/store_ldap.c",
       "#define EXTENSION_DAYS 150",
       "#define EXTENSION_DAYS 149",
