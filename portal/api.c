@@ -135,8 +135,8 @@ static json_t *stored_cert(const char *text)
 
 /*
  * The store could not answer: 503, with the directory's own error when it is
- * the directory (down, or refusing the portal). Nothing was written either way
- * (a write is one transaction, or one LDAP modify), and the audit line says so.
+ * the directory (down, or refusing the portal). Nothing is half-written (a
+ * write is one transaction, or one LDAP modify), and the audit line says so.
  */
 static api_error store_failed(struct call *c, const char *what, store_status rc)
 {
@@ -146,7 +146,7 @@ static api_error store_failed(struct call *c, const char *what, store_status rc)
     audit_add(&l, "during", what);
     audit_add(&l, "store", store_kind(c->ctx->store));
     audit_add(&l, "error", store_error(c->ctx->store));
-    audit_add(&l, "written", "nothing");
+    audit_add(&l, "half_written", "no"); /* one transaction or one modify: all or nothing */
     audit_send(&l, 1);
     if (rc == STORE_UNAVAILABLE)
         return fail(503, "directory_unavailable", NULL,

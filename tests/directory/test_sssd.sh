@@ -12,9 +12,13 @@
 # (refused once sssd's cache lets the entry go); one card, one account; the
 # password login, and 150 days in shadowLastChange/shadowMax; an unrelated
 # certificate and mapping kept through replace and clear; a wrong PIN costs one
-# try; slapd stopped (directory_unavailable, in words) and back; the service
-# account's password wrong in its file (--check-config and the log say which);
-# the ACL (the portal writes only its attributes, a user none of them).
+# try; slapd stopped (directory_unavailable, in words) and back; slapd hung
+# (every operation within ldap_timeout); the service account's password wrong
+# in its file (--check-config and the log say which); the ACL (the portal
+# writes only its attributes, a person none of them); TLS verified (another CA,
+# ldap:// without StartTLS refused); failover (the first URI has no directory);
+# filter metacharacters in a username; the directory's own lock (ppolicy,
+# attempts_left, 423); ldap_write = certificate; the administration commands.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -361,7 +365,7 @@ stop_pid "$slapd_pid"
 slapd_pid=
 cacreg 5 '24681357\n' login --cac --pin-fd 0
 has "cannot reach the directory"
-within 5 grep -q "event=store_error.*store=ldap.*written=nothing" "$T/syslog" ||
+within 5 grep -q "event=store_error.*store=ldap.*half_written=no" "$T/syslog" ||
     fail "no audit line for the directory's failure"
 start_slapd
 [ "$(on_entry jane.doe)" = "$before_entry" ] || fail "something was half-written"
@@ -377,6 +381,39 @@ grep -q "^jane.doe	.*sha256=$(sha_of valid2)" "$T/admin.out" && grep -q "^linda.
 ! "$portald" --config "$T/portald.conf" account list >"$T/admin.out" 2>&1 &&
     grep -q "the accounts are the directory's" "$T/admin.out" || fail "account list: $(cat "$T/admin.out")"
 ok "registration list shows what the portal wrote (jane's valid2, linda's); account commands say the accounts are the directory's"
+
+# --- the directory's own lock (ppolicy): attempts_left from its failure count, then 423; the
+# portal keeps no lock of its own (the directory unlocks, and the password works again)
+password_login() { # user password: the portal's answer in $T/answer, its status out
+    curl -sS -o "$T/answer" -w '%{http_code}' --cacert "$pki/ca-bundle.pem" \
+        -H 'Content-Type: application/json' -d "{\"username\": \"$1\", \"password\": \"$2\"}" \
+        "${url}session"
+}
+for left in 4 3 2 1; do
+    [ "$(password_login linda.loe wrong)" = 401 ] && grep -q "\"attempts_left\":$left" "$T/answer" ||
+        fail "wrong password, want attempts_left $left: $(cat "$T/answer")"
+done
+[ "$(password_login linda.loe wrong)" = 423 ] || fail "the 5th wrong password: $(cat "$T/answer")"
+[ "$(password_login linda.loe Email-Only-3)" = 423 ] || fail "locked, the right password: $(cat "$T/answer")"
+grep -q '"error":"account_locked"' "$T/answer" || fail "not account_locked: $(cat "$T/answer")"
+within 5 grep -q "event=lock .*username=linda.loe" "$T/syslog" || fail "no audit line of the lock"
+# Without the threshold in the configuration, the lock is the directory's answer (ppolicy's control).
+stop_pid "$portald_pid"
+sed -i 's/^ldap_lockout_attempts = 5$/ldap_lockout_attempts = 0\nldap_write = certificate/' "$T/portald.conf"
+start_portald
+[ "$(password_login linda.loe Email-Only-3)" = 423 ] || fail "ppolicy's lock not read: $(cat "$T/answer")"
+printf 'dn: uid=linda.loe,%s\nchangetype: modify\ndelete: pwdAccountLockedTime\n' "$people" |
+    ldapmodify -x -H ldap://127.0.0.1 -D "cn=admin,$suffix" -w admin-secret >/dev/null
+[ "$(password_login linda.loe Email-Only-3)" = 200 ] || fail "unlocked in the directory: $(cat "$T/answer")"
+ok "the directory's lock: attempts_left 4..1, 423 at the 5th, audited; ppolicy's answer alone says locked; unlocked in the directory, the password works"
+
+# --- ldap_write = certificate (set above): only userCertificate;binary is written (a clear, then a register)
+insert valid2
+cacreg 0 'Correct-Horse-1\n24681357\n' register --user jane.doe --password-fd 0 --pin-fd 0 --clear
+holds jane.doe "cert $(sha_of valid2)" && ! holds jane.doe "map $valid2_map" ||
+    { on_entry jane.doe; fail "ldap_write = certificate wrote a mapping"; }
+unrelated_kept "ldap_write = certificate"
+ok "ldap_write = certificate: the clear removed both forms the portal wrote, the register wrote the certificate alone"
 
 # --- a directory that hangs (slapd stopped with SIGSTOP: connections accepted, never answered):
 # every operation is bounded by ldap_timeout (3 s here), then 503; SIGCONT, and it works again.
