@@ -51,7 +51,10 @@ chmod 755 "$T"
 slapd_pid= sssd_pid= portald_pid= sink_pid=
 cleanup() {
     for p in "$sssd_pid" "$portald_pid" "$slapd_pid" "$sink_pid"; do [ -z "$p" ] || stop_pid "$p"; done
-    [ -z "${CACREG_BENCH:-}" ] || "$bench_dir/bench" stop "$CACREG_BENCH"
+    # The bench's stop is bounded (5 s); past it, the namespace's end (this script is its
+    # PID 1) takes whatever is left: noted, not a failure of what was tested (1 run in 25).
+    [ -z "${CACREG_BENCH:-}" ] || "$bench_dir/bench" stop "$CACREG_BENCH" ||
+        echo "note: the bench did not stop within its bound; the namespace's end stops it"
     rm -rf "$T"
 }
 trap cleanup EXIT
