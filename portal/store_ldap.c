@@ -23,8 +23,6 @@
 #include <strings.h>
 #include <time.h>
 
-#include <sys/socket.h>
-
 #include <ldap.h>
 #include <openssl/crypto.h>
 
@@ -57,7 +55,6 @@ struct ldap_store {
     enum expiry expiry;
     int timeout_s;
     int lockout_attempts;
-    struct ldap_conncb on_connect; /* bounds each connection's blocking reads and writes */
     pthread_mutex_t lock;       /* the service connection */
     LDAP *ld;
     pthread_mutex_t bind_lock;  /* the connection passwords are checked on */
@@ -120,7 +117,7 @@ static store_status ldap_failed(struct ldap_store *s, LDAP **ld, const char *wha
 
     if (*ld)
         ldap_get_option(*ld, LDAP_OPT_DIAGNOSTIC_MESSAGE, &diag);
-    say(STORE_UNAVAILABLE, "%s: the directory (%s) answered %s (%d)%s%s", what, s->uri,
+    say(STORE_UNAVAILABLE, "%s: the directory (%s): %s (%d)%s%s", what, s->uri,
         ldap_err2string(code), code, diag && diag[0] ? ": " : "", diag ? diag : "");
     ldap_memfree(diag);
     if (*ld && connection_lost(code)) {
@@ -128,35 +125,6 @@ static store_status ldap_failed(struct ldap_store *s, LDAP **ld, const char *wha
         *ld = NULL;
     }
     return STORE_UNAVAILABLE;
-}
-
-/*
- * Each new connection's socket waits at most ldap_timeout for a read or a
- * write: libldap bounds its operations, but not a TLS handshake with a
- * directory that accepted the connection and never answers (a hung slapd).
- */
-static int bound_socket(LDAP *ld, Sockbuf *sb, LDAPURLDesc *srv, struct sockaddr *addr,
-                        struct ldap_conncb *ctx)
-{
-    const struct ldap_store *s = ctx->lc_arg;
-    struct timeval tv = {.tv_sec = s->timeout_s};
-    int fd = -1;
-
-    (void)ld;
-    (void)srv;
-    (void)addr;
-    if (ber_sockbuf_ctrl(sb, LBER_SB_OPT_GET_FD, &fd) != 1 || fd < 0)
-        return 0;
-    (void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    (void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    return 0;
-}
-
-static void unbound_socket(LDAP *ld, Sockbuf *sb, struct ldap_conncb *ctx)
-{
-    (void)ld;
-    (void)sb;
-    (void)ctx;
 }
 
 /* A new connection's handle with TLS verified against the CA, StartTLS done when asked. */
@@ -183,8 +151,7 @@ static store_status open_connection(struct ldap_store *s, LDAP **out)
         ldap_set_option(ld, LDAP_OPT_X_TLS_CACERTFILE, s->ca_file) != LDAP_OPT_SUCCESS ||
         ldap_set_option(ld, LDAP_OPT_X_TLS_REQUIRE_CERT, &demand) != LDAP_OPT_SUCCESS ||
         ldap_set_option(ld, LDAP_OPT_X_TLS_PROTOCOL_MIN, &tls_min) != LDAP_OPT_SUCCESS ||
-        ldap_set_option(ld, LDAP_OPT_X_TLS_NEWCTX, &newctx) != LDAP_OPT_SUCCESS ||
-        ldap_set_option(ld, LDAP_OPT_CONNECT_CB, &s->on_connect) != LDAP_OPT_SUCCESS) {
+        ldap_set_option(ld, LDAP_OPT_X_TLS_NEWCTX, &newctx) != LDAP_OPT_SUCCESS) {
         ldap_unbind_ext_s(ld, NULL, NULL);
         return say(STORE_UNAVAILABLE, "ldap_ca_file: TLS to the directory cannot be set up with %s",
                    s->ca_file);
@@ -541,7 +508,7 @@ static store_status ldap_password_check(store *base, const store_account *a, con
         return STORE_OK;
     }
     if (code != LDAP_INVALID_CREDENTIALS)
-        return say(STORE_UNAVAILABLE, "checking a password: the directory (%s) answered %s (%d)%s%s",
+        return say(STORE_UNAVAILABLE, "checking a password: the directory (%s): %s (%d)%s%s",
                    s->uri, ldap_err2string(code), code, diag[0] ? ": " : "", diag);
     if (pp == PP_accountLocked) {
         out->verdict = STORE_PASSWORD_LOCKED;
@@ -1166,8 +1133,6 @@ store_status store_open_ldap(store **out, const store_ldap_options *opt, char *e
         return STORE_ERROR;
     }
     s->base.backend = &ldap_backend;
-    s->on_connect = (struct ldap_conncb){.lc_add = bound_socket, .lc_del = unbound_socket,
-                                         .lc_arg = s};
     pthread_mutex_init(&s->lock, NULL);
     pthread_mutex_init(&s->bind_lock, NULL);
     pthread_mutex_init(&s->write_lock, NULL);
