@@ -84,7 +84,7 @@ RUN
     server_pid=$(tmux -S "$sock" display -p '#{pid}')
 }
 kiosk_pid() { pane_child; } # the launcher: the child of the pane's shell
-session_pid() { ps -o pid= --ppid "$(kiosk_pid)" | tr -d ' ' | head -1 || true; }
+session_pid() { first_child "$(kiosk_pid)"; }
 # no_shell: under the station there is the launcher and at most its one session, cacreg.
 no_shell() {
     local k children

@@ -6,6 +6,8 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 bench() { "$here/bench" "$@"; }
 fail() { echo "FAIL: $*" >&2; exit 1; }
+# shellcheck source=../lib/wait.sh
+. "$here/../lib/wait.sh"
 
 # Every process under PID, itself included.
 descendants() {
@@ -46,7 +48,7 @@ for round in 1 2; do
     a=
     for pid in $pids; do
         # Gone, or a zombie that init has yet to reap: either way, not running.
-        if [ -r /proc/"$pid"/stat ] && ! sed 's/^.*) //' /proc/"$pid"/stat | grep -q '^Z'; then
+        if ! dead "$pid"; then
             fail "process $pid ($(cat /proc/"$pid"/comm)) still runs after stop"
         fi
     done

@@ -47,7 +47,7 @@ want_label() {
     cn=${cn%|}
     if [ ${#cn} -gt 32 ]; then printf '%s...' "${cn:0:29}"; else printf '%s' "$cn"; fi
 }
-label() { p11 -L | sed -n 's/^  token label *: //p' | head -n 1; }
+label() { p11 -L | sed -n '0,/^  token label *: /s/^  token label *: //p'; }
 
 # nokey: OpenSC cannot tell the key is missing; the card refuses to sign with it.
 reinsert nokey

@@ -55,6 +55,9 @@ one() {
     ctl remove
     within 10 dead "$pid" || true
     if ! dead "$pid"; then
+        # Where it hangs, for the log: every thread's stack.
+        command -v gdb >/dev/null && timeout 30 gdb -p "$pid" -batch -ex 'thread apply all bt' 2>/dev/null |
+            grep -E '^(Thread|#)' | head -60
         kill -KILL "$pid" 2>/dev/null || true
         wait "$pid" 2>/dev/null || true
         hangs=$((hangs + 1))

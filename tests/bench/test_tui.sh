@@ -452,7 +452,11 @@ while [ $sent -lt 3000 ]; do
         sent=$((sent + 8))
     fi
 done
-drawn() { screen | head -1 | grep -qF "cacreg - register your CAC" && screen | tail -1 | grep -qE "Esc|Enter"; }
+drawn() {
+    local rows=()
+    mapfile -t rows < <(screen)
+    [[ ${rows[0]} == *"cacreg - register your CAC"* ]] && [[ ${rows[-1]} =~ Esc|Enter ]]
+}
 within "$WAIT_SECONDS" drawn || { screen; fail "random keys: no title bar or no key bar"; }
 # Esc, one at a time (each read alone, not as the start of a sequence), until the start.
 for _ in $(seq 12); do

@@ -26,7 +26,7 @@ page() { screen | cut -c1-48 | sed 's/^ *//; s/ *$//' | tr '\n' ' ' | tr -s ' ';
 keys() { tmux -S "$sock" send-keys "$@"; }
 typed() { tmux -S "$sock" send-keys -l -- "$1"; }
 pane_pid() { tmux -S "$sock" display -p '#{pane_pid}'; }
-pane_child() { ps -o pid= --ppid "$(pane_pid)" | tr -d ' ' | head -1; }
+pane_child() { first_child "$(pane_pid)"; }
 
 _shown() { screen | grep -qF -- "$1" || page | grep -qF -- "$1"; }
 _not_shown() { ! screen | grep -qF -- "$1"; }

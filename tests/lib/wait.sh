@@ -7,6 +7,7 @@
 #                               first failure. Only for "nothing may happen" checks,
 #                               which no event can end early; each use says why
 #   dead PID                    PID is not running (gone, or a zombie not yet reaped)
+#   first_child PID             the pid of PID's first child (nothing when it has none)
 #   quiet PID                   until PID's main thread is blocked in its event
 #                               loop's wait (poll, select, epoll), its other threads
 #                               asleep, no signal pending: it has handled what it
@@ -53,14 +54,29 @@ _waiting() {
     read -r nr _ <"/proc/$1/syscall" 2>/dev/null || return 1
     case "$nr" in 7 | 271 | 23 | 270 | 232 | 281 | 441) ;; *) return 1 ;; esac
     for task in /proc/"$1"/task/*; do
-        state=$(sed 's/^.*) //' "$task/stat" 2>/dev/null | cut -c1)
-        [ "$state" = S ] || return 1
+        { read -r state <"$task/stat"; } 2>/dev/null || return 1
+        state=${state##*) }
+        [ "${state:0:1}" = S ] || return 1
     done
-    pending=$(sed -n 's/^\(SigPnd\|ShdPnd\):[[:space:]]*//p' "/proc/$1/status" 2>/dev/null | tr -d '0\n')
+    pending=$(sed -n 's/^\(SigPnd\|ShdPnd\):[[:space:]]*//p' "/proc/$1/status" 2>/dev/null)
+    pending=${pending//[0$'\n']/}
     [ -z "$pending" ]
 }
 quiet() {
     within "$WAIT_SECONDS" _waiting "$1" || fail "pid $1 never went back to waiting"
 }
 
-dead() { ! [ -r "/proc/$1/stat" ] || sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | grep -q '^Z'; }
+# No pipes below: under pipefail, a reader that stops early (grep -q, head -1) fails
+# the pipe with the writer's SIGPIPE now and then, and `set -e` ends the test unsaid.
+first_child() {
+    local kids=()
+    mapfile -t kids < <(ps -o pid= --ppid "$1")
+    [ ${#kids[@]} -gt 0 ] && echo $((kids[0]))
+    return 0
+}
+dead() {
+    local s
+    { read -r s <"/proc/$1/stat"; } 2>/dev/null || return 0
+    s=${s##*) }
+    [ "${s:0:1}" = Z ]
+}

@@ -44,7 +44,7 @@ wait_exit() {
     rc=0
     wait "$1" || rc=$?
 }
-alive_pid() { [ -r "/proc/$1/stat" ] && ! sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | grep -q '^Z'; }
+alive_pid() { ! dead "$1"; }
 
 # clean LABEL: nothing of the last session is left, on either side, within 5 s: the
 # local private directory, the remote socket (by the path the remote side saw), every
@@ -278,7 +278,14 @@ within 5 [ -S "$T/p11/sock" ] || fail "p11-kit server: no socket"
 # (exec), so that stopping it stops it.
 probe() { exec env -u PCSCLITE_CSOCK_NAME P11_KIT_SERVER_ADDRESS="unix:path=$T/p11/sock" \
     "$T/slotevents" "$client_so" "$@"; }
+# server_ready: a module initialised through it (its socket is there before it listens).
+server_ready() { (probe list >/dev/null 2>&1); }
+within 10 server_ready || fail "p11-kit server: never answered"
+# card_served: a module initialised through the server now has the card's slot (OpenSC
+# in a new p11-kit remote may look before pcscd's card is ready for it).
+card_served() { (probe list 2>/dev/null) | grep -q 'slots=1 present=1'; }
 insert valid
+within 15 card_served || fail "the server never offered the card"
 # The probe polls until its count runs out; each step below waits for the probe to have
 # seen the last one (its lines are flushed as they are written).
 polled() { grep -q "$1" "$T/poll" 2>/dev/null; }
@@ -318,6 +325,7 @@ wait "$pp" || true
 insert valid
 for pipe in default ignored; do
     rc=0
+    within 15 card_served || fail "forwarding gone: the server never offered the card"
     if [ "$pipe" = ignored ]; then
         (trap '' PIPE; probe poll 150 40 >"$T/poll") &
     else
@@ -341,7 +349,7 @@ for pipe in default ignored; do
         p11-kit server --foreground --provider /usr/lib/x86_64-linux-gnu/pkcs11/opensc-pkcs11.so \
             --name "$T/p11/sock" 'pkcs11:manufacturer=Common%20Access%20Card' >"$T/p11/out" 2>&1 &
         server=$!
-        within 5 [ -S "$T/p11/sock" ] || fail "p11-kit server: no socket"
+        within 10 server_ready || fail "p11-kit server: never answered"
     else
         if [ "$rc" != 0 ] || ! grep -q 'slots_rv=CKR_DEVICE_ERROR' "$T/poll"; then
             cat "$T/poll"
@@ -424,15 +432,31 @@ card_pulled() { # the card pulled on this computer while the remote flow waits f
     grep -q "The card was removed" "$T/out" || fail "card pulled: $(tr '\n' ' ' <"$T/out")"
     [ "$(counter verifies)" = 0 ] || fail "a VERIFY after the card was pulled"
 }
+# forwarded PID: cacreg ssh PID's p11-kit server has a p11-kit remote for the far side (in $remote).
+forwarded() {
+    local c
+    remote=
+    for c in $(ps -o pid= --ppid "$1"); do
+        [ "$(cat "/proc/$c/comm" 2>/dev/null)" = p11-kit-server ] || continue
+        remote=$(first_child "$c")
+    done
+    [ -n "$remote" ]
+}
 late_card() { # no card when the remote cacreg starts; it comes in while login --wait waits
-    local rc=0 p
+    local rc=0 p first
     ctl remove
     "$here/bench" wait "$CACREG_BENCH" absent >/dev/null
     printf '123456\n' | XDG_RUNTIME_DIR=$T/xdg "$bin" ssh -F "$T/client/config" \
         --remote-cacreg "$T/remote-cacreg" box -- login --cac --pin-fd 0 --wait 15000 "${ca[@]}" \
         --portal "$portal_url" >"$T/out" 2>&1 &
     p=$!
-    sleep 3
+    # The far side looked and saw no slot: it loads the module again while there is
+    # none, so the p11-kit remote this side's server handed its first connection to
+    # gives way to another one.
+    within 20 forwarded "$p" || fail "card inserted late: the far side never used the forwarding"
+    first=$remote
+    another() { forwarded "$p"; [ "$remote" != "$first" ]; }
+    within 20 another || fail "card inserted late: the far side never looked again"
     ctl insert valid
     wait "$p" || rc=$?
     [ "$rc" = 0 ] || fail "card inserted late: exit $rc: $(tr '\n' ' ' <"$T/out")"
