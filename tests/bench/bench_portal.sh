@@ -213,9 +213,13 @@ if [[ " $parts " == *" memory "* ]]; then
     run_load login 64
     kill "$sampler"
     hwm=$(sed -n 's/^VmHWM:[[:space:]]*\([0-9]*\).*/\1/p' "/proc/$spid/status")
+    anon=$(sed -n 's/^RssAnon:[[:space:]]*\([0-9]*\).*/\1/p' "/proc/$spid/status")
+    file=$(sed -n 's/^RssFile:[[:space:]]*\([0-9]*\).*/\1/p' "/proc/$spid/status")
     printf 'cacreg-portald memory: RSS %.1f MB idle, %.1f MB at most during 64 clients of CAC logins (VmHWM %.1f MB), %s threads\n' \
         "$(awk -v k="$rss_idle" 'BEGIN { print k / 1024 }')" "$(awk -v k="$(cat "$T/rss")" 'BEGIN { print k / 1024 }')" \
         "$(awk -v k="$hwm" 'BEGIN { print k / 1024 }')" "$(ls "/proc/$spid/task" | wc -l)"
+    printf '  after it: %.1f MB anonymous (heap, sessions, TLS state), %.1f MB of mapped files (the libraries)\n' \
+        "$(awk -v k="$anon" 'BEGIN { print k / 1024 }')" "$(awk -v k="$file" 'BEGIN { print k / 1024 }')"
     stop
 fi
 

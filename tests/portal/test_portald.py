@@ -471,5 +471,31 @@ class TestAdministration(unittest.TestCase):
             self.assertIn(words, err)
 
 
+class TestSessions(unittest.TestCase):
+    def test_many_sessions_all_kept(self):
+        # The session table starts small and grows (memory for the sessions there are):
+        # 1,200 sessions, past two doublings, each still known afterwards.
+        p = Portald(password_attempts_per_account="100000", password_attempts_per_address="100000")
+        try:
+            c = p.conn()
+            tokens = []
+            for _ in range(1200):
+                c.request("POST", "/api/v1/session", body=json.dumps(
+                    {"username": JANE[0], "password": JANE[1]}).encode(),
+                    headers={"Content-Type": "application/json"})
+                r = c.getresponse()
+                body = json.loads(r.read())
+                self.assertEqual(r.status, 200, body)
+                tokens.append(body["session"])
+            for t in tokens:
+                c.request("GET", "/api/v1/registration", headers={"Authorization": "Bearer " + t})
+                r = c.getresponse()
+                r.read()
+                self.assertEqual(r.status, 200, "a session was lost when the table grew")
+            c.close()
+        finally:
+            p.stop()
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
