@@ -246,7 +246,7 @@ MUTATIONS += [
       ["directory:test_sssd"],
       "a clear removes mappings this portal never wrote (the unrelated one on the entry)"),
     M("ldap-replace-keeps-old", "portal/store_ldap.c",
-      "if (keep_sha256 && strcmp(r->sha256, keep_sha256) == 0)",
+      "if (keep_sha256 && strcmp(r->row.sha256, keep_sha256) == 0)",
       "if (keep_sha256)",
       ["directory:test_sssd"],
       "a newer card is added and the old one's values stay: the old card still logs in"),
