@@ -428,7 +428,8 @@ static api_error api_login(struct call *c)
     rc = store_account_get(c->ctx->store, username, &account);
     if (rc == STORE_NOT_FOUND) {
         int attempts = store_lockout_attempts(c->ctx->store);
-        password_dummy_check(password, plen, c->ctx->cost);
+        if (!store_password_dummy(c->ctx->store, password, plen))
+            password_dummy_check(password, plen, c->ctx->cost);
         e = fail(401, "invalid_credentials",
                  attempts >= 0 ? json_pack("{s:i}", "attempts_left", attempts) : NULL,
                  "The username or password is wrong.");

@@ -45,6 +45,11 @@ int store_lockout_attempts(const store *s)
     return s->backend->lockout_attempts ? s->backend->lockout_attempts(s) : -1;
 }
 
+bool store_password_dummy(store *s, const char *password, size_t len)
+{
+    return s->backend->password_dummy && s->backend->password_dummy(s, password, len);
+}
+
 store_status store_register(store *s, const char *username, const store_cert *cert,
                             long long now, long long password_expires, store_register_result *out)
 {

@@ -151,6 +151,13 @@ store_status store_password_check(store *s, const store_account *a, const char *
 int store_lockout_attempts(const store *s);
 
 /*
+ * Spends on an unknown username what checking a known one's password costs (no
+ * probing by time): a directory binds as an entry that does not exist. false
+ * when the backend leaves it to the caller (the embedded store: the hash's cost).
+ */
+bool store_password_dummy(store *s, const char *password, size_t len);
+
+/*
  * Registers the certificate to username, as one write: STORE_NOT_PERMITTED for
  * a suspended account (unless !need_permitted), STORE_OTHER_OWNER when another
  * account has it. With password_expires > 0 the password's expiry becomes that

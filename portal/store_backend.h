@@ -19,6 +19,7 @@ struct store_backend {
     store_status (*password_check)(store *s, const store_account *a, const char *password,
                                    size_t len, store_password_result *out);
     int (*lockout_attempts)(const store *s);
+    bool (*password_dummy)(store *s, const char *password, size_t len);
     store_status (*register_cert)(store *s, const char *username, const store_cert *cert,
                                   long long now, long long password_expires,
                                   store_register_result *out);

@@ -533,6 +533,23 @@ static store_status ldap_password_check(store *base, const store_account *a, con
     return STORE_OK;
 }
 
+/* An unknown username: a bind as an entry the base does not hold, as long as a known one's. */
+static bool ldap_password_dummy(store *base, const char *password, size_t len)
+{
+    struct ldap_store *s = of(base);
+    store_account nobody = {.permitted = true};
+    store_password_result r;
+
+    static const char rdn[] = "cn=cacreg-portald-no-such-account,";
+
+    if (strlen(rdn) + strlen(s->base_dn) < sizeof nobody.dn) {
+        memcpy(nobody.dn, rdn, strlen(rdn));
+        memcpy(nobody.dn + strlen(rdn), s->base_dn, strlen(s->base_dn) + 1);
+        (void)ldap_password_check(base, &nobody, password, len, &r);
+    }
+    return true;
+}
+
 static int ldap_lockout_attempts(const store *base)
 {
     const struct ldap_store *s = (const struct ldap_store *)base;
@@ -1046,6 +1063,7 @@ static const struct store_backend ldap_backend = {
     .account_by_edipi = ldap_account_by_edipi,
     .password_check = ldap_password_check,
     .lockout_attempts = ldap_lockout_attempts,
+    .password_dummy = ldap_password_dummy,
     .register_cert = ldap_register,
     .other_owner = ldap_other_owner,
     .registration_get = ldap_registration_get,
