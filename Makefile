@@ -40,7 +40,7 @@ TUI_PKGS  := jansson ncursesw formw
 KIOSK_SRC := $(wildcard kiosk/*.c)
 KIOSK_PKGS := ncursesw libsystemd
 PORTAL_SRC := $(wildcard portal/*.c)
-PORTAL_PKGS := libmicrohttpd gnutls sqlite3 libargon2 jansson libsystemd
+PORTAL_PKGS := libmicrohttpd gnutls sqlite3 libargon2 jansson libsystemd ldap
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 
 # Two builds of everything we test: plain, and under ASan+UBSan.
@@ -52,8 +52,10 @@ core_objs  = $(patsubst core/%.c,$(BUILD)/$(1)/core/%.o,$(CORE_SRC))
 unit_tests = $(patsubst tests/unit/%.c,$(BUILD)/$(1)/tests/%,$(UNIT_SRC))
 
 BENCH_TOOLS := $(BUILD)/tests/vcacd $(BUILD)/tests/pcscwait $(BUILD)/tests/cardprobe \
-               $(BUILD)/tests/libifdbench.so
+               $(BUILD)/tests/libifdbench.so $(BUILD)/tests/portal-load
 PKI_STAMP   := $(BUILD)/pki/.stamp
+# The portal's load personas (make bench, make soak): made once, slow (RSA keys).
+PERSONAS_STAMP := $(BUILD)/personas/.stamp
 
 .PHONY: all check check-unit check-bench bench bench-tools deps install uninstall clean \
         lint lint-output fuzz demo soak mutate programs deb deb-build
@@ -122,8 +124,15 @@ $(BUILD)/tests/pcscwait: tests/bench/pcscwait.c | $(BUILD)/tests
 $(BUILD)/tests/cardprobe: tests/bench/cardprobe.c | $(BUILD)/tests
 	$(CC) $(ALL_CFLAGS) $(call pkg_cflags,libpcsclite) $< $(LDFLAGS) $(call pkg_libs,libpcsclite) -o $@
 
+$(BUILD)/tests/portal-load: tests/bench/portal_load.c | $(BUILD)/tests
+	$(CC) $(ALL_CFLAGS) $(call pkg_cflags,libcurl) $< $(LDFLAGS) $(call pkg_libs,libcurl) -o $@
+
 $(PKI_STAMP): tests/pki/mkpki.sh tests/pki/personas.txt
 	tests/pki/mkpki.sh $(BUILD)/pki
+	touch $@
+
+$(PERSONAS_STAMP): tests/bench/mkpersonas.py $(PKI_STAMP)
+	tests/bench/mkpersonas.py $(BUILD)/pki $(BUILD)/personas
 	touch $@
 
 $(BUILD)/tests:
@@ -149,14 +158,15 @@ demo: deps
 	$(MAKE) --no-print-directory bench-tools $(BUILD)/plain/cacreg $(BUILD)/plain/cacreg-portald
 	CACREG_BUILD=$(abspath $(BUILD)) tests/bench/demo
 
-# Long runs: the card pulled at random moments, 210 times per binary (PULL_RUNS x 3).
+# Long runs: the card pulled at random moments, 210 times per binary (PULL_RUNS x 3);
+# 2,000 registrations against cacreg-portald, then again with kill -9 in the middle.
 soak: deps
-	$(MAKE) --no-print-directory all
+	$(MAKE) --no-print-directory all $(PERSONAS_STAMP)
 	BUILD=$(BUILD) tests/run soak
 
 # Benchmarks print figures; they assert nothing about speed.
 bench: deps
-	$(MAKE) --no-print-directory bench-tools
+	$(MAKE) --no-print-directory all $(PERSONAS_STAMP)
 	BUILD=$(BUILD) tests/bench/benchmark
 
 # The fuzz targets, longer than make check runs them (FUZZ_SECONDS each).
@@ -166,7 +176,7 @@ fuzz: bench-tools
 # Each guarantee broken once, alone, in a scratch copy; its tests must notice
 # (tests/mutate/mutations.py). MUTATE=name... runs some.
 mutate: deps
-	$(MAKE) --no-print-directory bench-tools
+	$(MAKE) --no-print-directory bench-tools $(PERSONAS_STAMP)
 	BUILD=$(BUILD) tests/mutate/run $(MUTATE)
 
 # Outside text reaches a terminal through one function per output: out_printf()

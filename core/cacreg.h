@@ -207,6 +207,10 @@ typedef struct cacreg_cert {
     char issuer[512];
     char issuer_cn[128];
     char serial[80];      /* upper-case hex */
+    char serial_dec[64];  /* the same in decimal (sssd's {serial_number!dec}, GSER's) */
+    char serial_reversed[80]; /* its bytes in reverse order, upper-case hex (AD's <SR>) */
+    char issuer_x500[512];    /* the issuer most significant RDN first, AD's attribute
+                                 names: "C=US,O=...,CN=..." (AD's <I>, sssd's !ad_x500) */
     char edipi[16];       /* from the UPN EDIPI@mil, else from the CN */
     char cn_edipi[16];    /* the one the CN names, "" if none */
     char upn[128];
@@ -223,6 +227,13 @@ typedef struct cacreg_cert {
 
 /* Whole days of validity left at now (negative once expired). */
 long cacreg_cert_days_left(const cacreg_cert *cert, long long now);
+
+/*
+ * The certificate's strong mapping for a directory, "X509:<I>issuer<SR>serial"
+ * (AD's altSecurityIdentities, KB5014754; sssd's
+ * X509:<I>{issuer_dn!ad_x500}<SR>{serial_number!hex_ur}). "" when it does not fit.
+ */
+void cacreg_cert_ad_mapping(const cacreg_cert *cert, char *out, size_t size);
 
 /* A short name for a kind: "identity", "email signature", ... */
 const char *cacreg_cert_kind_name(cacreg_cert_kind kind);
@@ -409,6 +420,7 @@ typedef enum {
     CACREG_PORTAL_SESSION_EXPIRED,
     CACREG_PORTAL_NO_SESSION,
     CACREG_PORTAL_REVOCATION_UNAVAILABLE,
+    CACREG_PORTAL_DIRECTORY_UNAVAILABLE, /* the site's directory is down or refuses the portal */
     CACREG_PORTAL_OTHER_REASON, /* a code this client does not know */
 } cacreg_portal_reason;
 
@@ -435,6 +447,8 @@ typedef struct cacreg_portal_result {
     bool registered;
     cacreg_registration registration;
     char cert_subject[512], cert_serial[80], cert_not_after[32], registered_at[32];
+    char cert_issuer[512], cert_sha256[65]; /* what a directory matches on, with the serial */
+    char note[512];           /* the portal's words after a card left its directory, or "" */
     char replaced_serial[80];
 } cacreg_portal_result;
 

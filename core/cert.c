@@ -60,6 +60,86 @@ static void name_to_buf(const X509_NAME *name, char *buf, size_t size)
     BIO_free(bio);
 }
 
+/* AD's name for an attribute of a DN, as its certificate tools print them. */
+static const char *ad_attribute_name(int nid)
+{
+    static const struct {
+        int nid;
+        const char *name;
+    } names[] = {
+        {.nid = NID_countryName, .name = "C"},
+        {.nid = NID_organizationName, .name = "O"},
+        {.nid = NID_organizationalUnitName, .name = "OU"},
+        {.nid = NID_commonName, .name = "CN"},
+        {.nid = NID_localityName, .name = "L"},
+        {.nid = NID_stateOrProvinceName, .name = "S"},
+        {.nid = NID_streetAddress, .name = "STREET"},
+        {.nid = NID_domainComponent, .name = "DC"},
+        {.nid = NID_pkcs9_emailAddress, .name = "E"},
+        {.nid = NID_title, .name = "T"},
+        {.nid = NID_givenName, .name = "G"},
+        {.nid = NID_initials, .name = "I"},
+        {.nid = NID_surname, .name = "SN"},
+        {.nid = NID_serialNumber, .name = "SERIALNUMBER"},
+    };
+
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (names[i].nid == nid)
+            return names[i].name;
+    return NULL;
+}
+
+/*
+ * A DN most significant RDN first ("C=US,O=...,CN=..."), with AD's attribute
+ * names and RFC 4514's escapes: how AD's altSecurityIdentities writes an issuer.
+ */
+static void name_to_x500(const X509_NAME *name, char *buf, size_t size)
+{
+    size_t n = 0;
+    int last_set = -1;
+
+    buf[0] = '\0';
+    for (int i = 0; i < X509_NAME_entry_count(name); i++) {
+        const X509_NAME_ENTRY *e = X509_NAME_get_entry(name, i);
+        const ASN1_OBJECT *obj = X509_NAME_ENTRY_get_object(e);
+        const char *attr = ad_attribute_name(OBJ_obj2nid(obj));
+        char oid[80], value[256];
+        int set = X509_NAME_ENTRY_set(e);
+
+        if (!attr) {
+            int k = snprintf(oid, sizeof oid, "OID.");
+            OBJ_obj2txt(oid + k, (int)sizeof oid - k, obj, 1);
+            attr = oid;
+        }
+        asn1_to_buf(X509_NAME_ENTRY_get_data(e), value, sizeof value);
+        if (n > 0 && n < size)
+            buf[n++] = set == last_set ? '+' : ',';
+        last_set = set;
+        n += (size_t)snprintf(buf + (n < size ? n : size), n < size ? size - n : 0, "%s=", attr);
+        for (const char *v = value; *v && n < size; v++) {
+            bool special = strchr(",+\"\\<>;", *v) || (v == value && (*v == '#' || *v == ' ')) ||
+                           (*v == ' ' && v[1] == '\0');
+            if (special && n + 1 < size)
+                buf[n++] = '\\';
+            if (n < size)
+                buf[n++] = *v;
+        }
+    }
+    if (n >= size) {
+        buf[0] = '\0'; /* cut, it would match nothing: none at all */
+        return;
+    }
+    buf[n] = '\0';
+}
+
+void cacreg_cert_ad_mapping(const cacreg_cert *cert, char *out, size_t size)
+{
+    if (!cert->issuer_x500[0] || !cert->serial_reversed[0] ||
+        snprintf(out, size, "X509:<I>%s<SR>%s", cert->issuer_x500, cert->serial_reversed) >=
+            (int)size)
+        out[0] = '\0';
+}
+
 static void cn_to_buf(const X509_NAME *name, char *buf, size_t size)
 {
     int i = X509_NAME_get_index_by_NID(name, NID_commonName, -1);
@@ -224,12 +304,25 @@ cacreg_err cacreg_cert_parse(cacreg_cert *out, const unsigned char *der, size_t 
     name_to_buf(X509_get_issuer_name(x), out->issuer, sizeof out->issuer);
     cn_to_buf(X509_get_subject_name(x), out->common_name, sizeof out->common_name);
     cn_to_buf(X509_get_issuer_name(x), out->issuer_cn, sizeof out->issuer_cn);
+    name_to_x500(X509_get_issuer_name(x), out->issuer_x500, sizeof out->issuer_x500);
     bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
     if (bn) {
-        char *hex = BN_bn2hex(bn);
+        unsigned char bytes[40];
+        char *hex = BN_bn2hex(bn), *dec = BN_bn2dec(bn);
+        int nbytes = BN_num_bytes(bn);
         if (hex)
             snprintf(out->serial, sizeof out->serial, "%s", hex);
+        if (dec)
+            snprintf(out->serial_dec, sizeof out->serial_dec, "%s", dec);
+        /* The magnitude's bytes, last first (a serial of 0 is one byte 00). */
+        if (nbytes <= (int)sizeof bytes && BN_bn2bin(bn, bytes) == nbytes) {
+            if (nbytes == 0)
+                bytes[nbytes++] = 0;
+            for (int i = 0; i < nbytes; i++)
+                snprintf(out->serial_reversed + (size_t)2 * i, 3, "%02X", bytes[nbytes - 1 - i]);
+        }
         OPENSSL_free(hex);
+        OPENSSL_free(dec);
         BN_free(bn);
     }
     out->not_before = asn1_time_to_epoch(X509_get0_notBefore(x));
@@ -257,6 +350,7 @@ cacreg_err cacreg_cert_parse(cacreg_cert *out, const unsigned char *der, size_t 
     cacreg_text_repair_in_place(out->subject, sizeof out->subject);
     cacreg_text_repair_in_place(out->issuer, sizeof out->issuer);
     cacreg_text_repair_in_place(out->issuer_cn, sizeof out->issuer_cn);
+    cacreg_text_repair_in_place(out->issuer_x500, sizeof out->issuer_x500);
     cacreg_text_repair_in_place(out->upn, sizeof out->upn);
     cacreg_text_repair_in_place(out->email, sizeof out->email);
     return CACREG_OK;

@@ -105,6 +105,11 @@ static const cacreg_diagnosis portal_reasons[] = {
     [CACREG_PORTAL_REVOCATION_UNAVAILABLE] =
      {"The portal cannot check your card's revocation status right now.",
       "Try again in a few minutes."},
+    [CACREG_PORTAL_DIRECTORY_UNAVAILABLE] =
+     {"The portal cannot reach the directory that keeps the accounts right now; nothing was "
+      "changed.",
+      "Try again in a few minutes. If it goes on, tell the help desk: the site's directory is "
+      "down or refuses the portal."},
 };
 
 cacreg_diagnosis cacreg_diagnose_portal(const cacreg_portal_result *r)

@@ -729,9 +729,9 @@ static void answered_registration(cacreg_flow *f, const cacreg_portal_result *r)
 
 static void answered_clear(cacreg_flow *f, const cacreg_portal_result *r)
 {
-    (void)r;
+    /* The portal's note (machines that cached the card) goes with the notice. */
     set_problem(&f->st.notice, CACREG_FAIL_NONE, CACREG_STAGE_NONE, CACREG_OK,
-                cacreg_diagnose_say(CACREG_SAY_CLEARED), NULL);
+                cacreg_diagnose_say(CACREG_SAY_CLEARED), r->note[0] ? r->note : NULL);
     ask(f, CACREG_REQ_GET_REGISTRATION);
 }
 

@@ -272,11 +272,19 @@ static void copy_str(char *dst, size_t size, const char *src)
     cacreg_text_utf8_repair(dst, size, src ? src : "", src ? strlen(src) : 0);
 }
 
+/* A time field that may be null: a portal whose directory keeps its own expiry does not know it. */
+static bool time_or_null(json_t *obj, const char *key)
+{
+    json_t *v = json_object_get(obj, key);
+
+    return json_is_string(v) || json_is_null(v);
+}
+
 /* Reads an account object; false if it is not one. */
 static bool read_account(json_t *acct, cacreg_portal_result *r)
 {
     if (!json_is_object(acct) || !jstr(acct, "username") || !jstr(acct, "type") ||
-        !jstr(acct, "password_expires"))
+        !time_or_null(acct, "password_expires"))
         return false;
     copy_str(r->username, sizeof r->username, jstr(acct, "username"));
     copy_str(r->display_name, sizeof r->display_name, jstr(acct, "display_name"));
@@ -297,6 +305,19 @@ static bool read_cert(json_t *cert, char *subject, size_t ssize, char *serial, s
     copy_str(serial, nsize, jstr(cert, "serial"));
     if (not_after)
         copy_str(not_after, asize, jstr(cert, "not_after"));
+    return true;
+}
+
+/* The certificate an answer registers or shows, into r's cert_ fields. */
+static bool read_registered_cert(json_t *cert, cacreg_portal_result *r)
+{
+    if (!read_cert(cert, r->cert_subject, sizeof r->cert_subject, r->cert_serial,
+                   sizeof r->cert_serial, r->cert_not_after, sizeof r->cert_not_after))
+        return false;
+    if (json_is_object(cert)) {
+        copy_str(r->cert_issuer, sizeof r->cert_issuer, jstr(cert, "issuer"));
+        copy_str(r->cert_sha256, sizeof r->cert_sha256, jstr(cert, "sha256"));
+    }
     return true;
 }
 
@@ -336,6 +357,7 @@ static const char *const reason_names[] = {
     [CACREG_PORTAL_SESSION_EXPIRED] = "session_expired",
     [CACREG_PORTAL_NO_SESSION] = "no_session",
     [CACREG_PORTAL_REVOCATION_UNAVAILABLE] = "revocation_unavailable",
+    [CACREG_PORTAL_DIRECTORY_UNAVAILABLE] = "directory_unavailable",
 };
 
 static cacreg_portal_reason reason_of(const char *code)
@@ -368,13 +390,12 @@ static bool read_success(cacreg_request kind, cacreg_secret *session, json_t *ro
         reg = json_object_get(root, "registration");
         if (!take_session(session, root) || !read_account(json_object_get(root, "account"), r) ||
             !json_is_object(reg) || !registration_of(jstr(reg, "result")) ||
-            !read_cert(json_object_get(reg, "certificate"), r->cert_subject,
-                       sizeof r->cert_subject, r->cert_serial, sizeof r->cert_serial,
-                       r->cert_not_after, sizeof r->cert_not_after) ||
-            !jstr(root, "password_expires"))
+            !read_registered_cert(json_object_get(reg, "certificate"), r) ||
+            !time_or_null(root, "password_expires"))
             return false;
         r->registration = registration_of(jstr(reg, "result"));
         copy_str(r->password_expires, sizeof r->password_expires, jstr(root, "password_expires"));
+        copy_str(r->note, sizeof r->note, jstr(reg, "note"));
         r->registered = true;
         {
             char unused[8];
@@ -392,21 +413,19 @@ static bool read_success(cacreg_request kind, cacreg_secret *session, json_t *ro
             return false;
         r->registered = json_is_true(json_object_get(root, "registered"));
         copy_str(r->registered_at, sizeof r->registered_at, jstr(root, "registered_at"));
-        return read_cert(json_object_get(root, "certificate"), r->cert_subject,
-                         sizeof r->cert_subject, r->cert_serial, sizeof r->cert_serial,
-                         r->cert_not_after, sizeof r->cert_not_after) &&
+        return read_registered_cert(json_object_get(root, "certificate"), r) &&
                (!r->registered || r->cert_serial[0]);
     case CACREG_REQ_CLEAR_REGISTRATION:
         r->registered = false;
+        copy_str(r->note, sizeof r->note, jstr(root, "note"));
         return json_is_false(json_object_get(root, "registered"));
     case CACREG_REQ_REGISTER:
         if (!registration_of(jstr(root, "result")) ||
-            !read_cert(json_object_get(root, "certificate"), r->cert_subject,
-                       sizeof r->cert_subject, r->cert_serial, sizeof r->cert_serial,
-                       r->cert_not_after, sizeof r->cert_not_after))
+            !read_registered_cert(json_object_get(root, "certificate"), r))
             return false;
         r->registration = registration_of(jstr(root, "result"));
         copy_str(r->registered_at, sizeof r->registered_at, jstr(root, "registered_at"));
+        copy_str(r->note, sizeof r->note, jstr(root, "note"));
         r->registered = true;
         return true;
     case CACREG_REQ_LOGOUT:

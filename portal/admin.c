@@ -77,6 +77,9 @@ static const char *status_words(store_status rc, store *s)
         return "the account may not use a CAC";
     case STORE_OTHER_OWNER:
         return "the certificate is registered to another account";
+    case STORE_UNSUPPORTED:
+        return "the accounts are the directory's (store = ldap): manage them there";
+    case STORE_UNAVAILABLE:
     case STORE_ERROR:
         break;
     }
@@ -496,8 +499,12 @@ static int run(store *s, const portald_config *cfg, int argc, char **argv)
     store_status rc;
 
     if (strcmp(noun, "account") == 0) {
-        if (strcmp(verb, "list") == 0)
-            return store_account_each(s, print_account, NULL) == STORE_OK ? ADMIN_OK : ADMIN_FAILED;
+        if (strcmp(verb, "list") == 0) {
+            rc = store_account_each(s, print_account, NULL);
+            if (rc != STORE_OK)
+                fprintf(stderr, "cacreg-portald: account list: %s\n", status_words(rc, s));
+            return rc == STORE_OK ? ADMIN_OK : ADMIN_FAILED;
+        }
         if (strcmp(verb, "add") == 0)
             return account_add(s, cfg, argc, argv);
         if (argc < 3) {
@@ -531,9 +538,12 @@ static int run(store *s, const portald_config *cfg, int argc, char **argv)
             strcmp(verb, "unlock") == 0)
             return account_change(s, verb, argv[2]);
     } else if (strcmp(noun, "registration") == 0) {
-        if (strcmp(verb, "list") == 0 && argc == 2)
-            return store_registration_each(s, print_registration, NULL) == STORE_OK ? ADMIN_OK
-                                                                                   : ADMIN_FAILED;
+        if (strcmp(verb, "list") == 0 && argc == 2) {
+            rc = store_registration_each(s, print_registration, NULL);
+            if (rc != STORE_OK)
+                fprintf(stderr, "cacreg-portald: registration list: %s\n", status_words(rc, s));
+            return rc == STORE_OK ? ADMIN_OK : ADMIN_FAILED;
+        }
         if (strcmp(verb, "clear") == 0 && argc == 3) {
             reg = malloc(sizeof *reg);
             rc = reg ? store_account_get(s, argv[2], &a) : STORE_ERROR;
@@ -559,7 +569,7 @@ int admin_run(const portald_config *cfg, int argc, char **argv)
     store *s;
     int rc;
 
-    if (store_open(&s, cfg->database, err, sizeof err) != STORE_OK) {
+    if (config_open_store(cfg, false, &s, err, sizeof err) != STORE_OK) {
         fprintf(stderr, "cacreg-portald: %s\n", err);
         return ADMIN_FAILED;
     }

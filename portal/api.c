@@ -133,14 +133,25 @@ static json_t *stored_cert(const char *text)
     return v ? v : json_null();
 }
 
-static api_error store_failed(struct call *c, const char *what)
+/*
+ * The store could not answer: 503, with the directory's own error when it is
+ * the directory (down, or refusing the portal). Nothing is half-written (a
+ * write is one transaction, or one LDAP modify), and the audit line says so.
+ */
+static api_error store_failed(struct call *c, const char *what, store_status rc)
 {
     audit_line l;
 
     audit_begin(&l, "store_error", c->req->addr);
     audit_add(&l, "during", what);
+    audit_add(&l, "store", store_kind(c->ctx->store));
     audit_add(&l, "error", store_error(c->ctx->store));
+    audit_add(&l, "half_written", "no"); /* one transaction or one modify: all or nothing */
     audit_send(&l, 1);
+    if (rc == STORE_UNAVAILABLE)
+        return fail(503, "directory_unavailable", NULL,
+                    "The portal cannot reach the directory that keeps the accounts now; nothing "
+                    "was changed. Try again in a few minutes.");
     return fail(503, "unavailable", NULL, "The portal cannot reach its accounts now; try again later.");
 }
 
@@ -166,11 +177,11 @@ static api_error field(struct call *c, const char *name, const char **out, size_
 }
 
 /* The session's account, from Authorization: Bearer. */
-static api_error session_account(struct call *c, store_account *account, const char **token)
+/* The session of Authorization: Bearer: its token and username. */
+static api_error session_of(struct call *c, const char **token,
+                            char username[STORE_USERNAME_MAX + 1])
 {
-    char username[STORE_USERNAME_MAX + 1];
     const char *auth = c->req->authorization;
-    store_status rc;
 
     if (!auth || strncmp(auth, "Bearer ", 7) != 0)
         return fail(401, "no_session", NULL, "Log in first.");
@@ -187,12 +198,24 @@ static api_error session_account(struct call *c, store_account *account, const c
     default:
         return fail(401, "no_session", NULL, "That session is not known; log in again.");
     }
+    *token = auth;
+    return no_error;
+}
+
+/* The session's account, from Authorization: Bearer. */
+static api_error session_account(struct call *c, store_account *account, const char **token)
+{
+    char username[STORE_USERNAME_MAX + 1];
+    store_status rc;
+    api_error e = session_of(c, token, username);
+
+    if (e.status)
+        return e;
     rc = store_account_get(c->ctx->store, username, account);
     if (rc == STORE_NOT_FOUND)
         return fail(401, "no_session", NULL, "That session is not known; log in again.");
     if (rc != STORE_OK)
-        return store_failed(c, "reading the session's account");
-    *token = auth;
+        return store_failed(c, "reading the session's account", rc);
     return no_error;
 }
 
@@ -291,28 +314,25 @@ static api_error attempt_allowed(struct call *c, const char *username)
 }
 
 /*
- * Checks an account's password, counting a wrong one toward the lock:
- * account_locked, invalid_credentials with attempts_left, or no error.
+ * Checks an account's password through the store (the embedded store's lock,
+ * or a bind to the directory, whose policy decides): account_locked,
+ * invalid_credentials with attempts_left when known, password_expired when the
+ * directory says so, or no error.
  */
 static api_error password_ok(struct call *c, const store_account *account, const char *password,
                              size_t len, const char *event)
 {
-    int failed = 0;
+    store_password_result r;
+    store_status rc = store_password_check(c->ctx->store, account, password, len, &r);
     audit_line l;
 
-    if (account->failed_attempts >= API_LOCK_AFTER)
-        return fail(423, "account_locked", json_pack("{s:s}", "unlock", UNLOCK_WORDS),
-                    "The account is locked after too many wrong passwords.");
-    if (password_check(password, len, account->password_hash)) {
-        if (account->failed_attempts > 0 &&
-            store_password_ok(c->ctx->store, account->username) != STORE_OK)
-            return store_failed(c, "clearing the failures count");
+    if (rc != STORE_OK)
+        return store_failed(c, "checking a password", rc);
+    switch (r.verdict) {
+    case STORE_PASSWORD_RIGHT:
         return no_error;
-    }
-    if (store_password_failed(c->ctx->store, account->username, &failed) != STORE_OK)
-        return store_failed(c, "counting a wrong password");
-    if (failed >= API_LOCK_AFTER) {
-        if (failed == API_LOCK_AFTER) {
+    case STORE_PASSWORD_LOCKED:
+        if (r.just_locked) {
             audit_begin(&l, "lock", c->req->addr);
             audit_add(&l, "username", account->username);
             audit_add(&l, "during", event);
@@ -320,10 +340,50 @@ static api_error password_ok(struct call *c, const store_account *account, const
         }
         return fail(423, "account_locked", json_pack("{s:s}", "unlock", UNLOCK_WORDS),
                     "The account is locked after too many wrong passwords.");
+    case STORE_PASSWORD_EXPIRED:
+        return fail(401, "password_expired", json_pack("{s:s}", "reset_path", RESET_PATH),
+                    "The password has expired.");
+    case STORE_PASSWORD_WRONG:
+        break;
     }
     return fail(401, "invalid_credentials",
-                json_pack("{s:i}", "attempts_left", API_LOCK_AFTER - failed),
+                r.attempts_left >= 0 ? json_pack("{s:i}", "attempts_left", r.attempts_left) : NULL,
                 "The username or password is wrong.");
+}
+
+/*
+ * What a person and the administrator are told after a card leaves a directory
+ * (replaced or cleared): machines that cached it (sssd, SSSD#6066) accept it
+ * until their cache is emptied. NULL when nothing left a directory.
+ */
+static const char *cached_card_note(const struct call *c, bool card_left)
+{
+    if (!card_left || strcmp(store_kind(c->ctx->store), "ldap") != 0)
+        return NULL;
+    return "Machines that have already seen the old card (logins through sssd) may still "
+           "accept it until their cache is emptied. If it was lost or stolen, tell the help desk "
+           "now.";
+}
+
+/* The password has expired by the account's date (0: the store does not know one). */
+static bool expired(const store_account *a, long long now)
+{
+    return a->password_expires != 0 && a->password_expires < now;
+}
+
+/* The certificate as a registration writes it: fingerprint, object, DER, directory forms. */
+static bool store_cert_of(const api_request *req, const cacreg_cert *cert, store_cert *out,
+                          char **json, char *mapping, size_t mapping_size)
+{
+    json_t *obj = cert_object(cert);
+
+    *json = obj ? json_dumps(obj, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_decref(obj);
+    cacreg_cert_ad_mapping(cert, mapping, mapping_size);
+    *out = (store_cert){.sha256 = cert->sha256, .json = *json, .der = req->cert_der,
+                        .der_len = req->cert_len, .issuer = cert->issuer,
+                        .serial_dec = cert->serial_dec, .ad_mapping = mapping};
+    return *json != NULL;
 }
 
 /* A new session for username: session and expires_at go into obj. */
@@ -367,13 +427,16 @@ static api_error api_login(struct call *c)
         return e;
     rc = store_account_get(c->ctx->store, username, &account);
     if (rc == STORE_NOT_FOUND) {
-        password_dummy_check(password, plen, c->ctx->cost);
-        e = fail(401, "invalid_credentials", json_pack("{s:i}", "attempts_left", API_LOCK_AFTER),
+        int attempts = store_lockout_attempts(c->ctx->store);
+        if (!store_password_dummy(c->ctx->store, password, plen))
+            password_dummy_check(password, plen, c->ctx->cost);
+        e = fail(401, "invalid_credentials",
+                 attempts >= 0 ? json_pack("{s:i}", "attempts_left", attempts) : NULL,
                  "The username or password is wrong.");
     } else if (rc != STORE_OK) {
-        return store_failed(c, "reading an account");
+        e = store_failed(c, "reading an account", rc);
     } else if (!(e = password_ok(c, &account, password, plen, "password_login")).status &&
-               account.password_expires < c->now) {
+               expired(&account, c->now)) {
         e = fail(401, "password_expired", json_pack("{s:s}", "reset_path", RESET_PATH),
                  "The password has expired.");
     }
@@ -393,9 +456,9 @@ static api_error api_login(struct call *c)
 
 static api_error api_logout(struct call *c)
 {
-    store_account account;
+    char username[STORE_USERNAME_MAX + 1];
     const char *token;
-    api_error e = session_account(c, &account, &token);
+    api_error e = session_of(c, &token, username); /* the store is not asked: nothing to read */
 
     if (e.status)
         return e;
@@ -435,8 +498,9 @@ static api_error api_cac_login(struct call *c)
     store_register_result *reg = malloc(sizeof *reg);
     store_account account;
     const char *username = NULL;
-    char *cert_json = NULL;
-    json_t *registration, *obj;
+    char *cert_json = NULL, mapping[1024];
+    json_t *registration;
+    store_cert cert;
     store_status rc;
     api_error e;
 
@@ -457,17 +521,13 @@ static api_error api_cac_login(struct call *c)
         goto audit;
     }
     if (rc != STORE_OK) {
-        e = store_failed(c, "finding the card's account");
+        e = store_failed(c, "finding the card's account", rc);
         goto audit;
     }
     username = account.username;
-    obj = cert_object(&check->cert);
-    cert_json = json_dumps(obj, JSON_COMPACT | JSON_SORT_KEYS);
-    json_decref(obj);
-    rc = STORE_ERROR;
-    if (cert_json)
-        rc = store_register(c->ctx->store, account.username, check->cert.sha256, cert_json,
-                            c->now, extended, reg);
+    rc = store_cert_of(c->req, &check->cert, &cert, &cert_json, mapping, sizeof mapping)
+             ? store_register(c->ctx->store, account.username, &cert, c->now, extended, reg)
+             : STORE_ERROR;
     free(cert_json);
     switch (rc) {
     case STORE_OK:
@@ -489,7 +549,7 @@ static api_error api_cac_login(struct call *c)
                  "No account has this card's EDIPI %s.", check->cert.edipi);
         goto audit;
     default:
-        e = store_failed(c, "registering the card");
+        e = store_failed(c, "registering the card", rc);
         goto audit;
     }
     account.password_expires = reg->password_expires;
@@ -500,6 +560,8 @@ static api_error api_cac_login(struct call *c)
     registration = json_pack("{s:s, s:o, s:o}", "result", reg->result, "certificate",
                              cert_object(&check->cert), "replaced",
                              reg->replaced ? stored_cert(reg->replaced_json) : json_null());
+    if (cached_card_note(c, reg->replaced))
+        json_object_set_new(registration, "note", json_string(cached_card_note(c, true)));
     json_object_set_new(c->answer, "account", account_object(&account));
     json_object_set_new(c->answer, "registration", registration);
     json_object_set_new(c->answer, "password_expires", json_time(reg->password_expires));
@@ -514,6 +576,7 @@ audit:
         audit_add(&l, "via", "cac_login");
         audit_add(&l, "username", username);
         audit_add_cert(&l, &check->cert);
+        audit_add(&l, "cached_elsewhere", cached_card_note(c, reg->replaced) ? "old_card" : NULL);
         audit_send(&l, 0);
     }
 out:
@@ -527,14 +590,15 @@ static api_error api_get_registration(struct call *c)
     store_registration *reg = malloc(sizeof *reg);
     store_account account;
     const char *token;
+    store_status rc;
     api_error e;
 
     if (!reg)
         return fail(503, "unavailable", NULL, "The portal is out of memory; try again later.");
     if ((e = session_account(c, &account, &token)).status)
         goto out;
-    if (store_registration_get(c->ctx->store, account.username, reg) != STORE_OK) {
-        e = store_failed(c, "reading a registration");
+    if ((rc = store_registration_get(c->ctx->store, account.username, reg)) != STORE_OK) {
+        e = store_failed(c, "reading a registration", rc);
         goto out;
     }
     c->answer = json_pack("{s:o, s:b, s:o, s:o}", "account", account_object(&account),
@@ -552,6 +616,7 @@ static api_error api_clear_registration(struct call *c)
     store_registration *reg = malloc(sizeof *reg);
     store_account account;
     const char *token;
+    store_status rc;
     audit_line l;
     api_error e;
 
@@ -559,16 +624,19 @@ static api_error api_clear_registration(struct call *c)
         return fail(503, "unavailable", NULL, "The portal is out of memory; try again later.");
     if ((e = session_account(c, &account, &token)).status)
         goto out;
-    if (store_registration_clear(c->ctx->store, account.username, reg) != STORE_OK) {
-        e = store_failed(c, "clearing a registration");
+    if ((rc = store_registration_clear(c->ctx->store, account.username, reg)) != STORE_OK) {
+        e = store_failed(c, "clearing a registration", rc);
         goto out;
     }
     c->answer = json_pack("{s:b, s:o}", "registered", 0, "cleared",
                           reg->registered ? stored_cert(reg->cert_json) : json_null());
+    if (cached_card_note(c, reg->registered))
+        json_object_set_new(c->answer, "note", json_string(cached_card_note(c, true)));
     audit_begin(&l, "registration", c->req->addr);
     audit_add(&l, "result", reg->registered ? "cleared" : "nothing_to_clear");
     audit_add(&l, "username", account.username);
     audit_add(&l, "sha256", reg->registered ? reg->sha256 : NULL);
+    audit_add(&l, "cached_elsewhere", cached_card_note(c, reg->registered) ? "old_card" : NULL);
     audit_send(&l, 0);
 out:
     free(reg);
@@ -581,8 +649,8 @@ static api_error api_register(struct call *c)
     store_register_result *reg = malloc(sizeof *reg);
     const char *password = NULL, *token;
     store_account account;
-    char *cert_json = NULL;
-    json_t *obj;
+    char *cert_json = NULL, mapping[1024];
+    store_cert cert;
     bool other = false;
     store_status rc;
     size_t plen = 0;
@@ -608,8 +676,12 @@ static api_error api_register(struct call *c)
                  "This account may not register a CAC.");
         goto audit;
     }
-    if (store_other_owner(c->ctx->store, account.username, check->cert.sha256, &other) != STORE_OK) {
-        e = store_failed(c, "looking for the certificate's owner");
+    if (!store_cert_of(c->req, &check->cert, &cert, &cert_json, mapping, sizeof mapping)) {
+        e = fail(503, "unavailable", NULL, "The portal is out of memory; try again later.");
+        goto audit;
+    }
+    if ((rc = store_other_owner(c->ctx->store, account.username, &cert, &other)) != STORE_OK) {
+        e = store_failed(c, "looking for the certificate's owner", rc);
         goto audit;
     }
     if (other) {
@@ -628,12 +700,7 @@ static api_error api_register(struct call *c)
     if ((e = attempt_allowed(c, account.username)).status ||
         (e = password_ok(c, &account, password, plen, "registration")).status)
         goto audit;
-    obj = cert_object(&check->cert);
-    cert_json = json_dumps(obj, JSON_COMPACT | JSON_SORT_KEYS);
-    json_decref(obj);
-    rc = cert_json ? store_register(c->ctx->store, account.username, check->cert.sha256,
-                                    cert_json, c->now, 0, reg)
-                   : STORE_ERROR;
+    rc = store_register(c->ctx->store, account.username, &cert, c->now, 0, reg);
     if (rc == STORE_NOT_PERMITTED)
         e = fail(403, "account_not_permitted",
                  json_pack("{s:o}", "certificate", cert_object(&check->cert)),
@@ -645,13 +712,15 @@ static api_error api_register(struct call *c)
     else if (rc == STORE_NOT_FOUND)
         e = fail(401, "no_session", NULL, "That session is not known; log in again.");
     else if (rc != STORE_OK)
-        e = store_failed(c, "registering the card");
+        e = store_failed(c, "registering the card", rc);
     if (e.status)
         goto audit;
     c->answer = json_pack("{s:s, s:o, s:o, s:o}", "result", reg->result, "certificate",
                           cert_object(&check->cert), "replaced",
                           reg->replaced ? stored_cert(reg->replaced_json) : json_null(),
                           "registered_at", json_time(reg->registered_at));
+    if (cached_card_note(c, reg->replaced))
+        json_object_set_new(c->answer, "note", json_string(cached_card_note(c, true)));
 audit:
     {
         audit_line l;
@@ -662,6 +731,8 @@ audit:
         audit_add(&l, "username", account.username);
         if (check->readable)
             audit_add_cert(&l, &check->cert);
+        audit_add(&l, "cached_elsewhere",
+                  !e.status && cached_card_note(c, reg->replaced) ? "old_card" : NULL);
         if (check->readable && check->soft_failed)
             audit_add(&l, "revocation", "soft_failed");
         audit_send(&l, e.status != 0);

@@ -21,7 +21,6 @@
 #define API_BODY_MAX ((size_t)8 * 1024)    /* a request body, at most */
 #define API_ANSWER_MAX ((size_t)64 * 1024) /* an answer body, at most */
 #define API_FIELD_MAX 1024                 /* a string field, in characters */
-#define API_LOCK_AFTER 5                   /* wrong passwords before the lock */
 #define API_PASSWORD_EXTENSION_DAYS 150    /* a CAC login's new password expiry */
 
 /* What every request shares: the store, the sessions, the checks, the limits. */

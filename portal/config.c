@@ -13,7 +13,7 @@
 #define CONFIG_FILE_MAX ((size_t)64 * 1024)
 #define CONFIG_LINE_MAX 4096
 
-enum value_type { V_STRING, V_PATH, V_URL, V_INT, V_BOOL };
+enum value_type { V_STRING, V_PATH, V_URL, V_INT, V_BOOL, V_CHOICE };
 
 /* One key: where it goes and what it accepts. */
 struct key {
@@ -22,6 +22,7 @@ struct key {
     size_t offset;
     size_t size; /* of a string field */
     int min, max;
+    const char *const *choices; /* V_CHOICE: the words it takes, NULL-terminated */
 };
 
 /* NOLINTBEGIN(bugprone-macro-parentheses): f names a field, it cannot be parenthesized */
@@ -31,7 +32,15 @@ struct key {
 #define INT_KEY(n, f, lo, hi)                                                                    \
     {.name = (n), .type = V_INT, .offset = offsetof(portald_config, f), .min = (lo), .max = (hi)}
 #define BOOL_KEY(n, f) {.name = (n), .type = V_BOOL, .offset = offsetof(portald_config, f)}
+#define CHOICE_KEY(n, f, c)                                                                      \
+    {.name = (n), .type = V_CHOICE, .offset = offsetof(portald_config, f),                       \
+     .size = sizeof(((portald_config *)0)->f), .choices = (c)}
 /* NOLINTEND(bugprone-macro-parentheses) */
+
+static const char *const store_kinds[] = {"sqlite", "ldap", NULL};
+static const char *const ldap_writes[] = {"both", "certificate", "altsecid", NULL};
+static const char *const ldap_matches[] = {"gser", "binary", NULL};
+static const char *const ldap_expiries[] = {"shadow", "pwdlastset", "none", NULL};
 
 static const struct key keys[] = {
     STR_KEY("listen", V_STRING, listen),
@@ -57,6 +66,22 @@ static const struct key keys[] = {
     INT_KEY("argon2_time", argon2_time, 1, 100),
     STR_KEY("port_file", V_PATH, port_file),
     STR_KEY("access_log", V_PATH, access_log),
+    CHOICE_KEY("store", store, store_kinds),
+    STR_KEY("ldap_uri", V_STRING, ldap_uri),
+    BOOL_KEY("ldap_starttls", ldap_starttls),
+    STR_KEY("ldap_ca_file", V_PATH, ldap_ca_file),
+    STR_KEY("ldap_bind_dn", V_STRING, ldap_bind_dn),
+    STR_KEY("ldap_bind_password_file", V_PATH, ldap_bind_password_file),
+    STR_KEY("ldap_base", V_STRING, ldap_base),
+    STR_KEY("ldap_user_filter", V_STRING, ldap_user_filter),
+    STR_KEY("ldap_username_attribute", V_STRING, ldap_username_attribute),
+    STR_KEY("ldap_edipi_attribute", V_STRING, ldap_edipi_attribute),
+    STR_KEY("ldap_display_name_attribute", V_STRING, ldap_display_name_attribute),
+    CHOICE_KEY("ldap_write", ldap_write, ldap_writes),
+    CHOICE_KEY("ldap_certificate_match", ldap_certificate_match, ldap_matches),
+    CHOICE_KEY("ldap_password_expiry", ldap_password_expiry, ldap_expiries),
+    INT_KEY("ldap_timeout", ldap_timeout_s, 1, 60),
+    INT_KEY("ldap_lockout_attempts", ldap_lockout_attempts, 0, 1000),
 };
 
 void config_defaults(portald_config *cfg)
@@ -79,6 +104,19 @@ void config_defaults(portald_config *cfg)
     cfg->password_attempts_per_account = 10;
     cfg->argon2_memory_kib = 19456;
     cfg->argon2_time = 2;
+    snprintf(cfg->store, sizeof cfg->store, "%s", "sqlite");
+    snprintf(cfg->ldap_ca_file, sizeof cfg->ldap_ca_file, "%s", "/etc/cacreg/directory-ca.pem");
+    snprintf(cfg->ldap_bind_password_file, sizeof cfg->ldap_bind_password_file, "%s",
+             "/etc/cacreg/directory.secret");
+    snprintf(cfg->ldap_user_filter, sizeof cfg->ldap_user_filter, "%s",
+             "(&(objectClass=posixAccount)(uid=%s))");
+    snprintf(cfg->ldap_username_attribute, sizeof cfg->ldap_username_attribute, "%s", "uid");
+    snprintf(cfg->ldap_edipi_attribute, sizeof cfg->ldap_edipi_attribute, "%s", "employeeNumber");
+    snprintf(cfg->ldap_display_name_attribute, sizeof cfg->ldap_display_name_attribute, "%s", "cn");
+    snprintf(cfg->ldap_write, sizeof cfg->ldap_write, "%s", "both");
+    snprintf(cfg->ldap_certificate_match, sizeof cfg->ldap_certificate_match, "%s", "gser");
+    snprintf(cfg->ldap_password_expiry, sizeof cfg->ldap_password_expiry, "%s", "shadow");
+    cfg->ldap_timeout_s = 3; /* under a client's 6 s without an answer (cacreg's) */
 }
 
 /* The key named name, with '-' taken as '_'; NULL if none. */
@@ -161,6 +199,20 @@ cacreg_err config_set(portald_config *cfg, const char *key, const char *value, c
             return CACREG_ERR_CONFIG;
         }
         return CACREG_OK;
+    case V_CHOICE:
+        for (const char *const *c = k->choices; *c; c++)
+            if (strcmp(value, *c) == 0) {
+                memcpy(field, value, strlen(value) + 1);
+                return CACREG_OK;
+            }
+        {
+            char words[128] = "";
+            for (const char *const *c = k->choices; *c; c++)
+                snprintf(words + strlen(words), sizeof words - strlen(words), "%s%s",
+                         c == k->choices ? "" : c[1] ? ", " : " or ", *c);
+            snprintf(err, err_size, "%s: '%s' is not %s", k->name, value, words);
+        }
+        return CACREG_ERR_CONFIG;
     case V_BOOL:
         if (strcmp(value, "yes") == 0 || strcmp(value, "true") == 0 || strcmp(value, "1") == 0) {
             *(bool *)(void *)field = true;
@@ -317,5 +369,46 @@ bool config_check(const portald_config *cfg, char *err, size_t err_size)
         snprintf(err, err_size, "tls_key: %s can be read by every user (chmod o-r)", cfg->tls_key);
         return false;
     }
+    if (strcmp(cfg->store, "ldap") != 0)
+        return true;
+    if (!readable("ldap_ca_file", cfg->ldap_ca_file, err, err_size) ||
+        !readable("ldap_bind_password_file", cfg->ldap_bind_password_file, err, err_size))
+        return false;
+    if (stat(cfg->ldap_bind_password_file, &st) == 0 && (st.st_mode & (S_IROTH | S_IWOTH))) {
+        snprintf(err, err_size,
+                 "ldap_bind_password_file: %s can be read or written by every user (chmod o-rw)",
+                 cfg->ldap_bind_password_file);
+        return false;
+    }
     return true;
+}
+
+store_status config_open_store(const portald_config *cfg, bool check_only, store **out, char *err,
+                               size_t err_size)
+{
+    store_ldap_options opt = {
+        .uri = cfg->ldap_uri,
+        .starttls = cfg->ldap_starttls,
+        .ca_file = cfg->ldap_ca_file,
+        .bind_dn = cfg->ldap_bind_dn,
+        .bind_password_file = cfg->ldap_bind_password_file,
+        .base = cfg->ldap_base,
+        .user_filter = cfg->ldap_user_filter,
+        .username_attribute = cfg->ldap_username_attribute,
+        .edipi_attribute = cfg->ldap_edipi_attribute,
+        .display_attribute = cfg->ldap_display_name_attribute,
+        .write = cfg->ldap_write,
+        .certificate_match = cfg->ldap_certificate_match,
+        .password_expiry = cfg->ldap_password_expiry,
+        .timeout_s = cfg->ldap_timeout_s,
+        .lockout_attempts = cfg->ldap_lockout_attempts,
+        .ledger = check_only ? NULL : cfg->database,
+    };
+
+    *out = NULL;
+    if (strcmp(cfg->store, "ldap") == 0)
+        return store_open_ldap(out, &opt, err, err_size);
+    if (check_only)
+        return STORE_OK;
+    return store_open_sqlite(out, cfg->database, err, err_size);
 }

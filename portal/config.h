@@ -6,6 +6,7 @@
 #include <stddef.h>
 
 #include "cacreg.h"
+#include "store.h"
 
 #define PORTALD_CONFIG_FILE "/etc/cacreg/portald.conf"
 
@@ -34,6 +35,23 @@ typedef struct portald_config {
     int argon2_time;
     char port_file[CACREG_PATH_MAX];       /* "" = none; the port listened on is written there */
     char access_log[CACREG_PATH_MAX];      /* "" = none; one line per request, no contents */
+    char store[16];                        /* "sqlite" (database) or "ldap" (the site's directory) */
+    /* The directory store (store = ldap); the database then keeps what this portal wrote. */
+    char ldap_uri[1024];                   /* blank-separated, tried in order */
+    bool ldap_starttls;
+    char ldap_ca_file[CACREG_PATH_MAX];
+    char ldap_bind_dn[512];
+    char ldap_bind_password_file[CACREG_PATH_MAX];
+    char ldap_base[512];
+    char ldap_user_filter[512];            /* one %s: the username */
+    char ldap_username_attribute[64];
+    char ldap_edipi_attribute[64];
+    char ldap_display_name_attribute[64];
+    char ldap_write[16];                   /* both, certificate, altsecid */
+    char ldap_certificate_match[16];       /* gser, binary */
+    char ldap_password_expiry[16];         /* shadow, pwdlastset, none */
+    int ldap_timeout_s;
+    int ldap_lockout_attempts;             /* 0: the directory's threshold is not known */
 } portald_config;
 
 void config_defaults(portald_config *cfg);
@@ -60,5 +78,13 @@ void config_keys(void (*fn)(const char *key, void *ctx), void *ctx);
  * key is not readable by others, the address parses. false and err when not.
  */
 bool config_check(const portald_config *cfg, char *err, size_t err_size);
+
+/*
+ * Opens the store the configuration names (the embedded one, or the directory).
+ * check_only: a directory store without its ledger (the database is not made),
+ * for store_check(); the embedded store is then not opened at all (STORE_OK, *out NULL).
+ */
+store_status config_open_store(const portald_config *cfg, bool check_only, store **out, char *err,
+                               size_t err_size);
 
 #endif

@@ -142,8 +142,17 @@ static int serve(const portald_config *cfg)
     /* Blocked before any thread starts, so that only the loop's signalfd sees them. */
     pthread_sigmask(SIG_BLOCK, &mask, NULL);
     signal(SIGPIPE, SIG_IGN);
-    if (store_open(&ctx.store, cfg->database, err, sizeof err) != STORE_OK)
+    if (config_open_store(cfg, false, &ctx.store, err, sizeof err) != STORE_OK)
         goto out;
+    if (store_check(ctx.store) != STORE_OK) {
+        /* Served anyway (the directory may come back): each request that needs it says so. */
+        audit_begin(&l, "store_error", NULL);
+        audit_add(&l, "during", "start");
+        audit_add(&l, "store", store_kind(ctx.store));
+        audit_add(&l, "error", store_error(ctx.store));
+        audit_send(&l, 1);
+        fprintf(stderr, "cacreg-portald: warning: %s\n", store_error(ctx.store));
+    }
     if (cacreg_checker_new(&ctx.checker, &copt, err, sizeof err) != CACREG_OK)
         goto out;
     ctx.sessions = sessions_new(cfg->session_ttl_s, (size_t)cfg->max_sessions);
@@ -190,6 +199,31 @@ out:
     cacreg_checker_free(ctx.checker);
     store_close(ctx.store);
     return status;
+}
+
+/* --check-config: the files, then the store (a directory: reached, and the service bind). */
+static int check_config(const portald_config *cfg)
+{
+    char err[1024];
+    store *s = NULL;
+    store_status rc;
+
+    if (!config_check(cfg, err, sizeof err)) {
+        fprintf(stderr, "cacreg-portald: %s\n", err);
+        return EXIT_FAILED;
+    }
+    rc = config_open_store(cfg, true, &s, err, sizeof err);
+    if (rc == STORE_OK && s && (rc = store_check(s)) != STORE_OK)
+        snprintf(err, sizeof err, "%s", store_error(s));
+    store_close(s);
+    if (rc != STORE_OK) {
+        fprintf(stderr, "cacreg-portald: %s\n", err);
+        return EXIT_FAILED;
+    }
+    printf("cacreg-portald: the configuration is good%s\n",
+           strcmp(cfg->store, "ldap") == 0 ? " (the directory answered and took the service account)"
+                                            : "");
+    return EXIT_OK;
 }
 
 int main(int argc, char **argv)
@@ -247,14 +281,8 @@ int main(int argc, char **argv)
         }
         i++;
     }
-    if (check_only || (i < argc && argv[i] && strcmp(argv[i], "check-config") == 0)) {
-        if (!config_check(&cfg, err, sizeof err)) {
-            fprintf(stderr, "cacreg-portald: %s\n", err);
-            return EXIT_FAILED;
-        }
-        printf("cacreg-portald: the configuration is good\n");
-        return EXIT_OK;
-    }
+    if (check_only || (i < argc && argv[i] && strcmp(argv[i], "check-config") == 0))
+        return check_config(&cfg);
     if (i < argc && argv[i] && strcmp(argv[i], "serve") != 0)
         return admin_run(&cfg, argc - i, argv + i);
     return serve(&cfg);

@@ -21,10 +21,13 @@ struct entry {
     char username[STORE_USERNAME_MAX + 1];
 };
 
+#define FIRST_SLOTS 1024 /* the table grows from this, doubling, to twice max_sessions */
+
 struct sessions {
     pthread_mutex_t lock;
     int ttl_s;
-    size_t slots;         /* a power of two, twice the most sessions */
+    size_t slots;         /* a power of two, at least twice the sessions held */
+    size_t max_slots;     /* the power of two at least twice max_sessions */
     size_t count;
     size_t max_sessions;
     struct entry *table;
@@ -38,9 +41,11 @@ sessions *sessions_new(int ttl_s, size_t max_sessions)
         return NULL;
     s->ttl_s = ttl_s;
     s->max_sessions = max_sessions;
-    s->slots = 16;
-    while (s->slots < 2 * max_sessions)
-        s->slots *= 2;
+    s->max_slots = 16;
+    while (s->max_slots < 2 * max_sessions)
+        s->max_slots *= 2;
+    /* Memory for the sessions there are, not for all there may be (RSS at 64 clients). */
+    s->slots = s->max_slots < FIRST_SLOTS ? s->max_slots : FIRST_SLOTS;
     s->table = calloc(s->slots, sizeof *s->table);
     if (!s->table) {
         free(s);
@@ -100,6 +105,26 @@ static void remove_entry(sessions *s, struct entry *e)
     }
 }
 
+/* Doubles the table when it would be more than half full. Locked by caller. */
+static void grow(sessions *s)
+{
+    struct entry *old = s->table, *bigger;
+    size_t old_slots = s->slots;
+
+    if (2 * (s->count + 1) <= s->slots || s->slots >= s->max_slots)
+        return;
+    bigger = calloc(2 * old_slots, sizeof *bigger);
+    if (!bigger)
+        return; /* stays as it is: sessions_start refuses past half full */
+    s->table = bigger;
+    s->slots = 2 * old_slots;
+    for (size_t i = 0; i < old_slots; i++)
+        if (old[i].used)
+            *find(s, old[i].hash) = old[i];
+    OPENSSL_cleanse(old, old_slots * sizeof *old);
+    free(old);
+}
+
 /* base64url without padding of 32 bytes: 43 characters. */
 static void encode_token(const unsigned char bytes[TOKEN_BYTES], char out[SESSION_TOKEN_SIZE])
 {
@@ -134,7 +159,8 @@ session_status sessions_start(sessions *s, const char *username, long long now,
     OPENSSL_cleanse(bytes, sizeof bytes);
     token_hash(token, hash);
     pthread_mutex_lock(&s->lock);
-    if (s->count >= s->max_sessions) {
+    grow(s);
+    if (s->count >= s->max_sessions || 2 * (s->count + 1) > s->slots) {
         pthread_mutex_unlock(&s->lock);
         OPENSSL_cleanse(token, SESSION_TOKEN_SIZE);
         return SESSION_FULL;

@@ -8,11 +8,13 @@
 
 #include <sqlite3.h>
 
-#include "store.h"
+#include "password.h"
+#include "store_backend.h"
 
 #define BUSY_TIMEOUT_MS 5000 /* an administration command writing at the same time */
 
-struct store {
+struct sqlite_store {
+    struct store base; /* first: store.c's calls reach the table */
     sqlite3 *db;
     pthread_mutex_t lock;
     char error[256];
@@ -54,15 +56,17 @@ static long long text_time(const unsigned char *text)
     return end && !*end ? (long long)timegm(&tm) : 0;
 }
 
-static store_status fail(store *s, const char *what)
+static store_status fail(struct sqlite_store *s, const char *what)
 {
     snprintf(s->error, sizeof s->error, "%s: %s", what, sqlite3_errmsg(s->db));
     return STORE_ERROR;
 }
 
-store_status store_open(store **out, const char *path, char *error, size_t error_size)
+static const struct store_backend sqlite_backend;
+
+store_status store_open_sqlite(store **out, const char *path, char *error, size_t error_size)
 {
-    store *s = calloc(1, sizeof *s);
+    struct sqlite_store *s = calloc(1, sizeof *s);
     char *msg = NULL;
 
     *out = NULL;
@@ -70,12 +74,13 @@ store_status store_open(store **out, const char *path, char *error, size_t error
         snprintf(error, error_size, "out of memory");
         return STORE_ERROR;
     }
+    s->base.backend = &sqlite_backend;
     pthread_mutex_init(&s->lock, NULL);
     if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
                                           SQLITE_OPEN_FULLMUTEX, NULL) != SQLITE_OK) {
         snprintf(error, error_size, "the database %s cannot be opened: %s", path,
                  s->db ? sqlite3_errmsg(s->db) : "out of memory");
-        store_close(s);
+        store_close(&s->base);
         return STORE_ERROR;
     }
     sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
@@ -85,29 +90,29 @@ store_status store_open(store **out, const char *path, char *error, size_t error
         snprintf(error, error_size, "the database %s cannot be set up: %s", path,
                  msg ? msg : sqlite3_errmsg(s->db));
         sqlite3_free(msg);
-        store_close(s);
+        store_close(&s->base);
         return STORE_ERROR;
     }
-    *out = s;
+    *out = &s->base;
     return STORE_OK;
 }
 
-void store_close(store *s)
+static void sqlite_close(store *base)
 {
-    if (!s)
-        return;
+    struct sqlite_store *s = (struct sqlite_store *)base;
+
     sqlite3_close(s->db);
     pthread_mutex_destroy(&s->lock);
     free(s);
 }
 
-const char *store_error(store *s)
+static const char *sqlite_error(store *base)
 {
-    return s->error;
+    return ((struct sqlite_store *)base)->error;
 }
 
 /* A prepared statement with its text arguments bound in order (NULL binds NULL). */
-static sqlite3_stmt *prepare(store *s, const char *sql, int nargs, const char *const *args)
+static sqlite3_stmt *prepare(struct sqlite_store *s, const char *sql, int nargs, const char *const *args)
 {
     sqlite3_stmt *st = NULL;
 
@@ -146,7 +151,7 @@ static void read_account(sqlite3_stmt *st, store_account *a)
 }
 
 /* One account by a query with one argument. */
-static store_status account_query(store *s, const char *sql, const char *arg, store_account *out)
+static store_status account_query(struct sqlite_store *s, const char *sql, const char *arg, store_account *out)
 {
     store_status rc;
     sqlite3_stmt *st;
@@ -171,14 +176,16 @@ out:
     return rc;
 }
 
-store_status store_account_get(store *s, const char *username, store_account *out)
+static store_status sqlite_account_get(store *base, const char *username, store_account *out)
 {
+    struct sqlite_store *s = (struct sqlite_store *)base;
     return account_query(s, "SELECT " ACCOUNT_COLUMNS " FROM accounts WHERE username = ?",
                          username, out);
 }
 
-store_status store_account_by_edipi(store *s, const char *edipi, store_account *out)
+static store_status sqlite_account_by_edipi(store *base, const char *edipi, store_account *out)
 {
+    struct sqlite_store *s = (struct sqlite_store *)base;
     return account_query(s,
                          "SELECT " ACCOUNT_COLUMNS " FROM accounts WHERE edipi = ?"
                          " ORDER BY type = 'full' DESC, username LIMIT 1",
@@ -186,7 +193,7 @@ store_status store_account_by_edipi(store *s, const char *edipi, store_account *
 }
 
 /* Runs one statement that changes rows; STORE_NOT_FOUND when it changed none. Locked by caller. */
-static store_status exec_change(store *s, const char *sql, int nargs, const char *const *args,
+static store_status exec_change(struct sqlite_store *s, const char *sql, int nargs, const char *const *args,
                                 const char *what)
 {
     sqlite3_stmt *st = prepare(s, sql, nargs, args);
@@ -201,7 +208,7 @@ static store_status exec_change(store *s, const char *sql, int nargs, const char
     return sqlite3_changes(s->db) > 0 ? STORE_OK : STORE_NOT_FOUND;
 }
 
-static store_status change(store *s, const char *sql, int nargs, const char *const *args,
+static store_status change(struct sqlite_store *s, const char *sql, int nargs, const char *const *args,
                            const char *what)
 {
     store_status rc;
@@ -212,7 +219,7 @@ static store_status change(store *s, const char *sql, int nargs, const char *con
     return rc;
 }
 
-store_status store_password_failed(store *s, const char *username, int *failed)
+static store_status sqlite_password_failed(struct sqlite_store *s, const char *username, int *failed)
 {
     const char *args[] = {username};
     store_status rc = STORE_NOT_FOUND;
@@ -242,7 +249,7 @@ out:
     return rc;
 }
 
-store_status store_password_ok(store *s, const char *username)
+static store_status sqlite_password_ok(struct sqlite_store *s, const char *username)
 {
     const char *args[] = {username};
 
@@ -252,8 +259,45 @@ store_status store_password_ok(store *s, const char *username)
                : STORE_OK;
 }
 
+/* The embedded store's password check: argon2id, and its own lock after STORE_LOCK_AFTER. */
+static store_status sqlite_password_check(store *base, const store_account *a,
+                                          const char *password, size_t len,
+                                          store_password_result *out)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    store_status rc;
+    int failed = 0;
+
+    memset(out, 0, sizeof *out);
+    out->attempts_left = -1;
+    if (a->failed_attempts >= STORE_LOCK_AFTER) {
+        out->verdict = STORE_PASSWORD_LOCKED;
+        return STORE_OK;
+    }
+    if (password_check(password, len, a->password_hash)) {
+        out->verdict = STORE_PASSWORD_RIGHT;
+        return a->failed_attempts > 0 ? sqlite_password_ok(s, a->username) : STORE_OK;
+    }
+    if ((rc = sqlite_password_failed(s, a->username, &failed)) != STORE_OK)
+        return rc;
+    if (failed >= STORE_LOCK_AFTER) {
+        out->verdict = STORE_PASSWORD_LOCKED;
+        out->just_locked = failed == STORE_LOCK_AFTER;
+    } else {
+        out->verdict = STORE_PASSWORD_WRONG;
+        out->attempts_left = STORE_LOCK_AFTER - failed;
+    }
+    return STORE_OK;
+}
+
+static int sqlite_lockout_attempts(const store *s)
+{
+    (void)s;
+    return STORE_LOCK_AFTER;
+}
+
 /* The registration of username into out. Locked by caller. */
-static store_status read_registration(store *s, const char *username, store_registration *out)
+static store_status read_registration(struct sqlite_store *s, const char *username, store_registration *out)
 {
     sqlite3_stmt *st = prepare(s,
                                "SELECT sha256, certificate, registered_at FROM registrations"
@@ -276,7 +320,7 @@ static store_status read_registration(store *s, const char *username, store_regi
 }
 
 /* Whether an account other than username holds sha256. Locked by caller. */
-static store_status other_owner(store *s, const char *username, const char *sha256, bool *other)
+static store_status other_owner(struct sqlite_store *s, const char *username, const char *sha256, bool *other)
 {
     const char *args[] = {sha256, username};
     sqlite3_stmt *st = prepare(s, "SELECT 1 FROM registrations WHERE sha256 = ? AND username != ?",
@@ -293,8 +337,11 @@ static store_status other_owner(store *s, const char *username, const char *sha2
     return STORE_OK;
 }
 
-store_status store_other_owner(store *s, const char *username, const char *sha256, bool *other)
+static store_status sqlite_other_owner(store *base, const char *username, const store_cert *cert,
+                                       bool *other)
 {
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    const char *sha256 = cert->sha256;
     store_status rc;
 
     pthread_mutex_lock(&s->lock);
@@ -303,10 +350,12 @@ store_status store_other_owner(store *s, const char *username, const char *sha25
     return rc;
 }
 
-store_status store_register(store *s, const char *username, const char *sha256,
-                            const char *cert_json, long long now, long long password_expires,
-                            store_register_result *out)
+static store_status sqlite_register(store *base, const char *username, const store_cert *cert,
+                                    long long now, long long password_expires,
+                                    store_register_result *out)
 {
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    const char *sha256 = cert->sha256, *cert_json = cert->json;
     store_registration old;
     store_account account;
     char when[24], expires[24];
@@ -407,8 +456,9 @@ unlock:
     return rc;
 }
 
-store_status store_registration_get(store *s, const char *username, store_registration *out)
+static store_status sqlite_registration_get(store *base, const char *username, store_registration *out)
 {
+    struct sqlite_store *s = (struct sqlite_store *)base;
     store_status rc;
 
     pthread_mutex_lock(&s->lock);
@@ -417,8 +467,9 @@ store_status store_registration_get(store *s, const char *username, store_regist
     return rc;
 }
 
-store_status store_registration_clear(store *s, const char *username, store_registration *out)
+static store_status sqlite_registration_clear(store *base, const char *username, store_registration *out)
 {
+    struct sqlite_store *s = (struct sqlite_store *)base;
     const char *args[] = {username};
     store_status rc;
 
@@ -440,8 +491,9 @@ out:
     return rc;
 }
 
-store_status store_account_put(store *s, const store_account *a, bool replace)
+static store_status sqlite_account_put(store *base, const store_account *a, bool replace)
 {
+    struct sqlite_store *s = (struct sqlite_store *)base;
     char expires[24], failed[16];
     const char *args[8];
     store_status rc;
@@ -476,17 +528,19 @@ store_status store_account_put(store *s, const store_account *a, bool replace)
     return rc;
 }
 
-store_status store_account_set_permitted(store *s, const char *username, bool permitted)
+static store_status sqlite_account_set_permitted(store *base, const char *username, bool permitted)
 {
+    struct sqlite_store *s = (struct sqlite_store *)base;
     const char *args[] = {permitted ? "1" : "0", username};
 
     return change(s, "UPDATE accounts SET permitted = CAST(? AS INTEGER) WHERE username = ?", 2,
                   args, "changing whether the account may use a CAC");
 }
 
-store_status store_account_set_password(store *s, const char *username, const char *hash,
+static store_status sqlite_account_set_password(store *base, const char *username, const char *hash,
                                         long long expires)
 {
+    struct sqlite_store *s = (struct sqlite_store *)base;
     char when[24];
     const char *args[] = {hash, when, username};
 
@@ -497,16 +551,18 @@ store_status store_account_set_password(store *s, const char *username, const ch
                   3, args, "setting a password");
 }
 
-store_status store_account_unlock(store *s, const char *username)
+static store_status sqlite_account_unlock(store *base, const char *username)
 {
+    struct sqlite_store *s = (struct sqlite_store *)base;
     const char *args[] = {username};
 
     return change(s, "UPDATE accounts SET failed_attempts = 0 WHERE username = ?", 1, args,
                   "unlocking the account");
 }
 
-store_status store_account_each(store *s, void (*fn)(const store_account *a, void *ctx), void *ctx)
+static store_status sqlite_account_each(store *base, void (*fn)(const store_account *a, void *ctx), void *ctx)
 {
+    struct sqlite_store *s = (struct sqlite_store *)base;
     store_status rc = STORE_OK;
     store_account a;
     sqlite3_stmt *st;
@@ -530,11 +586,12 @@ out:
     return rc;
 }
 
-store_status store_registration_each(store *s,
+static store_status sqlite_registration_each(store *base,
                                      void (*fn)(const char *username, const store_registration *r,
                                                 void *ctx),
                                      void *ctx)
 {
+    struct sqlite_store *s = (struct sqlite_store *)base;
     store_status rc = STORE_OK;
     store_registration *r = malloc(sizeof *r);
     char username[STORE_USERNAME_MAX + 1];
@@ -569,3 +626,23 @@ out:
     free(r);
     return rc;
 }
+
+static const struct store_backend sqlite_backend = {
+    .kind = "sqlite",
+    .close = sqlite_close,
+    .error = sqlite_error,
+    .account_get = sqlite_account_get,
+    .account_by_edipi = sqlite_account_by_edipi,
+    .password_check = sqlite_password_check,
+    .lockout_attempts = sqlite_lockout_attempts,
+    .register_cert = sqlite_register,
+    .other_owner = sqlite_other_owner,
+    .registration_get = sqlite_registration_get,
+    .registration_clear = sqlite_registration_clear,
+    .account_put = sqlite_account_put,
+    .account_set_permitted = sqlite_account_set_permitted,
+    .account_set_password = sqlite_account_set_password,
+    .account_unlock = sqlite_account_unlock,
+    .account_each = sqlite_account_each,
+    .registration_each = sqlite_registration_each,
+};

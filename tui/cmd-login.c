@@ -73,7 +73,11 @@ static int outcome(const cacreg_flow_state *s, bool json)
         out_printf(stdout, "This CAC was registered already.\n");
     else
         out_printf(stdout, "Your CAC is registered.\n");
-    out_printf(stdout, "Your portal password is good until %.10s (150 days).\n", r->password_expires);
+    if (r->password_expires[0])
+        out_printf(stdout, "Your portal password is good until %.10s (150 days).\n",
+                   r->password_expires);
+    if (r->note[0])
+        out_printf(stdout, "%s\n", r->note);
     return code;
 }
 

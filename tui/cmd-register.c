@@ -20,12 +20,17 @@ static void print_registration(const cacreg_flow_state *s)
 
     out_printf(stdout, "Account:        %s (%s, %s account), password good until %.10s\n", a->username,
            a->display_name, strcmp(a->account_type, "email_only") == 0 ? "email-only" : "full",
-           a->password_expires);
-    if (r->registered)
+           a->password_expires[0] ? a->password_expires : "the directory says");
+    if (r->registered) {
         out_printf(stdout, "Current registered information: %s, serial %s, expires %.10s, "
                "registered %.10s\n",
                r->cert_subject, r->cert_serial, r->cert_not_after, r->registered_at);
-    else
+        /* What a directory matches on (sssd, AD), for a help desk to compare. */
+        if (r->cert_issuer[0])
+            out_printf(stdout, "  issuer  %s\n", r->cert_issuer);
+        if (r->cert_sha256[0])
+            out_printf(stdout, "  SHA-256 %s\n", r->cert_sha256);
+    } else
         out_printf(stdout, "Not registered: no CAC is registered to this account.\n");
 }
 
@@ -94,6 +99,8 @@ static int register_card(cacreg_engine *e, const cacreg_secret *password, int pi
     else
         out_printf(stdout, "Your CAC is registered.\n");
     out_printf(stdout, "Registered now: %s, serial %s.\n", s->last.cert_subject, s->last.cert_serial);
+    if (s->last.note[0])
+        out_printf(stdout, "%s\n", s->last.note);
     return CLI_OK;
 }
 
@@ -141,6 +148,8 @@ static int run(cacreg_engine *e, const struct cli_opts *o, const cacreg_config *
             goto out;
         }
         out_printf(stdout, "Registered information cleared.\n");
+        if (s->notice.detail[0])
+            out_printf(stdout, "%s\n", s->notice.detail);
     }
     code = o->state_only ? CLI_OK : register_card(e, password, o->pin_fd, idle_s,
                                                       cfg->card_timeout_s * 1000);

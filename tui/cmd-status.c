@@ -184,18 +184,24 @@ static json_t *card_json(const cacreg_card *info, int *code)
     for (size_t i = 0; i < info->ncerts; i++) {
         const cacreg_cert *c = &info->certs[i];
         const char *why = i == chosen ? NULL : cacreg_cert_why_not(c);
+        json_t *obj;
+        char mapping[1024];
         day(c->not_before, nb, sizeof nb);
         day(c->not_after, na, sizeof na);
-        json_array_append_new(
-            certs,
-            json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:b, s:o, s:b}",
-                      "label", info->cert_labels[i], "id", info->cert_ids[i], "kind",
-                      cacreg_cert_kind_name(c->kind), "holder", c->holder, "edipi", c->edipi,
-                      "subject", c->subject, "issuer", c->issuer, "serial", c->serial,
-                      "not_before", nb, "not_after", na, "days_left",
-                      (json_int_t)cacreg_cert_days_left(c, (long long)time(NULL)), "chosen",
-                      i == chosen, "why_not", why ? json_string(why) : json_null(),
-                      "edipi_mismatch", c->edipi_mismatch));
+        cacreg_cert_ad_mapping(c, mapping, sizeof mapping);
+        obj = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:b, s:o, s:b}",
+                        "label", info->cert_labels[i], "id", info->cert_ids[i], "kind",
+                        cacreg_cert_kind_name(c->kind), "holder", c->holder, "edipi", c->edipi,
+                        "subject", c->subject, "issuer", c->issuer, "serial", c->serial,
+                        "not_before", nb, "not_after", na, "days_left",
+                        (json_int_t)cacreg_cert_days_left(c, (long long)time(NULL)), "chosen",
+                        i == chosen, "why_not", why ? json_string(why) : json_null(),
+                        "edipi_mismatch", c->edipi_mismatch);
+        /* What a directory matches on (sssd: issuer and serial; AD: the strong mapping). */
+        json_object_set_new(obj, "serial_decimal", json_string(c->serial_dec));
+        json_object_set_new(obj, "sha256", json_string(c->sha256));
+        json_object_set_new(obj, "directory_mapping", mapping[0] ? json_string(mapping) : json_null());
+        json_array_append_new(certs, obj);
     }
     card = json_pack("{s:s, s:s, s:s, s:s, s:b, s:{s:s, s:o}, s:o, s:o, s:s, s:s}", "reader",
                      info->reader, "label", info->label, "model", info->model, "serial",
@@ -241,6 +247,15 @@ static void print_card(const cacreg_card *info, int *code)
                cacreg_cert_days_left(c, (long long)time(NULL)));
         if (i != chosen && cacreg_cert_why_not(c))
             out_printf(stdout, "    %s\n", cacreg_cert_why_not(c));
+        if (i == chosen) { /* what a directory will match on, for the help desk to compare */
+            char mapping[1024];
+            cacreg_cert_ad_mapping(c, mapping, sizeof mapping);
+            out_printf(stdout, "    issuer  %s\n", c->issuer);
+            out_printf(stdout, "    serial  %s (decimal %s)\n", c->serial, c->serial_dec);
+            out_printf(stdout, "    SHA-256 %s\n", c->sha256);
+            if (mapping[0])
+                out_printf(stdout, "    AD      %s\n", mapping);
+        }
     }
     out_printf(stdout, "Pre-flight:     %s: %s\n", cacreg_verdict_name(v), detail);
 }

@@ -195,16 +195,30 @@ static void page_registration(const struct tui *t, const struct tui_layout *l)
     tui_put(t, y++, x, w, ROLE_NORMAL, "Logged in as %s (%s)", a->username, a->display_name);
     tui_put(t, y++, x, w, ROLE_DIM, "%s account, password good until %.10s",
             strcmp(a->account_type, "email_only") == 0 ? "Email-only" : "Full",
-            a->password_expires);
+            a->password_expires[0] ? a->password_expires : "the directory says");
     y++;
     if (s->notice.diagnosis.cause)
         tui_put(t, y++, x, w, ROLE_GOOD, "%s", s->notice.diagnosis.cause);
+    if (s->notice.diagnosis.cause && s->notice.detail[0])
+        y += tui_text(t, y, x, w, 3, s->notice.detail, ROLE_WARN);
     if (r->registered) {
         tui_put(t, y++, x, w, ROLE_NORMAL, "Current registered information:");
         y += tui_text(t, y, x + 2, w - 2, 3, r->cert_subject, ROLE_NORMAL);
+        /* What a directory matches on, for the help desk: issuer, serial, SHA-256. */
+        if (r->cert_issuer[0])
+            y += tui_text(t, y, x + 2, w - 2, 2, r->cert_issuer, ROLE_DIM);
         tui_put(t, y++, x + 2, w - 2, ROLE_DIM, "Serial %s", r->cert_serial);
         tui_put(t, y++, x + 2, w - 2, ROLE_DIM, "Expires %.10s, registered %.10s",
                 r->cert_not_after, r->registered_at);
+        if (strlen(r->cert_sha256) == 64) { /* in groups of 8, so that it wraps whole */
+            char grouped[80], line[96];
+            size_t n = 0;
+            for (size_t i = 0; i < 64; i += 8)
+                n += (size_t)snprintf(grouped + n, sizeof grouped - n, "%s%.8s", i ? " " : "",
+                                      r->cert_sha256 + i);
+            snprintf(line, sizeof line, "SHA-256 %s", grouped);
+            y += tui_text(t, y, x + 2, w - 2, 2, line, ROLE_DIM);
+        }
     } else {
         y += tui_text(t, y, x, w, 2, "Not registered: no CAC is registered to this account.",
                       ROLE_WARN);
@@ -302,12 +316,14 @@ static void page_done(const struct tui *t, const struct tui_layout *l)
     if (r->replaced_serial[0])
         tui_put(t, y++, x + 2, w - 2, ROLE_DIM, "Replaced: serial %s", r->replaced_serial);
     y++;
-    if (s->done == CACREG_DONE_CAC_LOGIN) {
+    if (s->done == CACREG_DONE_CAC_LOGIN && r->password_expires[0]) {
         char line[128];
         snprintf(line, sizeof line, "Your portal password is good until %.10s (150 days).",
                  r->password_expires);
         y += tui_text(t, y, x, w, 2, line, ROLE_NORMAL);
     }
+    if (r->note[0]) /* the portal's words about the old card (a directory's caches) */
+        y += tui_text(t, y, x, w, 3, r->note, ROLE_WARN);
     y++;
     tui_text(t, y, x, w, 2, "Press Enter to finish. Take your card with you.", ROLE_DIM);
 }

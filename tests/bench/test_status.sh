@@ -36,6 +36,18 @@ grep -q '^  \* identity  *JANE Q DOE, EDIPI 1000000001' "$tmp/out" || { cat "$tm
 grep -q "This one signs email" "$tmp/out" || fail "no reason given for the signature certificate"
 grep -q "Pre-flight:     ok" "$tmp/out" || fail "pre-flight"
 ok "valid card: exit 0, identity certificate marked, the others explained"
+# What a directory matches on, for the help desk: the issuer, the serial, the SHA-256, AD's form.
+id_pem=$pki/cards/valid/id.pem
+serial=$(openssl x509 -in "$id_pem" -noout -serial | sed 's/^serial=0*//')
+sha=$(openssl x509 -in "$id_pem" -noout -fingerprint -sha256 | sed 's/^.*=//; s/://g')
+grep -q "^    issuer  CN=Test DOD ID CA-59,OU=PKI,OU=DoD,O=U.S. Government,C=US$" "$tmp/out" ||
+    { cat "$tmp/out"; fail "the identity certificate's issuer not shown"; }
+grep -q "^    serial  $serial (decimal $((16#$serial)))$" "$tmp/out" || fail "serial not shown"
+grep -q "^    SHA-256 $sha$" "$tmp/out" || fail "SHA-256 not shown"
+reversed=$(echo "$serial" | sed 's/^\(.\(..\)*\)$/0\1/' | fold -w2 | tac | tr -d '\n')
+grep -qF "    AD      X509:<I>C=US,O=U.S. Government,OU=DoD,OU=PKI,CN=Test DOD ID CA-59<SR>$reversed" \
+    "$tmp/out" || { cat "$tmp/out"; fail "the AD mapping not shown (want <SR>$reversed)"; }
+ok "the identity certificate's issuer, serial, SHA-256 and AD mapping shown"
 
 status 0 --json
 [ "$(json cards.0.chosen <"$tmp/out")" = 0 ] || fail "json chosen"
@@ -43,6 +55,10 @@ status 0 --json
 [ "$(json cards.0.verdict <"$tmp/out")" = ok ] || fail "json verdict"
 [ "$(json pcsc.status <"$tmp/out")" = up ] || fail "json pcsc"
 [ "$(json cards.0.certificates.1.why_not <"$tmp/out")" != None ] || fail "json why_not"
+[ "$(json cards.0.certificates.0.sha256 <"$tmp/out")" = "$sha" ] || fail "json sha256"
+[ "$(json cards.0.certificates.0.serial_decimal <"$tmp/out")" = $((16#$serial)) ] || fail "json serial"
+json cards.0.certificates.0.directory_mapping <"$tmp/out" | grep -qF "<SR>$reversed" ||
+    fail "json directory_mapping"
 ok "--json: chosen, kinds, verdict"
 
 for pair in expired:expired revoked:revoked untrusted:untrusted; do

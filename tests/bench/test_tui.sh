@@ -236,6 +236,11 @@ keys Enter
 wait_for "Log in with your CAC"
 login_linda
 wait_for "Current registered information:"
+# What a directory matches on: the issuer, the serial and the SHA-256 of what is registered.
+linda_sha=$(openssl x509 -in "$pki/cards/emailonly/id.pem" -noout -fingerprint -sha256 | sed 's/^.*=//; s/://g')
+shown=$(screen | cut -c1-48 | tr -d ' \n')
+[[ $shown == *SHA-256${linda_sha}* ]] || { screen; fail "the registration view lacks the SHA-256"; }
+screen | grep -q "CN=Test DOD ID CA-59,OU=PKI" || { screen; fail "the registration view lacks the issuer"; }
 keys c
 wait_for "Clear the registered information?"
 keys y

@@ -29,7 +29,7 @@ static void setup(void)
 
     api_init();
     ctx.cost = (password_cost){.time = 1, .memory_kib = 8};
-    if (store_open(&ctx.store, ":memory:", err, sizeof err) != STORE_OK)
+    if (store_open_sqlite(&ctx.store, ":memory:", err, sizeof err) != STORE_OK)
         abort();
     if (!password_hash("Correct-Horse-1", 15, ctx.cost, a.password_hash, sizeof a.password_hash) ||
         store_account_put(ctx.store, &a, false) != STORE_OK)

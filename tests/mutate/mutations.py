@@ -7,7 +7,9 @@
 # Tests: "unit:NAME" is build/plain/tests/NAME (cmocka, no bench);
 # "bench:NAME" is tests/bench/NAME.sh and "portal:NAME" tests/portal/NAME.sh,
 # each run on a fresh bench with the mutated plain binaries; "ssh:NAME" is
-# tests/ssh/NAME.sh (its own bench and sshd).
+# tests/ssh/NAME.sh (its own bench and sshd); "directory:NAME" is tests/directory/NAME.sh
+# (its own bench, slapd and sssd); "portald:NAME [SELECTOR]" is tests/portal/NAME.py,
+# with an optional unittest selector (its own daemons, no bench).
 #
 # Add one whenever a guarantee lands: the cheapest test that should notice,
 # and the end-to-end test where the guarantee is one a person sees.
@@ -214,6 +216,81 @@ MUTATIONS += [
       "    if (true || pthread_mutex_init(&u->lock, NULL) != 0) {",
       ["bench:test_pull"],
       "a module whose C_Finalize never returns keeps cacreg from ending"),
+]
+
+# -- the portal server (cacreg-portald) --
+MUTATIONS += [
+    M("portald-tls-spins", "portal/server.c",
+      "MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ERROR_LOG",
+      "MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG",
+      ["portald:test_portald TestHostileClients.test_half_a_handshake_costs_no_cpu"],
+      "half a TLS handshake makes a server thread spin (libmicrohttpd 0.9.75's epoll mode)"),
+    M("portald-sessions-lost-growing", "portal/session.c",
+      "            *find(s, old[i].hash) = old[i];",
+      "            (void)old[i];",
+      ["portald:test_portald TestSessions"],
+      "the session table grows and forgets the sessions it held: people are logged out"),
+    M("portald-replace-unwritten", "portal/store_sqlite.c",
+      "if (old.registered && strcmp(old.sha256, sha256) == 0) {",
+      "if (old.registered) {",
+      ["portal:soak_portald"],
+      "a newer card is answered 200 (unchanged) and never written: the old card stays"),
+]
+
+# -- the directory store (store = ldap) --
+MUTATIONS += [
+    M("ldap-clear-everything", "portal/store_ldap.c",
+      "    cleared = remove_noted(&e, noted, n, NULL, c);",
+      "    cleared = remove_noted(&e, noted, n, NULL, c);\n"
+      "    change_string(c, LDAP_MOD_DELETE, ATTR_ALTSEC, NULL);",
+      ["directory:test_sssd"],
+      "a clear removes mappings this portal never wrote (the unrelated one on the entry)"),
+    M("ldap-replace-keeps-old", "portal/store_ldap.c",
+      "if (keep_sha256 && strcmp(r->row.sha256, keep_sha256) == 0)",
+      "if (keep_sha256)",
+      ["directory:test_sssd"],
+      "a newer card is added and the old one's values stay: the old card still logs in"),
+    M("ldap-owner-unchecked", "portal/store_ldap.c",
+      "        *other |= found && strcasecmp(found, dn) != 0;",
+      "        (void)dn;",
+      ["directory:test_sssd"],
+      "one card lands on two accounts: the directory is not asked who holds it"),
+    M("ldap-tls-unverified", "portal/store_ldap.c",
+      "demand = LDAP_OPT_X_TLS_DEMAND",
+      "demand = LDAP_OPT_X_TLS_NEVER",
+      ["directory:test_sssd"],
+      "the directory's certificate is not verified (a man in the middle gets the service password)"),
+    M("ldap-no-reconnect", "portal/store_ldap.c",
+      "    if (*ld && connection_lost(code)) {",
+      "    if (*ld && connection_lost(code) && false) {",
+      ["directory:test_sssd"],
+      "after the directory restarts, the portal keeps its dead connection: 503 for ever"),
+    M("ldap-handshake-unbounded", "portal/store_ldap.c",
+      "ldap_set_option(ld, LDAP_OPT_CONNECT_ASYNC, LDAP_OPT_ON) != LDAP_OPT_SUCCESS ||",
+      "",
+      ["directory:test_sssd"],
+      "a directory that accepts the connection and never answers holds the request (the TLS "
+      "handshake spins past ldap_timeout)"),
+    M("ldap-filter-unescaped", "portal/store_ldap.c",
+      "(int)(hole - template), template, esc.bv_val, hole + 2);",
+      "(int)(hole - template), template, value, hole + 2);",
+      ["directory:test_sssd"],
+      "a username is put into the filter as it is: 'j*' logs in as jane.doe with her password"),
+    M("ldap-lock-unread", "portal/store_ldap.c",
+      "    if (pp == PP_accountLocked) {",
+      "    if (pp == PP_accountLocked && false) {",
+      ["directory:test_sssd"],
+      "the directory's lock is not read from its answer: a locked account is told the password is wrong"),
+    M("ldap-149-days", "portal/store_ldap.c",
+      "#define EXTENSION_DAYS 150",
+      "#define EXTENSION_DAYS 149",
+      ["directory:test_sssd"],
+      "a CAC login gives the password 149 days in the directory"),
+    M("portald-directory-words", "portal/api.c",
+      "    if (rc == STORE_UNAVAILABLE)",
+      "    if (rc == STORE_UNAVAILABLE && false)",
+      ["directory:test_sssd"],
+      "the directory down is answered as a plain 'unavailable': cacreg cannot say what is down"),
 ]
 
 # `make check` runs these through --self-test: the first must be caught by its

@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include <cmocka.h>
+#include <openssl/bn.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
@@ -67,6 +68,7 @@ static void test_identity_fields(void **state)
     assert_string_equal(c.issuer_cn, "Test DOD ID CA-59");
     assert_non_null(strstr(c.subject, "CN=DOE.JANE.Q.1000000001"));
     assert_int_equal(strlen(c.sha256), 64);
+    assert_string_equal(c.issuer_x500, "C=US,O=U.S. Government,OU=DoD,OU=PKI,CN=Test DOD ID CA-59");
     assert_true(c.not_after > c.not_before);
     assert_true(cacreg_cert_days_left(&c, (long long)time(NULL)) > 300);
     assert_null(cacreg_cert_why_not(&c));
@@ -249,6 +251,74 @@ static void test_edipi_mismatch_and_odd_names(void **state)
     assert_string_equal(c.serial, "07");
 }
 
+/* A certificate with this serial (hex) and issuer (name=value,... in DER order). */
+static size_t make_issued(unsigned char *der, const char *serial_hex, const char *const *issuer)
+{
+    EVP_PKEY *key = EVP_EC_gen("P-256");
+    X509 *x = X509_new();
+    BIGNUM *bn = NULL;
+    unsigned char *p = der;
+    size_t len;
+
+    X509_set_version(x, 2);
+    assert_true(BN_hex2bn(&bn, serial_hex) > 0);
+    BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x));
+    BN_free(bn);
+    X509_gmtime_adj(X509_getm_notBefore(x), 0);
+    X509_gmtime_adj(X509_getm_notAfter(x), 86400);
+    X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_UTF8,
+                               (const unsigned char *)"SUBJECT.ONE.A.1000000001", -1, -1, 0);
+    for (size_t i = 0; issuer[i]; i += 2)
+        X509_NAME_add_entry_by_txt(X509_get_issuer_name(x), issuer[i], MBSTRING_UTF8,
+                                   (const unsigned char *)issuer[i + 1], -1, -1, 0);
+    X509_set_pubkey(x, key);
+    X509_sign(x, key, EVP_sha256());
+    len = (size_t)i2d_X509(x, &p);
+    X509_free(x);
+    EVP_PKEY_free(key);
+    return len;
+}
+
+/* The values a directory matches on: AD's <I> and <SR>, sssd's decimal serial. */
+static void test_directory_mapping(void **state)
+{
+    static const char *const dod[] = {"C", "US", "O", "U.S. Government", "OU", "DoD", "OU", "PKI",
+                                      "CN", "DOD ID CA-59", NULL};
+    static const char *const odd[] = {"DC", "mil", "ST", "Virginia", "emailAddress", "ca@x.mil",
+                                      "CN", "A, B+C \"D\"", NULL};
+    static const struct {
+        const char *serial;
+        const char *const *issuer;
+        const char *dec, *reversed, *mapping;
+    } cases[] = {
+        {.serial = "1004", .issuer = dod, .dec = "4100", .reversed = "0410",
+         .mapping = "X509:<I>C=US,O=U.S. Government,OU=DoD,OU=PKI,CN=DOD ID CA-59<SR>0410"},
+        /* A high bit: DER adds a 00 byte, the magnitude has none (as sssd's hex_ur). */
+        {.serial = "8A0102", .issuer = dod, .dec = "9044226", .reversed = "02018A",
+         .mapping = "X509:<I>C=US,O=U.S. Government,OU=DoD,OU=PKI,CN=DOD ID CA-59<SR>02018A"},
+        {.serial = "7", .issuer = dod, .dec = "7", .reversed = "07",
+         .mapping = "X509:<I>C=US,O=U.S. Government,OU=DoD,OU=PKI,CN=DOD ID CA-59<SR>07"},
+        {.serial = "1234567890ABCDEF01", .issuer = odd, .dec = "335812727627494321921",
+         .reversed = "01EFCDAB9078563412",
+         .mapping = "X509:<I>DC=mil,S=Virginia,E=ca@x.mil,CN=A\\, B\\+C \\\"D\\\"<SR>01EFCDAB9078563412"},
+    };
+    static unsigned char der[4096];
+    char err[128], mapping[1024];
+    cacreg_cert c;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        size_t len = make_issued(der, cases[i].serial, cases[i].issuer);
+        assert_int_equal(cacreg_cert_parse(&c, der, len, err, sizeof err), CACREG_OK);
+        assert_string_equal(c.serial_dec, cases[i].dec);
+        assert_string_equal(c.serial_reversed, cases[i].reversed);
+        cacreg_cert_ad_mapping(&c, mapping, sizeof mapping);
+        assert_string_equal(mapping, cases[i].mapping);
+        cacreg_cert_ad_mapping(&c, mapping, 20); /* too small: nothing, not a cut value */
+        assert_string_equal(mapping, "");
+    }
+}
+
 static void test_garbage(void **state)
 {
     static unsigned char junk[CACREG_CERT_DER_MAX + 1];
@@ -274,6 +344,7 @@ int main(void)
         cmocka_unit_test(test_preflight_personas),
         cmocka_unit_test(test_trust_load_errors),
         cmocka_unit_test(test_edipi_mismatch_and_odd_names),
+        cmocka_unit_test(test_directory_mapping),
         cmocka_unit_test(test_garbage),
     };
 

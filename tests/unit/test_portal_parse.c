@@ -53,6 +53,9 @@ static void test_fixtures(void **state)
          CACREG_ERR_BAD_ANSWER, NULL},
         {"registration_none.json", CACREG_REQ_GET_REGISTRATION, 200, "application/json", CACREG_OK,
          "account_type=full"},
+        /* A directory that keeps its own password expiry: the portal does not know it. */
+        {"registration_no_expiry.json", CACREG_REQ_GET_REGISTRATION, 200, "application/json",
+         CACREG_OK, "account_type=full"},
         {"registration_registered.json", CACREG_REQ_GET_REGISTRATION, 200, "application/json", CACREG_OK,
          "cert_serial=1002"},
         {"registration_registered_no_cert.json", CACREG_REQ_GET_REGISTRATION, 200, "application/json",
@@ -63,6 +66,10 @@ static void test_fixtures(void **state)
          "error=certificate_expired"},
         {"error_401_attempts.json", CACREG_REQ_PASSWORD_LOGIN, 401, "application/json",
          CACREG_ERR_REFUSED, "attempts_left=3"},
+        {"error_503_directory.json", CACREG_REQ_CAC_LOGIN, 503, "application/json",
+         CACREG_ERR_REFUSED, "error=directory_unavailable"},
+        {"registration_registered.json", CACREG_REQ_GET_REGISTRATION, 200, "application/json",
+         CACREG_OK, "cert_issuer=CN=Test DOD ID CA-59 AB"},
         {"error_no_code.json", CACREG_REQ_GET_REGISTRATION, 400, "application/json", CACREG_ERR_BAD_ANSWER,
          NULL},
         {"proxy_502.html", CACREG_REQ_CAC_LOGIN, 502, "text/html", CACREG_ERR_BAD_ANSWER,
@@ -104,10 +111,14 @@ static void test_fixtures(void **state)
             snprintf(got, sizeof got, "account_type=%s", r.account_type);
         else if (strncmp(cases[i].check, "cert_serial=", 12) == 0)
             snprintf(got, sizeof got, "cert_serial=%s", r.cert_serial);
+        else if (strncmp(cases[i].check, "cert_issuer=", 12) == 0)
+            snprintf(got, sizeof got, "cert_issuer=%s %s", r.cert_issuer, r.cert_sha256);
         else if (strncmp(cases[i].check, "error=", 6) == 0)
             snprintf(got, sizeof got, "error=%s", r.error);
-        if (strcmp(cases[i].check, "error=certificate_expired") == 0 &&
-            r.reason != CACREG_PORTAL_CERTIFICATE_EXPIRED)
+        if ((strcmp(cases[i].check, "error=certificate_expired") == 0 &&
+             r.reason != CACREG_PORTAL_CERTIFICATE_EXPIRED) ||
+            (strcmp(cases[i].check, "error=directory_unavailable") == 0 &&
+             r.reason != CACREG_PORTAL_DIRECTORY_UNAVAILABLE))
             fail_msg("%s: the code was not known as its reason", cases[i].file);
         else if (strncmp(cases[i].check, "attempts_left=", 14) == 0)
             snprintf(got, sizeof got, "attempts_left=%d", r.attempts_left);
