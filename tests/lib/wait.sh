@@ -13,8 +13,9 @@
 #                               asleep, no signal pending: it has handled what it
 #                               was sent (bounded by WAIT_SECONDS)
 
-# One bound for every wait that does not name its own.
-WAIT_SECONDS=${WAIT_SECONDS:-10}
+# One bound for every wait that does not name its own: generous, since it costs
+# nothing unless the event never comes (an ASan binary in a lane of a loaded machine).
+WAIT_SECONDS=${WAIT_SECONDS:-20}
 
 # The monotonic-enough clock in microseconds (EPOCHREALTIME's decimal point is the locale's).
 _now_us() { echo "${EPOCHREALTIME//[!0-9]/}"; }

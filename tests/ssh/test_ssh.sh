@@ -459,16 +459,16 @@ late_card() { # no card when the remote cacreg starts; it comes in while login -
     "$here/bench" wait "$CACREG_BENCH" absent >/dev/null
     : >"$T/out" # emptied here: what is polled for must come from this run
     printf '123456\n' | XDG_RUNTIME_DIR=$T/xdg "$bin" ssh -F "$T/client/config" \
-        --remote-cacreg "$T/remote-cacreg" box -- login --cac --pin-fd 0 --wait 15000 "${ca[@]}" \
+        --remote-cacreg "$T/remote-cacreg" box -- login --cac --pin-fd 0 --wait 60000 "${ca[@]}" \
         --portal "$portal_url" >"$T/out" 2>&1 &
     p=$!
     # The far side looked and saw no slot: it loads the module again while there is
     # none, so the p11-kit remote this side's server handed its first connection to
     # gives way to another one.
-    within 20 forwarded "$p" || fail "card inserted late: the far side never used the forwarding"
+    within 60 forwarded "$p" || fail "card inserted late: the far side never used the forwarding"
     first=$remote
     another() { forwarded "$p"; [ "$remote" != "$first" ]; }
-    within 20 another || fail "card inserted late: the far side never looked again"
+    within 60 another || fail "card inserted late: the far side never looked again"
     ctl insert valid
     wait "$p" || rc=$?
     [ "$rc" = 0 ] || fail "card inserted late: exit $rc: $(tr '\n' ' ' <"$T/out")"
