@@ -35,7 +35,9 @@ pkg_cflags = $(shell $(PKG_CONFIG) --cflags $(1))
 pkg_libs   = $(shell $(PKG_CONFIG) --libs $(1))
 
 CORE_SRC  := $(wildcard core/*.c)
-TUI_SRC   := $(wildcard tui/*.c)
+TUI_SRC   := $(wildcard tui/*.c tui/*/*.c)
+TUI_DIRS  := $(sort $(dir $(wildcard tui/*/*.h)))
+TUI_INC   := $(patsubst %/,-I%,$(TUI_DIRS))
 TUI_PKGS  := jansson ncursesw formw
 KIOSK_SRC := $(wildcard kiosk/*.c)
 KIOSK_PKGS := ncursesw libsystemd
@@ -75,8 +77,8 @@ $(BUILD)/$(1)/core/%.o: core/%.c $(wildcard core/*.h) | $(BUILD)/$(1)/core
 $(BUILD)/$(1)/libcacreg.a: $(call core_objs,$(1))
 	$$(AR) rcs $$@ $$^
 
-$(BUILD)/$(1)/cacreg: $(TUI_SRC) $(wildcard tui/*.h) $(wildcard core/*.h) VERSION $(BUILD)/$(1)/libcacreg.a
-	$$(CC) $$(ALL_CFLAGS) $$($(1)_FLAGS) $$(VERSION_DEFS) -Itui \
+$(BUILD)/$(1)/cacreg: $(TUI_SRC) $(wildcard tui/*/*.h) $(wildcard core/*.h) VERSION $(BUILD)/$(1)/libcacreg.a
+	$$(CC) $$(ALL_CFLAGS) $$($(1)_FLAGS) $$(VERSION_DEFS) $$(TUI_INC) \
 	    $$(call pkg_cflags,$$(TUI_PKGS) $$(CORE_PKGS)) $(TUI_SRC) \
 	    $(BUILD)/$(1)/libcacreg.a $$(LDFLAGS) $$(call pkg_libs,$$(TUI_PKGS) $$(CORE_PKGS)) -o $$@
 
@@ -180,21 +182,21 @@ mutate: deps
 	BUILD=$(BUILD) tests/mutate/run $(MUTATE)
 
 # Outside text reaches a terminal through one function per output: out_printf()
-# (tui/out.c) for the commands, tui_put()/tui_text() (tui/draw.c) for the screen.
+# (tui/cli/out.c) for the commands, tui_put()/tui_text() (tui/screen/draw.c) for the screen.
 # Nothing else in tui/ may print.
 lint: lint-output
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability --std=c11 \
-	    --suppress=missingIncludeSystem -Icore -Itui -Iportal core tui kiosk portal tests/bench tests/unit tests/fuzz
+	    --suppress=missingIncludeSystem -Icore $(TUI_INC) -Iportal core tui kiosk portal tests/bench tests/unit tests/fuzz
 	clang-tidy --quiet $(CORE_SRC) $(TUI_SRC) $(KIOSK_SRC) $(PORTAL_SRC) -- -std=c11 -D_POSIX_C_SOURCE=200809L \
-	    -Icore -Itui -Iportal -DCACREG_VERSION='"lint"' $(call pkg_cflags,$(CORE_PKGS) $(TUI_PKGS) $(PORTAL_PKGS))
+	    -Icore $(TUI_INC) -Iportal -DCACREG_VERSION='"lint"' $(call pkg_cflags,$(CORE_PKGS) $(TUI_PKGS) $(PORTAL_PKGS))
 
 lint-output:
 	@bad=$$(grep -nE '(^|[^_a-z])(printf|fprintf|vprintf|vfprintf|puts|fputs|putchar|putc|fputc|fwrite)[[:space:]]*\(' \
-	    $(TUI_SRC) | grep -v '^tui/out.c:'; \
+	    $(TUI_SRC) | grep -v '^tui/cli/out.c:'; \
 	    grep -nE '(^|[^_a-z])(mv)?w?(add(n)?str|printw|addch|add_wch|addwstr)[[:space:]]*\(' $(TUI_SRC) | \
-	    grep -v '^tui/draw.c:'); \
+	    grep -v '^tui/screen/draw.c:'); \
 	if [ -n "$$bad" ]; then echo "$$bad"; \
-	    echo "lint: text printed outside out_printf() (tui/out.c) or tui_put()/tui_text() (tui/draw.c)"; \
+	    echo "lint: text printed outside out_printf() (tui/cli/out.c) or tui_put()/tui_text() (tui/screen/draw.c)"; \
 	    exit 1; fi
 
 # ---- installing: make install, make uninstall, make deb ----
